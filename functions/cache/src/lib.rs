@@ -1,0 +1,188 @@
+//! The `cache` function: JSON values under a key, with a TTL.
+//!
+//! | route | Redis |
+//! |---|---|
+//! | `POST /cache` | `SET key value EX ttl` |
+//! | `GET /cache/{key}` | `GET` + `TTL`, pipelined: one round trip |
+//! | `DELETE /cache/{key}` | `UNLINK` |
+//! | `GET /cache?pattern=&count=&cursor=` | `SCAN ... MATCH` inside the namespace, then `TTL`s pipelined |
+//!
+//! Values are stored as their JSON text, so any JSON value (object, string, number, `null`)
+//! comes back exactly as it was sent. Reads the environment through `shared::Config`;
+//! run it locally with `cargo run -p local-runner`, on Lambda as the `cache` binary.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use redis::AsyncCommands;
+use shared::{
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    config::MAX_TTL_SECONDS,
+    keys::identifier,
+    models::{
+        Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, ttl_from_redis,
+    },
+};
+
+/// Most SCAN calls one listing request makes before it returns what it has (with a cursor
+/// to continue): bounds the work per request however sparse the matches are.
+const MAX_SCANS_PER_PAGE: usize = 16;
+
+/// Largest page a client may ask for.
+const MAX_PAGE: u32 = 1000;
+
+/// The cache routes, with their state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/cache", post(put_entry).get(list_entries))
+        .route("/cache/{key}", get(get_entry).delete(delete_entry))
+        // `/cache/` would otherwise be "no such route"; API.md wants an empty key to be a 400.
+        .route("/cache/", get(empty_key).delete(empty_key))
+        .with_state(state)
+}
+
+async fn empty_key() -> ApiError {
+    ApiError::bad_request("key", "key must not be empty")
+}
+
+/// `POST /cache`: stores a value with a TTL.
+async fn put_entry(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<PutEntry>,
+) -> Result<(StatusCode, Json<EntryStored>), ApiError> {
+    identifier("key", &body.key).map_err(|e| ApiError::validation("key", e.to_string()))?;
+    let ttl = body.ttl.unwrap_or(state.config.default_ttl);
+    if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
+        return Err(ApiError::validation(
+            "ttl",
+            format!("ttl must be from 1 to {MAX_TTL_SECONDS} seconds, got {ttl}"),
+        ));
+    }
+    let text = serde_json::to_string(&body.value)?;
+    let mut redis = state.redis.clone();
+    let () = redis.set_ex(state.keys.cache(&body.key), text, ttl).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(EntryStored {
+            message: format!("Value cached under '{}' for {ttl} seconds", body.key),
+            key: body.key,
+            ttl_seconds: ttl,
+        }),
+    ))
+}
+
+/// `GET /cache/{key}`: the value and its remaining TTL.
+async fn get_entry(
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<Entry>, ApiError> {
+    identifier("key", &key)?;
+    let full = state.keys.cache(&key);
+    let mut redis = state.redis.clone();
+    let (text, ttl): (Option<String>, i64) = redis::pipe()
+        .get(&full)
+        .ttl(&full)
+        .query_async(&mut redis)
+        .await?;
+    let Some(text) = text else {
+        return Err(ApiError::not_found(format!(
+            "key '{key}' is not in the cache (never set, deleted or expired)"
+        )));
+    };
+    // A value written by another client may not be JSON: hand it back as a string
+    // rather than failing the read.
+    let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Ok(Json(Entry {
+        key,
+        value,
+        ttl_seconds: ttl_from_redis(ttl),
+    }))
+}
+
+/// `DELETE /cache/{key}`.
+async fn delete_entry(
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+) -> Result<Json<EntryDeleted>, ApiError> {
+    identifier("key", &key)?;
+    let mut redis = state.redis.clone();
+    let removed: u64 = redis.unlink(state.keys.cache(&key)).await?;
+    if removed == 0 {
+        return Err(ApiError::not_found(format!(
+            "key '{key}' is not in the cache"
+        )));
+    }
+    Ok(Json(EntryDeleted {
+        message: format!("Key '{key}' deleted"),
+        key,
+    }))
+}
+
+/// `GET /cache`: one page of keys matching `pattern`, by SCAN (never KEYS).
+async fn list_entries(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<ListQuery>,
+) -> Result<Json<KeyPage>, ApiError> {
+    if !(1..=MAX_PAGE).contains(&query.count) {
+        return Err(ApiError::validation(
+            "count",
+            format!("count must be from 1 to {MAX_PAGE}, got {}", query.count),
+        ));
+    }
+    identifier("pattern", &query.pattern)
+        .map_err(|e| ApiError::validation("pattern", e.to_string()))?;
+    let pattern = state.keys.cache_pattern(&query.pattern);
+    let mut redis = state.redis.clone();
+
+    let mut cursor = query.cursor;
+    let mut found: Vec<String> = Vec::new();
+    for _ in 0..MAX_SCANS_PER_PAGE {
+        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(query.count.max(100))
+            .query_async(&mut redis)
+            .await?;
+        found.extend(
+            batch
+                .iter()
+                .map(|k| String::from_utf8_lossy(k))
+                .filter_map(|k| state.keys.strip_cache(&k).map(str::to_owned)),
+        );
+        cursor = next;
+        if cursor == 0 || found.len() >= query.count as usize {
+            break;
+        }
+    }
+
+    let mut ttls = redis::pipe();
+    for key in &found {
+        ttls.ttl(state.keys.cache(key));
+    }
+    let ttls: Vec<i64> = if found.is_empty() {
+        Vec::new()
+    } else {
+        ttls.query_async(&mut redis).await?
+    };
+    let keys: Vec<KeyTtl> = found
+        .into_iter()
+        .zip(ttls)
+        // A key that expired between SCAN and TTL (-2) is gone: leave it out.
+        .filter(|(_, ttl)| *ttl != -2)
+        .map(|(key, ttl)| KeyTtl {
+            key,
+            ttl_seconds: ttl_from_redis(ttl),
+        })
+        .collect();
+    Ok(Json(KeyPage {
+        pattern: query.pattern,
+        count: keys.len(),
+        keys,
+        cursor,
+    }))
+}

@@ -1,0 +1,114 @@
+//! The local runner: one axum server that mounts every function's router, for development
+//! and tests. No business logic lives here.
+//!
+//! Run it with `cargo run -p local-runner` (or `scripts/run.sh`, which also installs
+//! `redis-server` when missing). It listens on `BIND`:`PORT` (default 127.0.0.1:8002) and
+//! reads the shared settings (`REDIS_URL`, `KEY_PREFIX`, ...; see `--help`). With no
+//! `REDIS_URL` and nothing answering at the default address, it starts a private
+//! `redis-server` of its own (see [`embedded_redis`]).
+
+pub mod redis_process;
+
+use std::{future::Future, time::Duration};
+
+use axum::{
+    Router,
+    http::{HeaderName, Request, Response},
+};
+use shared::{AppState, Config};
+use tower_http::{
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+use tracing::{Span, info_span};
+
+use crate::redis_process::{HOW_TO_GET_REDIS, RedisProcess, answers_ping};
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Every function's routes, merged, with the shared fallbacks and layers, plus request
+/// logging with a request id (`x-request-id`, taken from the client or generated, and
+/// echoed in the response).
+pub fn app(state: AppState) -> Router {
+    let routes = Router::new().merge(cache::router(state.clone()));
+    shared::http::finish(routes, &state.config)
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|req: &Request<_>| {
+                    let id = req
+                        .headers()
+                        .get(&REQUEST_ID)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                })
+                .on_request(())
+                .on_response(|res: &Response<_>, latency: Duration, _span: &Span| {
+                    tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "served");
+                }),
+        )
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets the
+/// requests in flight finish.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}
+
+/// The embedded default. When `REDIS_URL` was not given and nothing answers at
+/// `default_port` on 127.0.0.1, starts a private `redis-server` on a free port, points
+/// `config` at it and returns it (keep it alive: dropping it stops the server). Returns
+/// `Ok(None)` when no embedded server is needed, and an error saying how to get Redis when
+/// one is needed and there is no binary.
+///
+/// `bin` is the `redis-server` to use, normally [`redis_process::redis_server_bin`].
+pub fn embedded_redis(
+    config: &mut Config,
+    default_port: u16,
+    bin: Option<std::path::PathBuf>,
+) -> Result<Option<RedisProcess>, String> {
+    if config.redis_url_is_explicit || answers_ping(default_port) {
+        return Ok(None);
+    }
+    let bin = bin.ok_or_else(|| HOW_TO_GET_REDIS.to_owned())?;
+    let process = RedisProcess::start(bin.clone(), &[])
+        .map_err(|e| format!("could not start {}: {e}", bin.display()))?;
+    config.redis_url = process.url();
+    tracing::info!(
+        url = %config.redis_url,
+        "no REDIS_URL and nothing at 127.0.0.1:{default_port}: started a private redis-server \
+         (no persistence; stopped on exit)"
+    );
+    Ok(Some(process))
+}

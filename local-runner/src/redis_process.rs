@@ -1,0 +1,166 @@
+//! A private `redis-server` child process on a free loopback port, with no persistence.
+//!
+//! The runner uses it as its embedded default (no `REDIS_URL` and nothing at the default
+//! address); the test harness uses it for a fresh Redis per test. The process is killed
+//! when the value is dropped, so no test or runner leaves one behind.
+
+use std::{
+    io::{Read, Write},
+    net::{TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// Where to find `redis-server`: `REDIS_SERVER_BIN`, else `redis-server` on the `PATH`.
+pub fn redis_server_bin() -> Option<PathBuf> {
+    if let Some(bin) = std::env::var_os("REDIS_SERVER_BIN") {
+        return Some(PathBuf::from(bin));
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("redis-server"))
+            .find(|candidate| candidate.is_file())
+    })
+}
+
+/// What to tell a user who has no `redis-server` at all.
+pub const HOW_TO_GET_REDIS: &str = "no Redis answers at the default address and no \
+redis-server binary was found to start one. Install one (Debian/Ubuntu: sudo apt-get install \
+redis-server; macOS: brew install redis), or start one with Docker: docker compose -f \
+docker-compose.redis.yml up -d; or set REDIS_URL to a Redis you have.";
+
+/// A running `redis-server` child, killed on drop.
+#[derive(Debug)]
+pub struct RedisProcess {
+    bin: PathBuf,
+    port: u16,
+    extra_args: Vec<String>,
+    child: Option<Child>,
+}
+
+impl RedisProcess {
+    /// Starts `redis-server` on a free port with `--save "" --appendonly no` and waits until
+    /// it answers `PING`. `extra_args` are appended (`--requirepass`, `--maxmemory`, ...).
+    pub fn start(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
+        let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
+        let mut last_error = None;
+        // The free port is only free until someone else takes it: retry on a clash.
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut process = Self {
+                bin: bin.clone(),
+                port,
+                extra_args: extra_args.clone(),
+                child: None,
+            };
+            match process.spawn() {
+                Ok(()) => return Ok(process),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| std::io::Error::other("redis-server did not start")))
+    }
+
+    /// The port it listens on (127.0.0.1).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:{port}/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// Kills the server (as a crash would: no shutdown, connections reset).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again on the same port, empty (there is no persistence).
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.spawn() {
+                Ok(()) => return Ok(()),
+                // The old socket may linger for a moment.
+                Err(_) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn spawn(&mut self) -> std::io::Result<()> {
+        let port = self.port.to_string();
+        let mut child = Command::new(&self.bin)
+            .args([
+                "--port",
+                &port,
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--daemonize", "no", "--dir"])
+            .arg(std::env::temp_dir())
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(std::io::Error::other(format!(
+                    "redis-server exited at start ({status}); port {port} may be taken"
+                )));
+            }
+            if answers_ping(self.port) {
+                self.child = Some(child);
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        Err(std::io::Error::other(
+            "redis-server did not answer PING within 10 s",
+        ))
+    }
+}
+
+impl Drop for RedisProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// True when something on 127.0.0.1:`port` answers a Redis `PING` (with `+PONG`, or with
+/// `-NOAUTH`: a server that wants a password is still a server).
+pub fn answers_ping(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    if stream.write_all(b"PING\r\n").is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    match stream.read(&mut buf) {
+        Ok(n) => buf[..n].starts_with(b"+PONG") || buf[..n].starts_with(b"-NOAUTH"),
+        Err(_) => false,
+    }
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}

@@ -1,0 +1,138 @@
+//! The `local-runner` binary as a user runs it. These live here rather than in `tests/`
+//! because only this package's tests know where cargo put the binary (`CARGO_BIN_EXE_*`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
+
+#[test]
+fn help_lists_every_setting() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for setting in [
+        "PORT",
+        "BIND",
+        "REDIS_URL",
+        "KEY_PREFIX",
+        "DEFAULT_TTL",
+        "MAX_CONNECTIONS",
+        "REDIS_CONNECT_TIMEOUT_MS",
+        "REDIS_RESPONSE_TIMEOUT_MS",
+        "MAX_BODY_BYTES",
+    ] {
+        assert!(
+            help.contains(&format!("[env: {setting}")),
+            "--help lacks {setting}:\n{help}"
+        );
+    }
+}
+
+#[test]
+fn bad_setting_stops_start_up_naming_the_variable() {
+    let out = Command::new(BIN)
+        .env("DEFAULT_TTL", "-3")
+        .env("REDIS_URL", "redis://127.0.0.1:1/0")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("DEFAULT_TTL") && err.contains("from 1 to 31536000"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreachable_explicit_redis_is_a_clear_start_up_error() {
+    let out = Command::new(BIN)
+        .env("REDIS_URL", "redis://user:hunter2@127.0.0.1:1/0")
+        .env("REDIS_CONNECT_TIMEOUT_MS", "200")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("cannot reach Redis"), "{err}");
+    assert!(!err.contains("hunter2"), "password leaked: {err}");
+}
+
+/// With no REDIS_URL the runner serves out of the box (on 127.0.0.1:6379 when something
+/// answers there, else on a private redis-server it starts), and SIGTERM stops it cleanly,
+/// the private redis-server with it.
+#[test]
+fn starts_without_configuration_and_stops_on_sigterm() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env_remove("REDIS_URL")
+        .env("PORT", port.to_string())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut embedded_port = None;
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some(rest) = line.split("url=redis://127.0.0.1:").nth(1) {
+            embedded_port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
+        }
+        if line.contains("listening") {
+            break;
+        }
+    }
+    let reply = http_get(port, "/cache/definitely-missing");
+    assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
+    assert!(reply.contains("application/problem+json"), "{reply}");
+
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+    if let Some(p) = embedded_port {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", p)).is_err(),
+            "embedded redis-server still running on {p}"
+        );
+    }
+}
+
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out
+}
+
+fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("runner did not stop after SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,242 @@
+//! Configuration, read once at start from environment variables.
+//!
+//! [`Config::from_lookup`] is pure (it takes the lookup function), so tests build configs
+//! without touching the process environment; [`Config::from_env`] is the thin wrapper used
+//! by every binary. A bad value stops start-up with a [`ConfigError`] that names the variable
+//! and says what it accepts.
+//!
+//! | variable | default | accepts |
+//! |---|---|---|
+//! | `REDIS_URL` | `redis://127.0.0.1:6379/0` | `redis://` or `rediss://`, optional `user:password@`, `/db` |
+//! | `KEY_PREFIX` | `demo_api:` | 1..=128 bytes, no whitespace |
+//! | `DEFAULT_TTL` | `3600` | seconds, 1..=31536000 |
+//! | `MAX_CONNECTIONS` | `20` | 1..=10000 |
+//! | `REDIS_CONNECT_TIMEOUT_MS` | `1000` | 1..=60000 |
+//! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
+//! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
+
+use std::{fmt, time::Duration};
+
+use redis::IntoConnectionInfo;
+
+/// The Redis URL used when `REDIS_URL` is not set.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// Largest TTL a client may ask for, in seconds (one year, as API.md says).
+pub const MAX_TTL_SECONDS: u64 = 31_536_000;
+
+/// Everything the service reads from its environment.
+#[derive(Clone)]
+pub struct Config {
+    /// Where Redis is. Never log this directly: it may hold a password; use
+    /// [`Config::redacted_redis_url`].
+    pub redis_url: String,
+    /// Whether `REDIS_URL` was given explicitly. The local runner only starts its embedded
+    /// `redis-server` when it was not.
+    pub redis_url_is_explicit: bool,
+    /// Prefix of every key this service reads or writes (the original's `key_prefix`).
+    pub key_prefix: String,
+    /// TTL of a cache entry or profile when the request does not give one, in seconds.
+    pub default_ttl: u64,
+    /// Upper bound on Redis connections one process opens (the original's
+    /// `max_connections`). Requests share one multiplexed connection, so a process normally
+    /// uses one; dedicated connections (blocking commands) come out of the same budget.
+    pub max_connections: u32,
+    /// How long one attempt to open a Redis connection may take.
+    pub connect_timeout: Duration,
+    /// How long one Redis operation may take end to end, waiting for a reconnect included.
+    /// Past it the request is answered with a 503.
+    pub response_timeout: Duration,
+    /// Largest request body accepted, in bytes (413 past it).
+    pub max_body_bytes: usize,
+}
+
+/// A configuration value that cannot be used; the message names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid {variable}={value:?}: {expected}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub variable: &'static str,
+    /// What it was set to (redacted when it is a URL with a password).
+    pub value: String,
+    /// What it accepts.
+    pub expected: String,
+}
+
+impl Config {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Builds the configuration from any lookup function (`name -> value`). Empty values
+    /// count as unset, as a blank line in an `.env` file would suggest.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let explicit_url = get("REDIS_URL");
+        let redis_url = explicit_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+        if let Err(e) = redis_url.as_str().into_connection_info() {
+            return Err(ConfigError {
+                variable: "REDIS_URL",
+                value: redact_url(&redis_url),
+                expected: format!(
+                    "a redis:// or rediss:// URL such as redis://user:password@host:6379/0 ({e})"
+                ),
+            });
+        }
+
+        let key_prefix = get("KEY_PREFIX").unwrap_or_else(|| "demo_api:".to_owned());
+        if key_prefix.len() > 128 || key_prefix.chars().any(char::is_whitespace) {
+            return Err(ConfigError {
+                variable: "KEY_PREFIX",
+                value: key_prefix,
+                expected: "1 to 128 bytes without whitespace, e.g. demo_api:".to_owned(),
+            });
+        }
+
+        Ok(Self {
+            redis_url,
+            redis_url_is_explicit: explicit_url.is_some(),
+            key_prefix,
+            default_ttl: number(&get, "DEFAULT_TTL", 3600, 1, MAX_TTL_SECONDS)?,
+            max_connections: number(&get, "MAX_CONNECTIONS", 20, 1, 10_000)?,
+            connect_timeout: Duration::from_millis(number(
+                &get,
+                "REDIS_CONNECT_TIMEOUT_MS",
+                1000,
+                1,
+                60_000,
+            )?),
+            response_timeout: Duration::from_millis(number(
+                &get,
+                "REDIS_RESPONSE_TIMEOUT_MS",
+                1000,
+                1,
+                60_000,
+            )?),
+            max_body_bytes: number(&get, "MAX_BODY_BYTES", 1 << 20, 1, 64 << 20)?,
+        })
+    }
+
+    /// The Redis URL with any password replaced by `***`, safe for logs.
+    pub fn redacted_redis_url(&self) -> String {
+        redact_url(&self.redis_url)
+    }
+}
+
+impl fmt::Debug for Config {
+    // Hand-written so that the password in REDIS_URL never reaches a log line.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("redis_url", &self.redacted_redis_url())
+            .field("redis_url_is_explicit", &self.redis_url_is_explicit)
+            .field("key_prefix", &self.key_prefix)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_connections", &self.max_connections)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .finish()
+    }
+}
+
+/// Parses an integer variable with a default and an inclusive range.
+fn number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = get(variable) else {
+        return Ok(default);
+    };
+    match raw.trim().parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => Err(ConfigError {
+            variable,
+            value: raw,
+            expected: format!("a whole number from {min} to {max} (default {default})"),
+        }),
+    }
+}
+
+/// Replaces the password of a URL (if any) with `***`.
+pub fn redact_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) if u.password().is_some() => {
+            // set_password only fails for URLs that cannot have one, which this has.
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_lookup(|name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn defaults_mirror_the_original() {
+        let c = with(&[]).unwrap();
+        assert_eq!(c.redis_url, DEFAULT_REDIS_URL);
+        assert!(!c.redis_url_is_explicit);
+        assert_eq!(c.key_prefix, "demo_api:");
+        assert_eq!(c.default_ttl, 3600);
+        assert_eq!(c.max_connections, 20);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn bad_number_names_variable_and_range() {
+        let e = with(&[("DEFAULT_TTL", "0")]).unwrap_err();
+        assert_eq!(e.variable, "DEFAULT_TTL");
+        assert!(e.to_string().contains("from 1 to 31536000"), "{e}");
+        let e = with(&[("MAX_CONNECTIONS", "lots")]).unwrap_err();
+        assert!(e.to_string().starts_with("invalid MAX_CONNECTIONS"), "{e}");
+    }
+
+    #[test]
+    fn bad_url_is_rejected_and_redacted() {
+        let e = with(&[("REDIS_URL", "http://u:secret@host")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_URL");
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+
+    #[test]
+    fn tls_and_acl_urls_are_accepted_and_redacted() {
+        let c = with(&[("REDIS_URL", "rediss://app:s3cret@cache.example:6380/2")]).unwrap();
+        assert!(c.redis_url_is_explicit);
+        assert_eq!(
+            c.redacted_redis_url(),
+            "rediss://app:***@cache.example:6380/2"
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn prefix_with_whitespace_is_rejected() {
+        assert_eq!(
+            with(&[("KEY_PREFIX", "a b")]).unwrap_err().variable,
+            "KEY_PREFIX"
+        );
+    }
+}

@@ -1,0 +1,251 @@
+//! `ApiError`: the one error type of every handler, rendered as RFC 9457 problem details.
+//!
+//! Every variant has one HTTP status. Handlers return `Result<_, ApiError>`, so a failure
+//! always becomes an `application/problem+json` response and never an `Err` for the Lambda
+//! runtime (API Gateway would turn that into an opaque 502).
+
+use axum::{
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+/// Media type of every error body.
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Seconds a client is told to wait (`Retry-After`) when Redis is unavailable.
+pub const RETRY_AFTER_SECONDS: u64 = 1;
+
+/// Extra members of a problem body (RFC 9457 "extension members").
+pub type Extensions = Map<String, Value>;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request cannot be read (malformed JSON or query string, bad identifier).
+    #[error("{detail}")]
+    BadRequest {
+        /// Human sentence.
+        detail: String,
+        /// The field or parameter at fault, when there is one.
+        field: Option<String>,
+    },
+    /// 404: the thing asked for does not exist.
+    #[error("{detail}")]
+    NotFound {
+        /// Human sentence.
+        detail: String,
+        /// Extra members, e.g. `cache_hit: false`.
+        extensions: Extensions,
+    },
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 409: the resource is in a state that refuses the request (a lock is held).
+    #[error("{detail}")]
+    Conflict {
+        /// Human sentence.
+        detail: String,
+        /// Extra members, e.g. `retry_after_ms`.
+        extensions: Extensions,
+    },
+    /// 413: the body is larger than `MAX_BODY_BYTES`.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit in bytes.
+        limit: usize,
+    },
+    /// 415: the body is not JSON.
+    #[error("{detail}")]
+    UnsupportedMediaType {
+        /// Human sentence.
+        detail: String,
+    },
+    /// 422: the request is well-formed but a value is missing, of the wrong type or out of range.
+    #[error("{detail}")]
+    Validation {
+        /// The field or parameter at fault (`ttl`, `value`, `tasks[3].title`).
+        field: String,
+        /// Human sentence.
+        detail: String,
+    },
+    /// 503: Redis cannot be reached, timed out or refused for a passing reason.
+    #[error("{detail}")]
+    Unavailable {
+        /// Human sentence, safe for clients.
+        detail: String,
+    },
+    /// 500: a bug or an unexpected Redis answer. Logged; the client gets a generic sentence.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 422 for `field`.
+    pub fn validation(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// A 400 for `field`.
+    pub fn bad_request(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::BadRequest {
+            detail: detail.into(),
+            field: Some(field.into()),
+        }
+    }
+
+    /// A 404 with no extra members.
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::NotFound {
+            detail: detail.into(),
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The problem `type`: a relative URI naming the kind of problem.
+    fn problem_type(&self) -> &'static str {
+        match self {
+            Self::BadRequest { .. } => "/problems/bad-request",
+            Self::NotFound { .. } => "/problems/not-found",
+            Self::MethodNotAllowed => "/problems/method-not-allowed",
+            Self::Conflict { .. } => "/problems/conflict",
+            Self::PayloadTooLarge { .. } => "/problems/payload-too-large",
+            Self::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
+            Self::Validation { .. } => "/problems/validation-error",
+            Self::Unavailable { .. } => "/problems/redis-unavailable",
+            Self::Internal(_) => "/problems/internal-error",
+        }
+    }
+}
+
+/// The RFC 9457 body.
+#[derive(Debug, Serialize)]
+pub struct Problem {
+    /// URI reference naming the kind of problem.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Short summary of the kind (the status phrase).
+    pub title: &'static str,
+    /// The HTTP status, repeated.
+    pub status: u16,
+    /// The human sentence for this occurrence.
+    pub detail: String,
+    /// The field or parameter at fault.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    /// Extra members.
+    #[serde(flatten)]
+    pub extensions: Extensions,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let kind = self.problem_type();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let (detail, field, extensions) = match self {
+            Self::BadRequest { detail, field } => (detail, field, Extensions::new()),
+            Self::Validation { field, detail } => (detail, Some(field), Extensions::new()),
+            Self::NotFound { detail, extensions } | Self::Conflict { detail, extensions } => {
+                (detail, None, extensions)
+            }
+            Self::Internal(cause) => {
+                // The cause is for operators; the client learns only that it was not its fault.
+                tracing::error!(%cause, "internal error");
+                (
+                    "The server failed to handle this request; it has been logged.".to_owned(),
+                    None,
+                    Extensions::new(),
+                )
+            }
+            Self::Unavailable { detail } => {
+                tracing::warn!(%detail, "redis unavailable");
+                (detail, None, Extensions::new())
+            }
+            other => (other.to_string(), None, Extensions::new()),
+        };
+        let body = Problem {
+            kind,
+            title,
+            status: status.as_u16(),
+            detail,
+            field,
+            extensions,
+        };
+        let mut response = (status, axum::Json(body)).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}
+
+impl From<redis::RedisError> for ApiError {
+    /// Connection trouble, time-outs and passing server states (loading, failover, OOM) are
+    /// 503s the client may retry; anything else is a bug or a misuse of Redis, hence a 500.
+    fn from(e: redis::RedisError) -> Self {
+        use redis::{ErrorKind, ServerErrorKind as S};
+        let passing = e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_dropped()
+            || e.is_connection_refusal()
+            || matches!(
+                e.kind(),
+                ErrorKind::AuthenticationFailed
+                    | ErrorKind::ClusterConnectionNotFound
+                    | ErrorKind::Server(
+                        S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
+                    )
+            );
+        if passing {
+            let why = if e.is_timeout() {
+                "did not answer in time"
+            } else if e.kind() == ErrorKind::AuthenticationFailed {
+                "refused our credentials"
+            } else {
+                "is not reachable"
+            };
+            return Self::Unavailable {
+                detail: format!("Redis {why}; try again shortly."),
+            };
+        }
+        if e.code() == Some("BUSY") {
+            return Self::Unavailable {
+                detail: "Redis is busy running a script; try again shortly.".to_owned(),
+            };
+        }
+        if e.code() == Some("OOM") {
+            return Self::Unavailable {
+                detail: "Redis is out of memory (maxmemory reached); try again later.".to_owned(),
+            };
+        }
+        Self::Internal(format!("redis: {e}"))
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(format!("json: {e}"))
+    }
+}

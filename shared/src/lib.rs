@@ -1,0 +1,27 @@
+//! Shared library of the Redis Cache API: what every endpoint function (and the local
+//! runner that serves them all) uses.
+//!
+//! - [`config`]: settings from the environment (`REDIS_URL`, `KEY_PREFIX`, `DEFAULT_TTL`,
+//!   `MAX_CONNECTIONS`, `REDIS_CONNECT_TIMEOUT_MS`, `REDIS_RESPONSE_TIMEOUT_MS`,
+//!   `MAX_BODY_BYTES`);
+//! - [`state`]: `AppState`, the shared auto-reconnecting Redis handle;
+//! - [`error`]: `ApiError`, rendered as RFC 9457 problem+json;
+//! - [`extract`]: JSON, query and path extractors whose rejections are `ApiError`s;
+//! - [`keys`]: the only place Redis key strings are spelled;
+//! - [`models`]: request and response bodies;
+//! - [`http`]: fallbacks and layers every router gets;
+//! - [`telemetry`]: logging set-up for Lambda and for local runs.
+
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod http;
+pub mod keys;
+pub mod models;
+pub mod state;
+pub mod telemetry;
+
+pub use config::Config;
+pub use error::ApiError;
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use state::AppState;

@@ -1,0 +1,99 @@
+//! Request and response bodies. Field names are those of the original FastAPI app, so its
+//! clients keep working (API.md).
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `POST /cache` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PutEntry {
+    /// The key, without prefix: 1 to 512 bytes.
+    pub key: String,
+    /// Any JSON value; it comes back exactly as sent.
+    pub value: Value,
+    /// Seconds to live, 1..=31536000; `DEFAULT_TTL` when absent.
+    #[serde(default)]
+    pub ttl: Option<u64>,
+}
+
+/// `POST /cache` answer (201).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EntryStored {
+    /// Human sentence.
+    pub message: String,
+    /// The key, as sent.
+    pub key: String,
+    /// The TTL the entry got.
+    pub ttl_seconds: u64,
+}
+
+/// `GET /cache/{key}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Entry {
+    /// The key, as sent.
+    pub key: String,
+    /// The stored value.
+    pub value: Value,
+    /// Seconds left to live, `null` when the entry never expires.
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `DELETE /cache/{key}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EntryDeleted {
+    /// Human sentence.
+    pub message: String,
+    /// The key, as sent.
+    pub key: String,
+}
+
+/// `GET /cache` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Glob matched inside the cache namespace (`*`, `user:*`, `h?llo`).
+    #[serde(default = "match_all")]
+    pub pattern: String,
+    /// How many keys a page should hold (a hint, as SCAN's COUNT is): 1..=1000.
+    #[serde(default = "default_page")]
+    pub count: u32,
+    /// Where to continue: 0 to start, then the `cursor` of the previous page.
+    #[serde(default)]
+    pub cursor: u64,
+}
+
+fn match_all() -> String {
+    "*".to_owned()
+}
+
+fn default_page() -> u32 {
+    100
+}
+
+/// One key of a listing.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyTtl {
+    /// The key, without prefix.
+    pub key: String,
+    /// Seconds left to live, `null` when it never expires.
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `GET /cache` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyPage {
+    /// The pattern, as asked.
+    pub pattern: String,
+    /// How many keys this page holds.
+    pub count: usize,
+    /// The keys of this page.
+    pub keys: Vec<KeyTtl>,
+    /// Pass it back to get the next page; 0 when the listing is complete.
+    pub cursor: u64,
+}
+
+/// Converts a Redis `TTL`/`PTTL` answer to `Option`: negative (no expiry, or gone) is `None`.
+pub fn ttl_from_redis(ttl: i64) -> Option<u64> {
+    u64::try_from(ttl).ok()
+}

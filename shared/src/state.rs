@@ -1,0 +1,132 @@
+//! `AppState`: the Redis connection handle and the configuration every handler shares.
+//!
+//! Built once per process (in `main`, i.e. the Lambda init phase) and cloned into each
+//! request: cloning is two reference-count bumps. The connection is redis-rs's
+//! `ConnectionManager`: one multiplexed connection that reconnects by itself after a
+//! failure. It is wrapped in [`Redis`] so that every command, pipeline and script gets one
+//! deadline (`REDIS_RESPONSE_TIMEOUT_MS`) that also covers waiting for a reconnect: with
+//! Redis down, a request answers 503 in bounded time instead of hanging.
+
+use std::{sync::Arc, time::Duration};
+
+use redis::{
+    Cmd, Pipeline, RedisError, RedisFuture, Value,
+    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+};
+
+use crate::{config::Config, keys::Keys};
+
+/// What every handler gets: the Redis handle, the configuration and the key builder.
+#[derive(Clone)]
+pub struct AppState {
+    /// The shared, auto-reconnecting Redis connection.
+    pub redis: Redis,
+    /// The configuration the process started with.
+    pub config: Arc<Config>,
+    /// Builds every Redis key under the configured prefix.
+    pub keys: Keys,
+}
+
+impl AppState {
+    /// Builds the state without any I/O: the connection is opened by the first command.
+    /// A Lambda function can therefore start while Redis is briefly away, and answer 503
+    /// until it is back, instead of failing its init phase.
+    pub fn new(config: Config) -> Result<Self, RedisError> {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            // A per-command timeout on the socket as well as our end-to-end deadline: the
+            // library's default (500 ms) would otherwise win silently.
+            .set_response_timeout(Some(config.response_timeout))
+            // Few, quick reconnect attempts: a request waiting on a reconnect is bounded by
+            // the deadline anyway, and the next request starts a fresh attempt.
+            .set_number_of_retries(2)
+            .set_min_delay(Duration::from_millis(50))
+            .set_max_delay(Duration::from_millis(500))
+            // Many handlers share this one connection; the default of 50 queued commands
+            // would make them wait on each other under load.
+            .set_pipeline_buffer_size(1024);
+        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)?;
+        Ok(Self {
+            redis: Redis {
+                manager,
+                deadline: config.response_timeout,
+            },
+            keys: Keys::new(&config.key_prefix),
+            config: Arc::new(config),
+        })
+    }
+
+    /// Builds the state and checks that Redis answers a `PING`, so that a server can say at
+    /// start-up, in one clear line, that Redis is missing or refuses the credentials.
+    pub async fn connect(config: Config) -> Result<Self, RedisError> {
+        let state = Self::new(config)?;
+        state.redis.clone().ping().await?;
+        Ok(state)
+    }
+}
+
+/// The Redis handle used by handlers: a `ConnectionManager` with an end-to-end deadline per
+/// operation. It implements redis-rs's [`ConnectionLike`], so `AsyncCommands`, pipelines and
+/// `Script::invoke_async` all work on it and all get the deadline.
+#[derive(Clone)]
+pub struct Redis {
+    manager: ConnectionManager,
+    deadline: Duration,
+}
+
+impl Redis {
+    /// Sends `PING` and returns how long the answer took.
+    pub async fn ping(&mut self) -> Result<Duration, RedisError> {
+        let started = std::time::Instant::now();
+        redis::cmd("PING").query_async::<String>(self).await?;
+        Ok(started.elapsed())
+    }
+
+    /// The per-operation deadline (`REDIS_RESPONSE_TIMEOUT_MS`).
+    pub fn deadline(&self) -> Duration {
+        self.deadline
+    }
+}
+
+/// The error a command gets when it misses its deadline: an I/O time-out, so that
+/// [`RedisError::is_timeout`] holds and the request is answered 503.
+fn deadline_exceeded() -> RedisError {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "Redis did not answer within REDIS_RESPONSE_TIMEOUT_MS",
+    )
+    .into()
+}
+
+impl ConnectionLike for Redis {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        let deadline = self.deadline;
+        Box::pin(async move {
+            tokio::time::timeout(deadline, self.manager.req_packed_command(cmd))
+                .await
+                .unwrap_or_else(|_| Err(deadline_exceeded()))
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        let deadline = self.deadline;
+        Box::pin(async move {
+            tokio::time::timeout(
+                deadline,
+                self.manager.req_packed_commands(pipeline, offset, count),
+            )
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded()))
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.manager.get_db()
+    }
+}
