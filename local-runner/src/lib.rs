@@ -30,7 +30,12 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// logging with a request id (`x-request-id`, taken from the client or generated, and
 /// echoed in the response).
 pub fn app(state: AppState) -> Router {
-    let routes = Router::new().merge(cache::router(state.clone()));
+    let routes = Router::new()
+        .merge(cache::router(state.clone()))
+        .merge(users::router(state.clone()))
+        .merge(rate_limit::router(state.clone()))
+        .merge(lock::router(state.clone()))
+        .merge(queue::router(state.clone()));
     shared::http::finish(routes, &state.config)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

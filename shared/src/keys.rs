@@ -53,6 +53,48 @@ impl Keys {
         full.strip_prefix(&*self.prefix)?.strip_prefix(CACHE)
     }
 
+    /// `{prefix}user:{user_id}`: a profile hash.
+    pub fn user(&self, user_id: &str) -> String {
+        format!("{}user:{user_id}", self.prefix)
+    }
+
+    /// `{prefix}stats:profiles`: hash of the profile cache's `lookups` and `misses` (hits are
+    /// the difference), shared by every function instance. Counting lookups rather than hits
+    /// lets a hit be read and counted in one round trip: only a miss needs a second command.
+    pub fn profile_stats(&self) -> String {
+        format!("{}stats:profiles", self.prefix)
+    }
+
+    /// `{prefix}ratelimit:{algorithm}:{window}:{user_id}`: one counter per algorithm and
+    /// window length, so changing either starts a fresh count instead of misreading one.
+    pub fn rate_limit(&self, algorithm: &str, window_secs: u64, user_id: &str) -> String {
+        format!(
+            "{}ratelimit:{algorithm}:{window_secs}:{user_id}",
+            self.prefix
+        )
+    }
+
+    /// The lock key `{prefix}lock:{resource}` and its fencing counter
+    /// `{prefix}lock:{resource}:fence`. The braces are a Redis Cluster hash tag: the two keys
+    /// (used together by one script) land in the same slot.
+    pub fn lock(&self, resource: &str) -> (String, String) {
+        let lock = format!("{}lock:{{{resource}}}", self.prefix);
+        let fence = format!("{lock}:fence");
+        (lock, fence)
+    }
+
+    /// The four keys of a queue, all tagged `{name}` for Redis Cluster: pending list,
+    /// processing list, claims hash, leases sorted set (the order the scripts take them in).
+    pub fn queue(&self, name: &str) -> [String; 4] {
+        let base = format!("{}queue:{{{name}}}", self.prefix);
+        [
+            base.clone(),
+            format!("{base}:processing"),
+            format!("{base}:claims"),
+            format!("{base}:leases"),
+        ]
+    }
+
     /// A SCAN `MATCH` pattern for every key under the prefix.
     pub fn everything_pattern(&self) -> String {
         format!("{}*", escape_glob(&self.prefix))
@@ -104,6 +146,15 @@ mod tests {
         assert_eq!(k.strip_cache("demo_api:cache:hello"), Some("hello"));
         assert_eq!(k.strip_cache("other:cache:hello"), None);
         assert_eq!(k.strip_cache("demo_api:user:1"), None);
+        assert_eq!(k.user("u1"), "demo_api:user:u1");
+        assert_eq!(k.lock("pay").0, "demo_api:lock:{pay}");
+        assert_eq!(k.lock("pay").1, "demo_api:lock:{pay}:fence");
+        assert_eq!(k.queue("tasks")[0], "demo_api:queue:{tasks}");
+        assert_eq!(k.queue("tasks")[3], "demo_api:queue:{tasks}:leases");
+        assert_eq!(
+            k.rate_limit("fixed_window", 60, "u"),
+            "demo_api:ratelimit:fixed_window:60:u"
+        );
     }
 
     #[test]

@@ -9,7 +9,9 @@
 //! - [`extract`]: JSON, query and path extractors whose rejections are `ApiError`s;
 //! - [`keys`]: the only place Redis key strings are spelled;
 //! - [`models`]: request and response bodies;
+//! - [`scripts`]: the Lua scripts (`src/scripts/*.lua`), run by SHA;
 //! - [`http`]: fallbacks and layers every router gets;
+//! - [`validate`]: value checks failing with a 422 naming the field;
 //! - [`telemetry`]: logging set-up for Lambda and for local runs.
 
 pub mod config;
@@ -18,8 +20,10 @@ pub mod extract;
 pub mod http;
 pub mod keys;
 pub mod models;
+pub mod scripts;
 pub mod state;
 pub mod telemetry;
+pub mod validate;
 
 pub use config::Config;
 pub use error::ApiError;

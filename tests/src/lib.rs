@@ -172,6 +172,7 @@ impl TestApp {
 pub struct Server {
     /// Where it listens.
     pub addr: SocketAddr,
+    http: reqwest::Client,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -189,6 +190,7 @@ impl Server {
         }));
         Self {
             addr,
+            http: reqwest::Client::new(),
             stop: Some(stop),
             task,
         }
@@ -197,6 +199,26 @@ impl Server {
     /// `http://127.0.0.1:port{path}`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends `method path` over HTTP, with a JSON body when given.
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method");
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply_of(request.send().await.expect("HTTP request")).await
+    }
+
+    /// `GET path` over HTTP.
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    /// `POST path` with a JSON body over HTTP.
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
     }
 
     /// Asks the server to stop (as SIGTERM does) and waits until it has drained.
@@ -218,14 +240,8 @@ impl Drop for Server {
 
 /// Turns a `reqwest` response into a [`Reply`].
 pub async fn reply_of(response: reqwest::Response) -> Reply {
-    let status = StatusCode::from_u16(response.status().as_u16()).expect("status");
-    let mut headers = HeaderMap::new();
-    for (name, value) in response.headers() {
-        headers.insert(
-            http::HeaderName::from_bytes(name.as_str().as_bytes()).expect("name"),
-            http::HeaderValue::from_bytes(value.as_bytes()).expect("value"),
-        );
-    }
+    let status = response.status();
+    let headers = response.headers().clone();
     let bytes = response.bytes().await.expect("body");
     Reply {
         status,

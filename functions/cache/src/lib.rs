@@ -23,8 +23,10 @@ use shared::{
     config::MAX_TTL_SECONDS,
     keys::identifier,
     models::{
-        Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, ttl_from_redis,
+        Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, json_or_string,
+        ttl_from_redis,
     },
+    validate,
 };
 
 /// Most SCAN calls one listing request makes before it returns what it has (with a cursor
@@ -53,14 +55,13 @@ async fn put_entry(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PutEntry>,
 ) -> Result<(StatusCode, Json<EntryStored>), ApiError> {
-    identifier("key", &body.key).map_err(|e| ApiError::validation("key", e.to_string()))?;
-    let ttl = body.ttl.unwrap_or(state.config.default_ttl);
-    if !(1..=MAX_TTL_SECONDS).contains(&ttl) {
-        return Err(ApiError::validation(
-            "ttl",
-            format!("ttl must be from 1 to {MAX_TTL_SECONDS} seconds, got {ttl}"),
-        ));
-    }
+    validate::identifier("key", &body.key)?;
+    let ttl = validate::range(
+        "ttl",
+        body.ttl.unwrap_or(state.config.default_ttl),
+        1,
+        MAX_TTL_SECONDS,
+    )?;
     let text = serde_json::to_string(&body.value)?;
     let mut redis = state.redis.clone();
     let () = redis.set_ex(state.keys.cache(&body.key), text, ttl).await?;
@@ -92,12 +93,9 @@ async fn get_entry(
             "key '{key}' is not in the cache (never set, deleted or expired)"
         )));
     };
-    // A value written by another client may not be JSON: hand it back as a string
-    // rather than failing the read.
-    let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
     Ok(Json(Entry {
         key,
-        value,
+        value: json_or_string(text),
         ttl_seconds: ttl_from_redis(ttl),
     }))
 }
@@ -126,14 +124,8 @@ async fn list_entries(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
-    if !(1..=MAX_PAGE).contains(&query.count) {
-        return Err(ApiError::validation(
-            "count",
-            format!("count must be from 1 to {MAX_PAGE}, got {}", query.count),
-        ));
-    }
-    identifier("pattern", &query.pattern)
-        .map_err(|e| ApiError::validation("pattern", e.to_string()))?;
+    validate::range("count", query.count, 1, MAX_PAGE)?;
+    validate::identifier("pattern", &query.pattern)?;
     let pattern = state.keys.cache_pattern(&query.pattern);
     let mut redis = state.redis.clone();
 

@@ -1,5 +1,4 @@
-//! Request and response bodies. Field names are those of the original FastAPI app, so its
-//! clients keep working (API.md).
+//! Bodies of the `cache` function.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -91,9 +90,4 @@ pub struct KeyPage {
     pub keys: Vec<KeyTtl>,
     /// Pass it back to get the next page; 0 when the listing is complete.
     pub cursor: u64,
-}
-
-/// Converts a Redis `TTL`/`PTTL` answer to `Option`: negative (no expiry, or gone) is `None`.
-pub fn ttl_from_redis(ttl: i64) -> Option<u64> {
-    u64::try_from(ttl).ok()
 }

@@ -1,0 +1,320 @@
+//! The `queue` function: task queues on Redis lists. `{name}` defaults to `tasks` (`/queue`).
+//!
+//! | route | Redis |
+//! |---|---|
+//! | `POST /queue/{name}` | `RPUSH` |
+//! | `GET /queue/{name}` | `queue_pop.lua`: `LPOP` (FIFO) + `LLEN` |
+//! | `POST /queue/{name}/batch` | one `RPUSH` of every task |
+//! | `GET /queue/{name}/batch?count=` | `queue_pop.lua`: `LPOP count` |
+//! | `GET /queue/{name}/all?offset=&limit=` | `queue_peek.lua`: `LRANGE` page + `LLEN` |
+//! | `DELETE /queue/{name}` | `queue_clear.lua` |
+//! | `POST /queue/{name}/claim?visibility=` | `queue_claim.lua`: `LMOVE` to the processing list + lease |
+//! | `POST /queue/{name}/ack` `{receipt}` | `queue_ack.lua` |
+//!
+//! Reliable consumption: a claimed task sits in the processing list with a lease; `ack`
+//! removes it. Every script that hands tasks out first moves lapsed claims back to the head
+//! of the queue, so a consumer that dies between claim and ack loses nothing.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use redis::AsyncCommands;
+use serde_json::Value;
+use shared::{
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    keys::identifier,
+    models::{
+        json_or_string, now_rfc3339,
+        queue::{
+            AckClaim, BatchQuery, BatchQueued, ClaimQuery, NewTask, PageQuery, QueueCleared,
+            QueuePage, StoredTask, TaskAcked, TaskClaimed, TaskPopped, TaskQueued, TasksPopped,
+        },
+        random_token,
+    },
+    scripts, validate,
+};
+
+/// The queue `/queue` (no name) works on.
+pub const DEFAULT_QUEUE: &str = "tasks";
+/// Most tasks in one batch push or pop, and in one page.
+const MAX_BATCH: u64 = 1000;
+/// Longest visibility timeout, seconds (12 h).
+const MAX_VISIBILITY_SECS: u64 = 43_200;
+
+/// The queue routes, with their state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route(
+            "/queue",
+            post(push_default).get(pop_default).delete(clear_default),
+        )
+        .route(
+            "/queue/{name}",
+            post(push_task).get(pop_task).delete(clear_queue),
+        )
+        .route("/queue/{name}/batch", post(push_batch).get(pop_batch))
+        .route("/queue/{name}/all", get(peek_queue))
+        .route("/queue/{name}/claim", post(claim_task))
+        .route("/queue/{name}/ack", post(ack_task))
+        .with_state(state)
+}
+
+/// Checks a task and turns it into what is stored. `at` prefixes field names (`[3].`).
+fn stored(task: NewTask, at: &str) -> Result<String, ApiError> {
+    let field = |name: &str| format!("{at}{name}");
+    validate::identifier(&field("id"), &task.id)?;
+    validate::text(&field("title"), &task.title, 1000)?;
+    if let Some(d) = &task.description
+        && d.chars().count() > 10_000
+    {
+        return Err(ApiError::validation(
+            field("description"),
+            "description is longer than 10000 characters",
+        ));
+    }
+    Ok(serde_json::to_string(&StoredTask {
+        id: task.id,
+        title: task.title,
+        description: task.description,
+        priority: task.priority.unwrap_or_default(),
+        created_at: now_rfc3339(),
+    })?)
+}
+
+/// The id of a stored task (for messages and answers).
+fn task_id(stored: &str) -> String {
+    serde_json::from_str::<Value>(stored)
+        .ok()
+        .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
+        .unwrap_or_default()
+}
+
+fn empty(name: &str) -> ApiError {
+    ApiError::not_found(format!("queue '{name}' is empty"))
+}
+
+async fn push(
+    state: AppState,
+    name: String,
+    task: NewTask,
+) -> Result<(StatusCode, Json<TaskQueued>), ApiError> {
+    identifier("name", &name)?;
+    let id = task.id.clone();
+    let payload = stored(task, "")?;
+    let [pending, ..] = state.keys.queue(&name);
+    let mut redis = state.redis.clone();
+    let length: u64 = redis.rpush(pending, payload).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TaskQueued {
+            message: format!("Task '{id}' added to queue '{name}'"),
+            task_id: id,
+            queue_position: length,
+            queue_length: length,
+        }),
+    ))
+}
+
+/// Runs `queue_pop.lua` for up to `count` tasks.
+async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<String>), ApiError> {
+    identifier("name", name)?;
+    let mut redis = state.redis.clone();
+    Ok(scripts::QUEUE_POP
+        .key(&state.keys.queue(name))
+        .arg(count)
+        .invoke_async(&mut redis)
+        .await?)
+}
+
+async fn pop_one(state: AppState, name: String) -> Result<Json<TaskPopped>, ApiError> {
+    let (remaining_tasks, mut tasks) = pop(&state, &name, 1).await?;
+    let task = tasks.pop().ok_or_else(|| empty(&name))?;
+    Ok(Json(TaskPopped {
+        task: json_or_string(task),
+        remaining_tasks,
+    }))
+}
+
+async fn clear(state: AppState, name: String) -> Result<Json<QueueCleared>, ApiError> {
+    identifier("name", &name)?;
+    let mut redis = state.redis.clone();
+    let deleted_count: u64 = scripts::QUEUE_CLEAR
+        .key(&state.keys.queue(&name))
+        .invoke_async(&mut redis)
+        .await?;
+    Ok(Json(QueueCleared {
+        message: format!("Queue '{name}' cleared"),
+        deleted_count,
+    }))
+}
+
+/// `POST /queue/{name}`: appends a task (RPUSH).
+async fn push_task(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(task): ApiJson<NewTask>,
+) -> Result<(StatusCode, Json<TaskQueued>), ApiError> {
+    push(state, name, task).await
+}
+
+/// `POST /queue`: appends a task to `tasks`.
+async fn push_default(
+    State(state): State<AppState>,
+    ApiJson(task): ApiJson<NewTask>,
+) -> Result<(StatusCode, Json<TaskQueued>), ApiError> {
+    push(state, DEFAULT_QUEUE.to_owned(), task).await
+}
+
+/// `GET /queue/{name}`: pops the oldest task (FIFO).
+async fn pop_task(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<TaskPopped>, ApiError> {
+    pop_one(state, name).await
+}
+
+/// `GET /queue`: pops the oldest task of `tasks`.
+async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, ApiError> {
+    pop_one(state, DEFAULT_QUEUE.to_owned()).await
+}
+
+/// `DELETE /queue/{name}`: deletes the queue, claimed tasks included.
+async fn clear_queue(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Json<QueueCleared>, ApiError> {
+    clear(state, name).await
+}
+
+/// `DELETE /queue`: deletes `tasks`.
+async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleared>, ApiError> {
+    clear(state, DEFAULT_QUEUE.to_owned()).await
+}
+
+/// `POST /queue/{name}/batch`: appends every task in one RPUSH, after checking them all.
+async fn push_batch(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(tasks): ApiJson<Vec<NewTask>>,
+) -> Result<(StatusCode, Json<BatchQueued>), ApiError> {
+    identifier("name", &name)?;
+    if tasks.is_empty() || tasks.len() as u64 > MAX_BATCH {
+        return Err(ApiError::validation(
+            "body",
+            format!("a batch holds 1 to {MAX_BATCH} tasks, got {}", tasks.len()),
+        ));
+    }
+    let mut ids = Vec::with_capacity(tasks.len());
+    let mut payloads = Vec::with_capacity(tasks.len());
+    for (i, task) in tasks.into_iter().enumerate() {
+        ids.push(task.id.clone());
+        payloads.push(stored(task, &format!("[{i}]."))?);
+    }
+    let [pending, ..] = state.keys.queue(&name);
+    let mut redis = state.redis.clone();
+    let queue_length: u64 = redis.rpush(pending, &payloads).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(BatchQueued {
+            message: format!("{} tasks added to queue '{name}'", ids.len()),
+            task_ids: ids,
+            queue_length,
+        }),
+    ))
+}
+
+/// `GET /queue/{name}/batch?count=`: pops up to `count` tasks in one call.
+async fn pop_batch(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<BatchQuery>,
+) -> Result<Json<TasksPopped>, ApiError> {
+    let count = validate::range("count", query.count, 1, MAX_BATCH)?;
+    let (remaining_tasks, tasks) = pop(&state, &name, count).await?;
+    if tasks.is_empty() {
+        return Err(empty(&name));
+    }
+    Ok(Json(TasksPopped {
+        tasks: tasks.into_iter().map(json_or_string).collect(),
+        remaining_tasks,
+    }))
+}
+
+/// `GET /queue/{name}/all?offset=&limit=`: one page, nothing removed.
+async fn peek_queue(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<PageQuery>,
+) -> Result<Json<QueuePage>, ApiError> {
+    identifier("name", &name)?;
+    let limit = validate::range("limit", query.limit, 1, MAX_BATCH)?;
+    let offset = validate::range("offset", query.offset, 0, i64::MAX as u64 - MAX_BATCH)?;
+    let mut redis = state.redis.clone();
+    let (queue_length, tasks): (u64, Vec<String>) = scripts::QUEUE_PEEK
+        .key(&state.keys.queue(&name))
+        .arg(offset)
+        .arg(limit)
+        .invoke_async(&mut redis)
+        .await?;
+    Ok(Json(QueuePage {
+        queue_length,
+        tasks: tasks.into_iter().map(json_or_string).collect(),
+        offset,
+        limit,
+    }))
+}
+
+/// `POST /queue/{name}/claim?visibility=`: takes the head task without losing it.
+async fn claim_task(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ClaimQuery>,
+) -> Result<Json<TaskClaimed>, ApiError> {
+    identifier("name", &name)?;
+    let visibility = validate::range("visibility", query.visibility, 1, MAX_VISIBILITY_SECS)?;
+    let receipt = random_token();
+    let mut redis = state.redis.clone();
+    let claimed: Option<(String, u64, u64)> = scripts::QUEUE_CLAIM
+        .key(&state.keys.queue(&name))
+        .arg(&receipt)
+        .arg(visibility * 1000)
+        .invoke_async(&mut redis)
+        .await?;
+    let (task, visible_again_at_ms, remaining_tasks) = claimed.ok_or_else(|| empty(&name))?;
+    Ok(Json(TaskClaimed {
+        task: json_or_string(task),
+        receipt,
+        visible_again_at_ms,
+        remaining_tasks,
+    }))
+}
+
+/// `POST /queue/{name}/ack`: the claimed task is done; remove it for good.
+async fn ack_task(
+    State(state): State<AppState>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(body): ApiJson<AckClaim>,
+) -> Result<Json<TaskAcked>, ApiError> {
+    identifier("name", &name)?;
+    validate::identifier("receipt", &body.receipt)?;
+    let mut redis = state.redis.clone();
+    let acked: Option<String> = scripts::QUEUE_ACK
+        .key(&state.keys.queue(&name))
+        .arg(&body.receipt)
+        .invoke_async(&mut redis)
+        .await?;
+    let task = acked.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "unknown receipt for queue '{name}': never issued, already acked, or its claim \
+             lapsed and the task went back to the queue"
+        ))
+    })?;
+    Ok(Json(TaskAcked {
+        message: format!("Task '{}' acknowledged", task_id(&task)),
+        receipt: body.receipt,
+        task: json_or_string(task),
+    }))
+}

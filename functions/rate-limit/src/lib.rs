@@ -1,0 +1,107 @@
+//! The `rate-limit` function: `GET /rate-limit/check`, one atomic Lua script per check.
+//!
+//! | algorithm | script | state |
+//! |---|---|---|
+//! | `fixed_window` (default) | `rate_limit_fixed_window.lua` | counter with a TTL (the original's INCR + EXPIRE) |
+//! | `sliding_window` | `rate_limit_sliding_window.lua` | sorted set of admission times |
+//! | `token_bucket` | `rate_limit_token_bucket.lua` | hash of tokens and last refill |
+//!
+//! Every script reads the time from Redis (`TIME`) and sets its key's TTL itself, so callers'
+//! clocks never matter and nothing is left behind. Refused requests are not counted.
+//! Answers 200 or 429 with the same body, and `RateLimit-*` headers on both.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use shared::{
+    ApiError, ApiQuery, AppState,
+    models::rate_limit::{Algorithm, CheckQuery, RateLimitDecision},
+    scripts, validate,
+};
+
+/// The rate-limit routes, with their state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/rate-limit/check", get(check_rate_limit))
+        .with_state(state)
+}
+
+/// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.
+async fn check_rate_limit(
+    State(state): State<AppState>,
+    ApiQuery(query): ApiQuery<CheckQuery>,
+) -> Result<Response, ApiError> {
+    validate::identifier("user_id", &query.user_id)?;
+    validate::range("limit", query.limit, 1, 1_000_000)?;
+    validate::range("window", query.window, 1, 86_400)?;
+
+    let script = match query.algorithm {
+        Algorithm::FixedWindow => &scripts::RATE_LIMIT_FIXED_WINDOW,
+        Algorithm::SlidingWindow => &scripts::RATE_LIMIT_SLIDING_WINDOW,
+        Algorithm::TokenBucket => &scripts::RATE_LIMIT_TOKEN_BUCKET,
+    };
+    let key = state
+        .keys
+        .rate_limit(query.algorithm.as_str(), query.window, &query.user_id);
+    let mut redis = state.redis.clone();
+    let (allowed, current, remaining, reset_ms, retry_ms): (i64, u64, i64, i64, i64) = script
+        .key(key)
+        .arg(query.limit)
+        .arg(query.window * 1000)
+        .invoke_async(&mut redis)
+        .await?;
+
+    let allowed = allowed == 1;
+    let remaining = u64::try_from(remaining).unwrap_or(0);
+    // Rounded up: a client that waits this long is never refused for being early.
+    let reset_in_seconds = secs_ceil(reset_ms);
+    let retry_after = secs_ceil(retry_ms).max(1);
+    let message = if allowed {
+        format!("Request allowed ({current}/{})", query.limit)
+    } else {
+        format!(
+            "Rate limit exceeded: {} requests per {} s; retry in {retry_after} s",
+            query.limit, query.window
+        )
+    };
+    let body = RateLimitDecision {
+        allowed,
+        current_count: current,
+        limit: query.limit,
+        window: query.window,
+        message,
+        remaining,
+        reset_in_seconds,
+        algorithm: query.algorithm,
+    };
+
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        HeaderName::from_static("ratelimit-limit"),
+        HeaderValue::from(query.limit),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-remaining"),
+        HeaderValue::from(remaining),
+    );
+    headers.insert(
+        HeaderName::from_static("ratelimit-reset"),
+        HeaderValue::from(reset_in_seconds),
+    );
+    let status = if allowed {
+        StatusCode::OK
+    } else {
+        headers.insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        StatusCode::TOO_MANY_REQUESTS
+    };
+    Ok((status, headers, Json(body)).into_response())
+}
+
+/// Milliseconds to whole seconds, rounded up (negative counts as zero).
+fn secs_ceil(ms: i64) -> u64 {
+    u64::try_from(ms).unwrap_or(0).div_ceil(1000)
+}

@@ -1,0 +1,307 @@
+//! The `users` function: user profiles as Redis hashes.
+//!
+//! | route | Redis |
+//! |---|---|
+//! | `POST /users` | `MULTI DEL + HSET + EXPIRE EXEC`: one round trip, replaces any old profile |
+//! | `GET /users/{user_id}[?fields=a,b]` | `HGETALL` (or `HMGET`) + `TTL` + lookup counter, pipelined |
+//! | `PATCH /users/{user_id}` | `user_update.lua`: HSET/HDEL only if it exists; TTL kept |
+//! | `DELETE /users/{user_id}` | `UNLINK` |
+//!
+//! Hits and misses are counted in Redis (`{prefix}stats:profiles`) so `/stats` reports the
+//! hit rate across every instance. Reads the environment through `shared::Config`.
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::StatusCode,
+    routing::{get, post},
+};
+use redis::AsyncCommands;
+use serde_json::{Map, Value, json};
+use shared::{
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    config::MAX_TTL_SECONDS,
+    error::Extensions,
+    keys::identifier,
+    models::{
+        now_rfc3339, ttl_from_redis,
+        users::{
+            CreateProfile, ProfileCreated, ProfileDeleted, ProfileFound, ProfileQuery,
+            ProfileUpdated, UpdateProfile,
+        },
+    },
+    scripts, validate,
+};
+
+/// Fields a profile can hold, in the order they are shown.
+const FIELDS: [&str; 7] = [
+    "user_id",
+    "name",
+    "email",
+    "age",
+    "city",
+    "created_at",
+    "updated_at",
+];
+
+/// Longest name or city, in characters.
+const MAX_TEXT: usize = 200;
+
+/// The users routes, with their state.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/users", post(create_profile))
+        .route(
+            "/users/{user_id}",
+            get(get_profile)
+                .patch(update_profile)
+                .delete(delete_profile),
+        )
+        .route("/users/", get(empty_id).patch(empty_id).delete(empty_id))
+        .with_state(state)
+}
+
+async fn empty_id() -> ApiError {
+    ApiError::bad_request("user_id", "user_id must not be empty")
+}
+
+/// `POST /users`: stores (or replaces) a profile with a TTL.
+async fn create_profile(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<CreateProfile>,
+) -> Result<(StatusCode, Json<ProfileCreated>), ApiError> {
+    validate::identifier("user_id", &body.user_id)?;
+    validate::text("name", &body.name, MAX_TEXT)?;
+    validate::email("email", &body.email)?;
+    if let Some(age) = body.age {
+        validate::range("age", age, 0, 150)?;
+    }
+    if let Some(city) = &body.city {
+        validate::text("city", city, MAX_TEXT)?;
+    }
+    let ttl = validate::range(
+        "ttl",
+        body.ttl.unwrap_or(state.config.default_ttl),
+        1,
+        MAX_TTL_SECONDS,
+    )?;
+
+    let mut fields = vec![
+        ("user_id", body.user_id.clone()),
+        ("name", body.name),
+        ("email", body.email),
+        ("created_at", now_rfc3339()),
+    ];
+    if let Some(age) = body.age {
+        fields.push(("age", age.to_string()));
+    }
+    if let Some(city) = body.city {
+        fields.push(("city", city));
+    }
+    let key = state.keys.user(&body.user_id);
+    let mut redis = state.redis.clone();
+    // MULTI: a reader never sees the old profile mixed with the new, nor one without a TTL.
+    let () = redis::pipe()
+        .atomic()
+        .del(&key)
+        .ignore()
+        .hset_multiple(&key, &fields)
+        .ignore()
+        .expire(&key, ttl as i64)
+        .ignore()
+        .query_async(&mut redis)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ProfileCreated {
+            message: "User profile cached successfully".to_owned(),
+            user_id: body.user_id,
+            cache_key: key,
+            ttl_seconds: ttl,
+        }),
+    ))
+}
+
+/// `GET /users/{user_id}`: the profile (or `?fields=`) with `cache_hit` and TTL.
+async fn get_profile(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<ProfileQuery>,
+) -> Result<Json<ProfileFound>, ApiError> {
+    identifier("user_id", &user_id)?;
+    let wanted = query.fields.as_deref().map(parse_fields).transpose()?;
+    let key = state.keys.user(&user_id);
+    let stats = state.keys.profile_stats();
+    let mut redis = state.redis.clone();
+
+    let mut pipe = redis::pipe();
+    match &wanted {
+        Some(fields) => pipe.hmget(&key, fields),
+        None => pipe.hgetall(&key),
+    };
+    pipe.ttl(&key).hincr(&stats, "lookups", 1).ignore();
+    let (values, ttl): (Value, i64) = if let Some(fields) = &wanted {
+        let (values, ttl): (Vec<Option<String>>, i64) = pipe.query_async(&mut redis).await?;
+        let map = fields
+            .iter()
+            .zip(values)
+            .filter_map(|(f, v)| v.map(|v| ((*f).to_owned(), v)));
+        (Value::Object(typed(map)), ttl)
+    } else {
+        let (pairs, ttl): (Vec<(String, String)>, i64) = pipe.query_async(&mut redis).await?;
+        (Value::Object(typed(pairs)), ttl)
+    };
+
+    // TTL -2: no such key. (An HMGET of absent fields is empty too, but the key exists.)
+    if ttl == -2 {
+        let () = redis.hincr(&stats, "misses", 1).await?;
+        let mut extensions = Extensions::new();
+        extensions.insert("cache_hit".into(), json!(false));
+        extensions.insert("user_id".into(), json!(user_id));
+        return Err(ApiError::NotFound {
+            detail: format!(
+                "no cached profile for user '{user_id}' (never cached, deleted or expired)"
+            ),
+            extensions,
+        });
+    }
+    let Value::Object(profile) = values else {
+        return Err(ApiError::Internal("profile is not an object".into()));
+    };
+    Ok(Json(ProfileFound {
+        user_id,
+        profile,
+        cache_hit: true,
+        ttl_seconds: ttl_from_redis(ttl),
+    }))
+}
+
+/// `PATCH /users/{user_id}`: changes some fields, keeps the TTL.
+async fn update_profile(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<String>,
+    ApiJson(body): ApiJson<UpdateProfile>,
+) -> Result<Json<ProfileUpdated>, ApiError> {
+    identifier("user_id", &user_id)?;
+    let mut set: Vec<(&str, String)> = Vec::new();
+    let mut remove: Vec<&str> = Vec::new();
+    let required = |field: &str| {
+        ApiError::validation(
+            field,
+            format!("{field} cannot be removed; every profile has one"),
+        )
+    };
+    match body.name {
+        Some(Some(name)) => set.push(("name", validate::text("name", &name, MAX_TEXT)?.to_owned())),
+        Some(None) => return Err(required("name")),
+        None => {}
+    }
+    match body.email {
+        Some(Some(email)) => set.push(("email", validate::email("email", &email)?.to_owned())),
+        Some(None) => return Err(required("email")),
+        None => {}
+    }
+    match body.age {
+        Some(Some(age)) => set.push(("age", validate::range("age", age, 0, 150)?.to_string())),
+        Some(None) => remove.push("age"),
+        None => {}
+    }
+    match body.city {
+        Some(Some(city)) => {
+            validate::text("city", &city, MAX_TEXT)?;
+            set.push(("city", city));
+        }
+        Some(None) => remove.push("city"),
+        None => {}
+    }
+    if set.is_empty() && remove.is_empty() {
+        return Err(ApiError::validation(
+            "body",
+            "nothing to update: give at least one of name, email, age, city",
+        ));
+    }
+    set.push(("updated_at", now_rfc3339()));
+
+    let mut invocation = scripts::USER_UPDATE.key(state.keys.user(&user_id));
+    invocation.arg(set.len());
+    for (field, value) in &set {
+        invocation.arg(*field).arg(value);
+    }
+    for field in &remove {
+        invocation.arg(*field);
+    }
+    let mut redis = state.redis.clone();
+    let updated: Option<(i64, Vec<(String, String)>)> = invocation.invoke_async(&mut redis).await?;
+    let Some((pttl, pairs)) = updated else {
+        return Err(ApiError::not_found(format!(
+            "no cached profile for user '{user_id}' to update"
+        )));
+    };
+    Ok(Json(ProfileUpdated {
+        message: "User profile updated".to_owned(),
+        user_id,
+        profile: typed(pairs),
+        ttl_seconds: ttl_from_redis(pttl).map(|ms| ms.div_ceil(1000)),
+    }))
+}
+
+/// `DELETE /users/{user_id}`.
+async fn delete_profile(
+    State(state): State<AppState>,
+    ApiPath(user_id): ApiPath<String>,
+) -> Result<Json<ProfileDeleted>, ApiError> {
+    identifier("user_id", &user_id)?;
+    let mut redis = state.redis.clone();
+    let removed: u64 = redis.unlink(state.keys.user(&user_id)).await?;
+    if removed == 0 {
+        return Err(ApiError::not_found(format!(
+            "no cached profile for user '{user_id}'"
+        )));
+    }
+    Ok(Json(ProfileDeleted {
+        message: format!("User profile '{user_id}' deleted"),
+        user_id,
+    }))
+}
+
+/// `?fields=name,email` → the field names, each one a profile field.
+fn parse_fields(raw: &str) -> Result<Vec<&'static str>, ApiError> {
+    let mut out = Vec::new();
+    for name in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let known = FIELDS.iter().find(|f| **f == name).ok_or_else(|| {
+            ApiError::validation(
+                "fields",
+                format!(
+                    "unknown profile field '{name}'; known: {}",
+                    FIELDS.join(", ")
+                ),
+            )
+        })?;
+        if !out.contains(known) {
+            out.push(*known);
+        }
+    }
+    if out.is_empty() {
+        return Err(ApiError::validation(
+            "fields",
+            "fields lists no field names",
+        ));
+    }
+    Ok(out)
+}
+
+/// Hash fields as JSON, in [`FIELDS`] order: `age` as a number, the rest as strings.
+fn typed(pairs: impl IntoIterator<Item = (String, String)>) -> Map<String, Value> {
+    let mut pairs: Vec<(String, String)> = pairs.into_iter().collect();
+    pairs.sort_by_key(|(f, _)| FIELDS.iter().position(|k| k == f).unwrap_or(FIELDS.len()));
+    pairs
+        .into_iter()
+        .map(|(field, value)| {
+            let value = match (field.as_str(), value.parse::<i64>()) {
+                ("age", Ok(n)) => Value::from(n),
+                _ => Value::String(value),
+            };
+            (field, value)
+        })
+        .collect()
+}

@@ -1,0 +1,47 @@
+//! Request and response bodies, one module per function. Field names are those of the
+//! original FastAPI app, so its clients keep working (API.md).
+
+pub mod cache;
+pub mod lock;
+pub mod queue;
+pub mod rate_limit;
+pub mod users;
+
+pub use cache::*;
+
+/// Converts a Redis `TTL`/`PTTL` answer to `Option`: negative (no expiry, or gone) is `None`.
+pub fn ttl_from_redis(ttl: i64) -> Option<u64> {
+    u64::try_from(ttl).ok()
+}
+
+/// Reads a JSON document stored by this API. A value some other client wrote that is not
+/// JSON is handed back as a JSON string rather than failing the request.
+pub fn json_or_string(text: String) -> serde_json::Value {
+    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+}
+
+/// For `Option<Option<T>>` fields: absent is `None`, `null` is `Some(None)`, a value is
+/// `Some(Some(v))`. Lets a PATCH tell "leave alone" from "remove".
+pub(crate) fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: serde::Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// Now, as RFC 3339 UTC with millisecond precision (`2026-11-25T18:04:45.627Z`).
+pub fn now_rfc3339() -> String {
+    const FORMAT: &[time::format_description::BorrowedFormatItem<'_>] = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    let now = time::OffsetDateTime::now_utc();
+    now.format(FORMAT)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// A random 128-bit token in hex: lock tokens and claim receipts. Unguessable, so only
+/// the one who was given it can release the lock or ack the task.
+pub fn random_token() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}

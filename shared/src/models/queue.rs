@@ -1,0 +1,187 @@
+//! Bodies of the `queue` function.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Task priority (informational: the queue is FIFO).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Low.
+    Low,
+    /// Medium (the default).
+    #[default]
+    Medium,
+    /// High.
+    High,
+}
+
+/// A task as clients send it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewTask {
+    /// 1 to 512 bytes.
+    pub id: String,
+    /// 1 to 1000 characters.
+    pub title: String,
+    /// Up to 10000 characters.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `low`, `medium` (default) or `high`.
+    #[serde(default)]
+    pub priority: Option<Priority>,
+}
+
+/// A task as stored (and handed out): the client's fields plus `created_at`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct StoredTask {
+    /// The client's id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Description, when given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Priority.
+    pub priority: Priority,
+    /// When it was queued (RFC 3339, UTC).
+    pub created_at: String,
+}
+
+/// `POST /queue/{name}` answer (201).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskQueued {
+    /// Human sentence.
+    pub message: String,
+    /// The task's id.
+    pub task_id: String,
+    /// 1-based position from the head.
+    pub queue_position: u64,
+    /// Tasks waiting, this one included.
+    pub queue_length: u64,
+}
+
+/// `GET /queue/{name}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskPopped {
+    /// The oldest task, now removed.
+    pub task: Value,
+    /// Tasks still waiting.
+    pub remaining_tasks: u64,
+}
+
+/// `POST /queue/{name}/batch` answer (201).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct BatchQueued {
+    /// Human sentence.
+    pub message: String,
+    /// The ids, in queue order.
+    pub task_ids: Vec<String>,
+    /// Tasks waiting after the push.
+    pub queue_length: u64,
+}
+
+/// `GET /queue/{name}/batch` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchQuery {
+    /// Most tasks to pop, 1..=1000.
+    #[serde(default = "default_batch")]
+    pub count: u64,
+}
+
+fn default_batch() -> u64 {
+    10
+}
+
+/// `GET /queue/{name}/batch` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TasksPopped {
+    /// The tasks, oldest first, now removed.
+    pub tasks: Vec<Value>,
+    /// Tasks still waiting.
+    pub remaining_tasks: u64,
+}
+
+/// `GET /queue/{name}/all` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Tasks to skip from the head.
+    #[serde(default)]
+    pub offset: u64,
+    /// Page size, 1..=1000.
+    #[serde(default = "default_page")]
+    pub limit: u64,
+}
+
+fn default_page() -> u64 {
+    100
+}
+
+/// `GET /queue/{name}/all` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QueuePage {
+    /// All tasks waiting (not just this page).
+    pub queue_length: u64,
+    /// This page, head first.
+    pub tasks: Vec<Value>,
+    /// As asked.
+    pub offset: u64,
+    /// As asked.
+    pub limit: u64,
+}
+
+/// `DELETE /queue/{name}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct QueueCleared {
+    /// Human sentence.
+    pub message: String,
+    /// Tasks deleted, waiting and claimed.
+    pub deleted_count: u64,
+}
+
+/// `POST /queue/{name}/claim` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimQuery {
+    /// Seconds the task stays invisible; not acked by then, it returns to the head. 1..=43200.
+    #[serde(default = "default_visibility")]
+    pub visibility: u64,
+}
+
+fn default_visibility() -> u64 {
+    30
+}
+
+/// `POST /queue/{name}/claim` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskClaimed {
+    /// The task, now in the processing list.
+    pub task: Value,
+    /// Pass it to `ack` once the task is done.
+    pub receipt: String,
+    /// When the claim lapses (Unix ms, Redis clock).
+    pub visible_again_at_ms: u64,
+    /// Tasks still waiting.
+    pub remaining_tasks: u64,
+}
+
+/// `POST /queue/{name}/ack` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AckClaim {
+    /// The receipt `claim` gave.
+    pub receipt: String,
+}
+
+/// `POST /queue/{name}/ack` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TaskAcked {
+    /// Human sentence.
+    pub message: String,
+    /// The receipt.
+    pub receipt: String,
+    /// The acked task.
+    pub task: Value,
+}

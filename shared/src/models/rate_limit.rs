@@ -1,0 +1,73 @@
+//! Bodies of the `rate-limit` function.
+
+use serde::{Deserialize, Serialize};
+
+/// Which algorithm decides.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// `limit` per window that starts at the first request (the original's INCR + EXPIRE).
+    #[default]
+    FixedWindow,
+    /// `limit` in any `window`-long interval (sorted-set log; exact).
+    SlidingWindow,
+    /// Bursts up to `limit`, refilled at `limit` per `window`.
+    TokenBucket,
+}
+
+impl Algorithm {
+    /// The name used in answers and keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::FixedWindow => "fixed_window",
+            Self::SlidingWindow => "sliding_window",
+            Self::TokenBucket => "token_bucket",
+        }
+    }
+}
+
+/// `GET /rate-limit/check` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckQuery {
+    /// Who is limited: 1 to 512 bytes.
+    pub user_id: String,
+    /// Requests per window, 1..=1000000.
+    #[serde(default = "default_limit")]
+    pub limit: u64,
+    /// Window in seconds, 1..=86400.
+    #[serde(default = "default_window")]
+    pub window: u64,
+    /// `fixed_window` (default), `sliding_window` or `token_bucket`.
+    #[serde(default)]
+    pub algorithm: Algorithm,
+}
+
+fn default_limit() -> u64 {
+    10
+}
+
+fn default_window() -> u64 {
+    60
+}
+
+/// The answer, with status 200 (allowed) or 429 (refused).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RateLimitDecision {
+    /// Whether this request may proceed.
+    pub allowed: bool,
+    /// Requests counted in the current window (tokens in use for the token bucket).
+    pub current_count: u64,
+    /// The limit asked for.
+    pub limit: u64,
+    /// The window asked for, seconds.
+    pub window: u64,
+    /// Human sentence.
+    pub message: String,
+    /// Requests left in this window.
+    pub remaining: u64,
+    /// Seconds until the window resets (or the next slot or token frees), rounded up.
+    pub reset_in_seconds: u64,
+    /// The algorithm that decided.
+    pub algorithm: Algorithm,
+}

@@ -1,0 +1,100 @@
+//! Bodies of the `users` function (profiles as Redis hashes).
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// `POST /users` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProfile {
+    /// 1 to 512 bytes.
+    pub user_id: String,
+    /// 1 to 200 characters.
+    pub name: String,
+    /// A valid e-mail address.
+    pub email: String,
+    /// 0..=150.
+    #[serde(default)]
+    pub age: Option<i64>,
+    /// Up to 200 characters.
+    #[serde(default)]
+    pub city: Option<String>,
+    /// Seconds to live, 1..=31536000 (extension; default `DEFAULT_TTL`).
+    #[serde(default)]
+    pub ttl: Option<u64>,
+}
+
+/// `POST /users` answer (201).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileCreated {
+    /// `User profile cached successfully`.
+    pub message: String,
+    /// The user id.
+    pub user_id: String,
+    /// The Redis key holding the profile hash.
+    pub cache_key: String,
+    /// The TTL the profile got.
+    pub ttl_seconds: u64,
+}
+
+/// `GET /users/{user_id}` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileQuery {
+    /// Comma-separated field names to return (HMGET) instead of the whole profile.
+    #[serde(default)]
+    pub fields: Option<String>,
+}
+
+/// `GET /users/{user_id}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileFound {
+    /// The user id.
+    pub user_id: String,
+    /// The profile (or the asked fields): `age` as a number, the rest as strings.
+    pub profile: Map<String, Value>,
+    /// Always `true` here; a miss is a 404 problem with `cache_hit: false`.
+    pub cache_hit: bool,
+    /// Seconds left to live.
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `PATCH /users/{user_id}` body: the fields to change; `null` removes an optional one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProfile {
+    /// New name (`null` is refused: a profile always has one).
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub name: Option<Option<String>>,
+    /// New e-mail address (`null` is refused: a profile always has one).
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub email: Option<Option<String>>,
+    /// New age, or `null` to remove it.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub age: Option<Option<i64>>,
+    /// New city, or `null` to remove it.
+    #[serde(default, deserialize_with = "super::double_option")]
+    pub city: Option<Option<String>>,
+}
+
+/// `PATCH /users/{user_id}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileUpdated {
+    /// Human sentence.
+    pub message: String,
+    /// The user id.
+    pub user_id: String,
+    /// The whole profile after the update.
+    pub profile: Map<String, Value>,
+    /// Seconds left to live (unchanged by the update).
+    pub ttl_seconds: Option<u64>,
+}
+
+/// `DELETE /users/{user_id}` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ProfileDeleted {
+    /// Human sentence.
+    pub message: String,
+    /// The user id.
+    pub user_id: String,
+}
