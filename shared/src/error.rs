@@ -137,8 +137,10 @@ impl ApiError {
     }
 }
 
-/// The RFC 9457 body.
-#[derive(Debug, Serialize)]
+/// The RFC 9457 body (`application/problem+json`).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(example = json!({"type": "/problems/validation-error", "title": "Unprocessable Entity",
+    "status": 422, "detail": "ttl must be from 1 to 31536000, got 0", "field": "ttl"}))]
 pub struct Problem {
     /// URI reference naming the kind of problem.
     #[serde(rename = "type")]
@@ -152,8 +154,9 @@ pub struct Problem {
     /// The field or parameter at fault.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
-    /// Extra members.
+    /// Extra members (e.g. `retry_after_ms`, `cache_hit`).
     #[serde(flatten)]
+    #[schema(value_type = Object)]
     pub extensions: Extensions,
 }
 

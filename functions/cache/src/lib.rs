@@ -11,12 +11,7 @@
 //! comes back exactly as it was sent. Reads the environment through `shared::Config`;
 //! run it locally with `cargo run -p local-runner`, on Lambda as the `cache` binary.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use redis::AsyncCommands;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState,
@@ -28,6 +23,7 @@ use shared::{
     },
     validate,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most SCAN calls one listing request makes before it returns what it has (with a cursor
 /// to continue): bounds the work per request however sparse the matches are.
@@ -36,14 +32,18 @@ const MAX_SCANS_PER_PAGE: usize = 16;
 /// Largest page a client may ask for.
 const MAX_PAGE: u32 = 1000;
 
-/// The cache routes, with their state.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/cache", post(put_entry).get(list_entries))
-        .route("/cache/{key}", get(get_entry).delete(delete_entry))
+/// The cache routes with their OpenAPI description, from the same handlers.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(put_entry, list_entries))
+        .routes(routes!(get_entry, delete_entry))
         // `/cache/` would otherwise be "no such route"; API.md wants an empty key to be a 400.
         .route("/cache/", get(empty_key).delete(empty_key))
-        .with_state(state)
+}
+
+/// The cache routes, with their state.
+pub fn router(state: AppState) -> Router {
+    api().split_for_parts().0.with_state(state)
 }
 
 async fn empty_key() -> ApiError {
@@ -51,6 +51,22 @@ async fn empty_key() -> ApiError {
 }
 
 /// `POST /cache`: stores a value with a TTL.
+#[utoipa::path(
+    post,
+    path = "/cache",
+    tag = "cache",
+    summary = "Set a cache value with a TTL",
+    description = "`SET key value EX ttl`. `value` is any JSON value and comes back exactly as sent.",
+    request_body = PutEntry,
+    responses(
+        (status = 201, description = "Stored", body = EntryStored),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn put_entry(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<PutEntry>,
@@ -76,6 +92,20 @@ async fn put_entry(
 }
 
 /// `GET /cache/{key}`: the value and its remaining TTL.
+#[utoipa::path(
+    get,
+    path = "/cache/{key}",
+    tag = "cache",
+    summary = "Get a cache value",
+    description = "`GET` + `TTL`, pipelined in one round trip.",
+    params(("key" = String, Path, description = "The key, without prefix (1 to 512 bytes)", example = "hello")),
+    responses(
+        (status = 200, description = "The value", body = Entry),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn get_entry(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -101,6 +131,19 @@ async fn get_entry(
 }
 
 /// `DELETE /cache/{key}`.
+#[utoipa::path(
+    delete,
+    path = "/cache/{key}",
+    tag = "cache",
+    summary = "Delete a cache value",
+    params(("key" = String, Path, description = "The key, without prefix", example = "hello")),
+    responses(
+        (status = 200, description = "Deleted", body = EntryDeleted),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn delete_entry(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
@@ -120,6 +163,21 @@ async fn delete_entry(
 }
 
 /// `GET /cache`: one page of keys matching `pattern`, by SCAN (never KEYS).
+#[utoipa::path(
+    get,
+    path = "/cache",
+    tag = "cache",
+    summary = "List keys by pattern (SCAN, paged by cursor)",
+    description = "Glob `pattern` matched inside the cache namespace only. Pass the answer's \
+        `cursor` back for the next page until it is 0; a page may be short (even empty) with a \
+        non-zero cursor when matches are sparse.",
+    params(ListQuery),
+    responses(
+        (status = 200, description = "One page of keys", body = KeyPage),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn list_entries(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,

@@ -14,7 +14,7 @@
 
 use std::time::{Duration, Instant};
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::post};
+use axum::{Json, Router, extract::State, http::StatusCode};
 use redis::AsyncCommands;
 use serde_json::json;
 use shared::{
@@ -30,6 +30,7 @@ use shared::{
     },
     scripts, validate,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest `processing_time`: API Gateway answers 504 after 29 s.
 const MAX_PROCESSING_SECS: f64 = 25.0;
@@ -40,14 +41,18 @@ const MAX_WAIT_MS: u64 = 25_000;
 /// Default TTL of `extend`, seconds.
 const DEFAULT_TTL_SECS: u64 = 30;
 
+/// The lock routes with their OpenAPI description, from the same handlers.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(hold_lock, lock_status))
+        .routes(routes!(acquire_lock))
+        .routes(routes!(extend_lock))
+        .routes(routes!(release_lock))
+}
+
 /// The lock routes, with their state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/lock/{resource}", post(hold_lock).get(lock_status))
-        .route("/lock/{resource}/acquire", post(acquire_lock))
-        .route("/lock/{resource}/extend", post(extend_lock))
-        .route("/lock/{resource}/release", post(release_lock))
-        .with_state(state)
+    api().split_for_parts().0.with_state(state)
 }
 
 /// A granted lock.
@@ -114,6 +119,21 @@ async fn release(state: &AppState, resource: &str, token: &str) -> Result<bool, 
 }
 
 /// `POST /lock/{resource}`: acquire, hold for `processing_time` seconds, release.
+#[utoipa::path(
+    post,
+    path = "/lock/{resource}",
+    tag = "lock",
+    summary = "Do some work under a lock (acquire, hold, release)",
+    description = "The original demo: acquire, hold for `processing_time` seconds, release. A concurrent request gets 409 at once, or after waiting up to `wait_ms`.",
+    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway"), HoldQuery),
+    responses(
+        (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
+        (status = 400, description = "processing_time above 25 s, or ttl not longer than processing_time", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn hold_lock(
     State(state): State<AppState>,
     ApiPath(resource): ApiPath<String>,
@@ -171,6 +191,21 @@ async fn hold_lock(
 }
 
 /// `POST /lock/{resource}/acquire`.
+#[utoipa::path(
+    post,
+    path = "/lock/{resource}/acquire",
+    tag = "lock",
+    summary = "Acquire a lock",
+    description = "`SET NX PX` with a random token, plus the next fencing token (Lua).",
+    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway"), AcquireQuery),
+    responses(
+        (status = 201, description = "Granted: keep the token to extend or release", body = LockGrant),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn acquire_lock(
     State(state): State<AppState>,
     ApiPath(resource): ApiPath<String>,
@@ -205,6 +240,24 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
 }
 
 /// `POST /lock/{resource}/extend`.
+#[utoipa::path(
+    post,
+    path = "/lock/{resource}/extend",
+    tag = "lock",
+    summary = "Extend a lock you hold",
+    description = "Compare-and-expire (Lua): only the token's holder can extend.",
+    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway")),
+    request_body = ExtendLock,
+    responses(
+        (status = 200, description = "Extended", body = LockChanged),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn extend_lock(
     State(state): State<AppState>,
     ApiPath(resource): ApiPath<String>,
@@ -232,6 +285,24 @@ async fn extend_lock(
 }
 
 /// `POST /lock/{resource}/release`.
+#[utoipa::path(
+    post,
+    path = "/lock/{resource}/release",
+    tag = "lock",
+    summary = "Release a lock you hold",
+    description = "Compare-and-delete (Lua): nobody can release a lock they do not hold.",
+    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway")),
+    request_body = ReleaseLock,
+    responses(
+        (status = 200, description = "Released", body = LockChanged),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn release_lock(
     State(state): State<AppState>,
     ApiPath(resource): ApiPath<String>,
@@ -250,6 +321,18 @@ async fn release_lock(
 }
 
 /// `GET /lock/{resource}`.
+#[utoipa::path(
+    get,
+    path = "/lock/{resource}",
+    tag = "lock",
+    summary = "Is the resource locked?",
+    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway")),
+    responses(
+        (status = 200, description = "Lock status", body = LockStatus),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn lock_status(
     State(state): State<AppState>,
     ApiPath(resource): ApiPath<String>,

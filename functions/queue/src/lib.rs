@@ -15,12 +15,7 @@
 //! removes it. Every script that hands tasks out first moves lapsed claims back to the head
 //! of the queue, so a consumer that dies between claim and ack loses nothing.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, Router, extract::State, http::StatusCode};
 use redis::AsyncCommands;
 use serde_json::Value;
 use shared::{
@@ -36,6 +31,7 @@ use shared::{
     },
     scripts, validate,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The queue `/queue` (no name) works on.
 pub const DEFAULT_QUEUE: &str = "tasks";
@@ -44,22 +40,20 @@ const MAX_BATCH: u64 = 1000;
 /// Longest visibility timeout, seconds (12 h).
 const MAX_VISIBILITY_SECS: u64 = 43_200;
 
+/// The queue routes with their OpenAPI description, from the same handlers.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(push_default, pop_default, clear_default))
+        .routes(routes!(push_task, pop_task, clear_queue))
+        .routes(routes!(push_batch, pop_batch))
+        .routes(routes!(peek_queue))
+        .routes(routes!(claim_task))
+        .routes(routes!(ack_task))
+}
+
 /// The queue routes, with their state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route(
-            "/queue",
-            post(push_default).get(pop_default).delete(clear_default),
-        )
-        .route(
-            "/queue/{name}",
-            post(push_task).get(pop_task).delete(clear_queue),
-        )
-        .route("/queue/{name}/batch", post(push_batch).get(pop_batch))
-        .route("/queue/{name}/all", get(peek_queue))
-        .route("/queue/{name}/claim", post(claim_task))
-        .route("/queue/{name}/ack", post(ack_task))
-        .with_state(state)
+    api().split_for_parts().0.with_state(state)
 }
 
 /// Checks a task and turns it into what is stored. `at` prefixes field names (`[3].`).
@@ -152,6 +146,22 @@ async fn clear(state: AppState, name: String) -> Result<Json<QueueCleared>, ApiE
 }
 
 /// `POST /queue/{name}`: appends a task (RPUSH).
+#[utoipa::path(
+    post,
+    path = "/queue/{name}",
+    tag = "queue",
+    summary = "Add a task (RPUSH)",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    request_body = NewTask,
+    responses(
+        (status = 201, description = "Queued", body = TaskQueued),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn push_task(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -161,6 +171,21 @@ async fn push_task(
 }
 
 /// `POST /queue`: appends a task to `tasks`.
+#[utoipa::path(
+    post,
+    path = "/queue",
+    tag = "queue",
+    summary = "Add a task to the `tasks` queue",
+    request_body = NewTask,
+    responses(
+        (status = 201, description = "Queued", body = TaskQueued),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn push_default(
     State(state): State<AppState>,
     ApiJson(task): ApiJson<NewTask>,
@@ -169,6 +194,19 @@ async fn push_default(
 }
 
 /// `GET /queue/{name}`: pops the oldest task (FIFO).
+#[utoipa::path(
+    get,
+    path = "/queue/{name}",
+    tag = "queue",
+    summary = "Pop the oldest task (FIFO)",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    responses(
+        (status = 200, description = "The oldest task, removed", body = TaskPopped),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn pop_task(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -177,11 +215,34 @@ async fn pop_task(
 }
 
 /// `GET /queue`: pops the oldest task of `tasks`.
+#[utoipa::path(
+    get,
+    path = "/queue",
+    tag = "queue",
+    summary = "Pop the oldest task of `tasks`",
+    responses(
+        (status = 200, description = "The oldest task, removed", body = TaskPopped),
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, ApiError> {
     pop_one(state, DEFAULT_QUEUE.to_owned()).await
 }
 
 /// `DELETE /queue/{name}`: deletes the queue, claimed tasks included.
+#[utoipa::path(
+    delete,
+    path = "/queue/{name}",
+    tag = "queue",
+    summary = "Clear a queue (waiting and claimed tasks)",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    responses(
+        (status = 200, description = "Cleared", body = QueueCleared),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn clear_queue(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -190,11 +251,38 @@ async fn clear_queue(
 }
 
 /// `DELETE /queue`: deletes `tasks`.
+#[utoipa::path(
+    delete,
+    path = "/queue",
+    tag = "queue",
+    summary = "Clear the `tasks` queue",
+    responses(
+        (status = 200, description = "Cleared", body = QueueCleared),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleared>, ApiError> {
     clear(state, DEFAULT_QUEUE.to_owned()).await
 }
 
 /// `POST /queue/{name}/batch`: appends every task in one RPUSH, after checking them all.
+#[utoipa::path(
+    post,
+    path = "/queue/{name}/batch",
+    tag = "queue",
+    summary = "Add 1 to 1000 tasks in one RPUSH",
+    description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    request_body = Vec<NewTask>,
+    responses(
+        (status = 201, description = "Queued", body = BatchQueued),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn push_batch(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -227,6 +315,20 @@ async fn push_batch(
 }
 
 /// `GET /queue/{name}/batch?count=`: pops up to `count` tasks in one call.
+#[utoipa::path(
+    get,
+    path = "/queue/{name}/batch",
+    tag = "queue",
+    summary = "Pop up to `count` tasks in one call",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks"), BatchQuery),
+    responses(
+        (status = 200, description = "The oldest tasks, removed", body = TasksPopped),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn pop_batch(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -244,6 +346,19 @@ async fn pop_batch(
 }
 
 /// `GET /queue/{name}/all?offset=&limit=`: one page, nothing removed.
+#[utoipa::path(
+    get,
+    path = "/queue/{name}/all",
+    tag = "queue",
+    summary = "View tasks without removing them (paged)",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks"), PageQuery),
+    responses(
+        (status = 200, description = "One page; `queue_length` is the total", body = QueuePage),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn peek_queue(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -268,6 +383,21 @@ async fn peek_queue(
 }
 
 /// `POST /queue/{name}/claim?visibility=`: takes the head task without losing it.
+#[utoipa::path(
+    post,
+    path = "/queue/{name}/claim",
+    tag = "queue",
+    summary = "Claim the oldest task (reliable consumption)",
+    description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks"), ClaimQuery),
+    responses(
+        (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn claim_task(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
@@ -293,6 +423,23 @@ async fn claim_task(
 }
 
 /// `POST /queue/{name}/ack`: the claimed task is done; remove it for good.
+#[utoipa::path(
+    post,
+    path = "/queue/{name}/ack",
+    tag = "queue",
+    summary = "Acknowledge a claimed task (removes it for good)",
+    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    request_body = AckClaim,
+    responses(
+        (status = 200, description = "Acknowledged", body = TaskAcked),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Unknown receipt: never issued, already acked, or lapsed", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn ack_task(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,

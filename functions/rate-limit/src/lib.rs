@@ -15,22 +15,46 @@ use axum::{
     extract::State,
     http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use shared::{
     ApiError, ApiQuery, AppState,
     models::rate_limit::{Algorithm, CheckQuery, RateLimitDecision},
     scripts, validate,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+/// The rate-limit routes with their OpenAPI description, from the same handlers.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(check_rate_limit))
+}
 
 /// The rate-limit routes, with their state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/rate-limit/check", get(check_rate_limit))
-        .with_state(state)
+    api().split_for_parts().0.with_state(state)
 }
 
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.
+#[utoipa::path(
+    get,
+    path = "/rate-limit/check",
+    tag = "rate-limit",
+    summary = "Check (and count) a request against a rate limit",
+    description = "One atomic Lua script per check (EVALSHA). 200 when allowed, 429 when not, with the same body; `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on both, `Retry-After` on 429. Refused requests are not counted.",
+    params(CheckQuery),
+    responses(
+        (status = 200, description = "Allowed", body = RateLimitDecision, headers(
+            ("RateLimit-Limit" = u64, description = "The limit"),
+            ("RateLimit-Remaining" = u64, description = "Requests left in this window"),
+            ("RateLimit-Reset" = u64, description = "Seconds until the window resets"))),
+        (status = 429, description = "Refused: same body, plus Retry-After", body = RateLimitDecision, headers(
+            ("Retry-After" = u64, description = "Seconds to wait (rounded up)"),
+            ("RateLimit-Limit" = u64, description = "The limit"),
+            ("RateLimit-Remaining" = u64, description = "0"),
+            ("RateLimit-Reset" = u64, description = "Seconds until the window resets"))),
+        (status = 422, description = "A parameter is missing or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn check_rate_limit(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CheckQuery>,

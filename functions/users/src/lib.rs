@@ -10,12 +10,7 @@
 //! Hits and misses are counted in Redis (`{prefix}stats:profiles`) so `/stats` reports the
 //! hit rate across every instance. Reads the environment through `shared::Config`.
 
-use axum::{
-    Json, Router,
-    extract::State,
-    http::StatusCode,
-    routing::{get, post},
-};
+use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use redis::AsyncCommands;
 use serde_json::{Map, Value, json};
 use shared::{
@@ -32,6 +27,7 @@ use shared::{
     },
     scripts, validate,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Fields a profile can hold, in the order they are shown.
 const FIELDS: [&str; 7] = [
@@ -47,18 +43,17 @@ const FIELDS: [&str; 7] = [
 /// Longest name or city, in characters.
 const MAX_TEXT: usize = 200;
 
+/// The users routes with their OpenAPI description, from the same handlers.
+pub fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_profile))
+        .routes(routes!(get_profile, update_profile, delete_profile))
+        .route("/users/", get(empty_id).patch(empty_id).delete(empty_id))
+}
+
 /// The users routes, with their state.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/users", post(create_profile))
-        .route(
-            "/users/{user_id}",
-            get(get_profile)
-                .patch(update_profile)
-                .delete(delete_profile),
-        )
-        .route("/users/", get(empty_id).patch(empty_id).delete(empty_id))
-        .with_state(state)
+    api().split_for_parts().0.with_state(state)
 }
 
 async fn empty_id() -> ApiError {
@@ -66,6 +61,22 @@ async fn empty_id() -> ApiError {
 }
 
 /// `POST /users`: stores (or replaces) a profile with a TTL.
+#[utoipa::path(
+    post,
+    path = "/users",
+    tag = "users",
+    summary = "Cache a user profile (hash)",
+    description = "`MULTI DEL HSET EXPIRE EXEC`: one round trip; replaces any older profile.",
+    request_body = CreateProfile,
+    responses(
+        (status = 201, description = "Stored", body = ProfileCreated),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn create_profile(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<CreateProfile>,
@@ -123,6 +134,21 @@ async fn create_profile(
 }
 
 /// `GET /users/{user_id}`: the profile (or `?fields=`) with `cache_hit` and TTL.
+#[utoipa::path(
+    get,
+    path = "/users/{user_id}",
+    tag = "users",
+    summary = "Get a user profile (whole or some fields)",
+    description = "`HGETALL` (or `HMGET` with `fields`) + `TTL`, pipelined. A miss is a 404 with `cache_hit: false`.",
+    params(("user_id" = String, Path, description = "The user id (1 to 512 bytes)", example = "user123"), ProfileQuery),
+    responses(
+        (status = 200, description = "Cache hit", body = ProfileFound),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn get_profile(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
@@ -177,6 +203,24 @@ async fn get_profile(
 }
 
 /// `PATCH /users/{user_id}`: changes some fields, keeps the TTL.
+#[utoipa::path(
+    patch,
+    path = "/users/{user_id}",
+    tag = "users",
+    summary = "Update some fields, keeping the TTL",
+    description = "Lua: HSET/HDEL only when the profile exists. `null` removes `age` or `city`.",
+    params(("user_id" = String, Path, description = "The user id (1 to 512 bytes)", example = "user123")),
+    request_body = UpdateProfile,
+    responses(
+        (status = 200, description = "Updated profile", body = ProfileUpdated),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn update_profile(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,
@@ -246,6 +290,19 @@ async fn update_profile(
 }
 
 /// `DELETE /users/{user_id}`.
+#[utoipa::path(
+    delete,
+    path = "/users/{user_id}",
+    tag = "users",
+    summary = "Delete a user profile",
+    params(("user_id" = String, Path, description = "The user id (1 to 512 bytes)", example = "user123")),
+    responses(
+        (status = 200, description = "Deleted", body = ProfileDeleted),
+        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+    )
+)]
 async fn delete_profile(
     State(state): State<AppState>,
     ApiPath(user_id): ApiPath<String>,

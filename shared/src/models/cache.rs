@@ -4,20 +4,23 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `POST /cache` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PutEntry {
     /// The key, without prefix: 1 to 512 bytes.
+    #[schema(example = "hello", min_length = 1, max_length = 512)]
     pub key: String,
     /// Any JSON value; it comes back exactly as sent.
+    #[schema(example = "world")]
     pub value: Value,
     /// Seconds to live, 1..=31536000; `DEFAULT_TTL` when absent.
     #[serde(default)]
+    #[schema(example = 300, minimum = 1, maximum = 31_536_000)]
     pub ttl: Option<u64>,
 }
 
 /// `POST /cache` answer (201).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntryStored {
     /// Human sentence.
     pub message: String,
@@ -28,7 +31,7 @@ pub struct EntryStored {
 }
 
 /// `GET /cache/{key}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Entry {
     /// The key, as sent.
     pub key: String,
@@ -39,7 +42,7 @@ pub struct Entry {
 }
 
 /// `DELETE /cache/{key}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct EntryDeleted {
     /// Human sentence.
     pub message: String,
@@ -48,17 +51,21 @@ pub struct EntryDeleted {
 }
 
 /// `GET /cache` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Glob matched inside the cache namespace (`*`, `user:*`, `h?llo`).
     #[serde(default = "match_all")]
+    #[param(default = "*", max_length = 512)]
     pub pattern: String,
     /// How many keys a page should hold (a hint, as SCAN's COUNT is): 1..=1000.
     #[serde(default = "default_page")]
+    #[param(default = 100, minimum = 1, maximum = 1000)]
     pub count: u32,
     /// Where to continue: 0 to start, then the `cursor` of the previous page.
     #[serde(default)]
+    #[param(default = 0)]
     pub cursor: u64,
 }
 
@@ -71,7 +78,7 @@ fn default_page() -> u32 {
 }
 
 /// One key of a listing.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyTtl {
     /// The key, without prefix.
     pub key: String,
@@ -80,7 +87,7 @@ pub struct KeyTtl {
 }
 
 /// `GET /cache` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct KeyPage {
     /// The pattern, as asked.
     pub pattern: String,

@@ -3,14 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 /// `POST /lock/{resource}` query: hold the lock while "processing", then release it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HoldQuery {
     /// Seconds of simulated work while holding the lock, 0..=25.
     #[serde(default = "default_processing")]
+    #[param(default = 2, minimum = 0, maximum = 25)]
     pub processing_time: f64,
     /// Lock TTL in seconds; must exceed `processing_time`.
     #[serde(default = "default_ttl")]
+    #[param(default = 30, minimum = 1, maximum = 86_400)]
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once).
     #[serde(default)]
@@ -26,7 +29,7 @@ fn default_ttl() -> u64 {
 }
 
 /// `POST /lock/{resource}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LockProcessed {
     /// Human sentence.
     pub message: String,
@@ -43,11 +46,13 @@ pub struct LockProcessed {
 }
 
 /// `POST /lock/{resource}/acquire` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireQuery {
     /// Lock TTL in seconds.
     #[serde(default = "default_ttl")]
+    #[param(default = 30, minimum = 1, maximum = 86_400)]
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once).
     #[serde(default)]
@@ -55,7 +60,7 @@ pub struct AcquireQuery {
 }
 
 /// `POST /lock/{resource}/acquire` answer (201).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LockGrant {
     /// The resource.
     pub resource: String,
@@ -69,7 +74,7 @@ pub struct LockGrant {
 }
 
 /// `POST /lock/{resource}/extend` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendLock {
     /// The holder's token.
@@ -80,7 +85,7 @@ pub struct ExtendLock {
 }
 
 /// `POST /lock/{resource}/release` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseLock {
     /// The holder's token.
@@ -88,7 +93,7 @@ pub struct ReleaseLock {
 }
 
 /// Answer of extend and release.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LockChanged {
     /// Human sentence.
     pub message: String,
@@ -99,7 +104,7 @@ pub struct LockChanged {
 }
 
 /// `GET /lock/{resource}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LockStatus {
     /// The resource.
     pub resource: String,

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Task priority (informational: the queue is FIFO).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Low.
@@ -17,15 +17,18 @@ pub enum Priority {
 }
 
 /// A task as clients send it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// 1 to 512 bytes.
+    #[schema(example = "task1", min_length = 1, max_length = 512)]
     pub id: String,
     /// 1 to 1000 characters.
+    #[schema(example = "Send email", max_length = 1000)]
     pub title: String,
     /// Up to 10000 characters.
     #[serde(default)]
+    #[schema(example = "Send welcome email to new user", max_length = 10000)]
     pub description: Option<String>,
     /// `low`, `medium` (default) or `high`.
     #[serde(default)]
@@ -33,7 +36,7 @@ pub struct NewTask {
 }
 
 /// A task as stored (and handed out): the client's fields plus `created_at`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StoredTask {
     /// The client's id.
     pub id: String,
@@ -49,7 +52,7 @@ pub struct StoredTask {
 }
 
 /// `POST /queue/{name}` answer (201).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskQueued {
     /// Human sentence.
     pub message: String,
@@ -62,7 +65,7 @@ pub struct TaskQueued {
 }
 
 /// `GET /queue/{name}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskPopped {
     /// The oldest task, now removed.
     pub task: Value,
@@ -71,7 +74,7 @@ pub struct TaskPopped {
 }
 
 /// `POST /queue/{name}/batch` answer (201).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchQueued {
     /// Human sentence.
     pub message: String,
@@ -82,11 +85,13 @@ pub struct BatchQueued {
 }
 
 /// `GET /queue/{name}/batch` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BatchQuery {
     /// Most tasks to pop, 1..=1000.
     #[serde(default = "default_batch")]
+    #[param(default = 10, minimum = 1, maximum = 1000)]
     pub count: u64,
 }
 
@@ -95,7 +100,7 @@ fn default_batch() -> u64 {
 }
 
 /// `GET /queue/{name}/batch` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TasksPopped {
     /// The tasks, oldest first, now removed.
     pub tasks: Vec<Value>,
@@ -104,14 +109,17 @@ pub struct TasksPopped {
 }
 
 /// `GET /queue/{name}/all` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Tasks to skip from the head.
     #[serde(default)]
+    #[param(default = 0)]
     pub offset: u64,
     /// Page size, 1..=1000.
     #[serde(default = "default_page")]
+    #[param(default = 100, minimum = 1, maximum = 1000)]
     pub limit: u64,
 }
 
@@ -120,7 +128,7 @@ fn default_page() -> u64 {
 }
 
 /// `GET /queue/{name}/all` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueuePage {
     /// All tasks waiting (not just this page).
     pub queue_length: u64,
@@ -133,7 +141,7 @@ pub struct QueuePage {
 }
 
 /// `DELETE /queue/{name}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueCleared {
     /// Human sentence.
     pub message: String,
@@ -142,11 +150,13 @@ pub struct QueueCleared {
 }
 
 /// `POST /queue/{name}/claim` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimQuery {
     /// Seconds the task stays invisible; not acked by then, it returns to the head. 1..=43200.
     #[serde(default = "default_visibility")]
+    #[param(default = 30, minimum = 1, maximum = 43_200)]
     pub visibility: u64,
 }
 
@@ -155,7 +165,7 @@ fn default_visibility() -> u64 {
 }
 
 /// `POST /queue/{name}/claim` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskClaimed {
     /// The task, now in the processing list.
     pub task: Value,
@@ -168,7 +178,7 @@ pub struct TaskClaimed {
 }
 
 /// `POST /queue/{name}/ack` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckClaim {
     /// The receipt `claim` gave.
@@ -176,7 +186,7 @@ pub struct AckClaim {
 }
 
 /// `POST /queue/{name}/ack` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskAcked {
     /// Human sentence.
     pub message: String,

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Which algorithm decides.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
     /// `limit` per window that starts at the first request (the original's INCR + EXPIRE).
@@ -27,19 +27,24 @@ impl Algorithm {
 }
 
 /// `GET /rate-limit/check` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
     /// Who is limited: 1 to 512 bytes.
+    #[param(example = "user123", min_length = 1, max_length = 512)]
     pub user_id: String,
     /// Requests per window, 1..=1000000.
     #[serde(default = "default_limit")]
+    #[param(default = 10, minimum = 1, maximum = 1_000_000)]
     pub limit: u64,
     /// Window in seconds, 1..=86400.
     #[serde(default = "default_window")]
+    #[param(default = 60, minimum = 1, maximum = 86_400)]
     pub window: u64,
     /// `fixed_window` (default), `sliding_window` or `token_bucket`.
     #[serde(default)]
+    #[param(inline)]
     pub algorithm: Algorithm,
 }
 
@@ -52,7 +57,7 @@ fn default_window() -> u64 {
 }
 
 /// The answer, with status 200 (allowed) or 429 (refused).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct RateLimitDecision {
     /// Whether this request may proceed.
     pub allowed: bool,

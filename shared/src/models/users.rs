@@ -4,20 +4,25 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// `POST /users` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
     /// 1 to 512 bytes.
+    #[schema(example = "user123", min_length = 1, max_length = 512)]
     pub user_id: String,
     /// 1 to 200 characters.
+    #[schema(example = "John Doe", max_length = 200)]
     pub name: String,
     /// A valid e-mail address.
+    #[schema(example = "john@example.com", format = "email")]
     pub email: String,
     /// 0..=150.
     #[serde(default)]
+    #[schema(example = 30, minimum = 0, maximum = 150)]
     pub age: Option<i64>,
     /// Up to 200 characters.
     #[serde(default)]
+    #[schema(example = "San Francisco", max_length = 200)]
     pub city: Option<String>,
     /// Seconds to live, 1..=31536000 (extension; default `DEFAULT_TTL`).
     #[serde(default)]
@@ -25,7 +30,7 @@ pub struct CreateProfile {
 }
 
 /// `POST /users` answer (201).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProfileCreated {
     /// `User profile cached successfully`.
     pub message: String,
@@ -38,16 +43,18 @@ pub struct ProfileCreated {
 }
 
 /// `GET /users/{user_id}` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileQuery {
     /// Comma-separated field names to return (HMGET) instead of the whole profile.
     #[serde(default)]
+    #[param(example = "name,email")]
     pub fields: Option<String>,
 }
 
 /// `GET /users/{user_id}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProfileFound {
     /// The user id.
     pub user_id: String,
@@ -60,25 +67,29 @@ pub struct ProfileFound {
 }
 
 /// `PATCH /users/{user_id}` body: the fields to change; `null` removes an optional one.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfile {
     /// New name (`null` is refused: a profile always has one).
     #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>)]
     pub name: Option<Option<String>>,
     /// New e-mail address (`null` is refused: a profile always has one).
     #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>, format = "email")]
     pub email: Option<Option<String>>,
     /// New age, or `null` to remove it.
     #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<i64>, minimum = 0, maximum = 150)]
     pub age: Option<Option<i64>>,
     /// New city, or `null` to remove it.
     #[serde(default, deserialize_with = "super::double_option")]
+    #[schema(value_type = Option<String>, example = "Oslo")]
     pub city: Option<Option<String>>,
 }
 
 /// `PATCH /users/{user_id}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProfileUpdated {
     /// Human sentence.
     pub message: String,
@@ -91,7 +102,7 @@ pub struct ProfileUpdated {
 }
 
 /// `DELETE /users/{user_id}` answer.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ProfileDeleted {
     /// Human sentence.
     pub message: String,
