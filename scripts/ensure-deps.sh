@@ -26,3 +26,11 @@ ensure_redis_server() {
   apt_install redis-server
   # Debian's package may start a system service on 6379; the API and tests start their own.
 }
+
+ensure_chromium() {
+  # For the browser test of /docs and /redoc (headless, offline).
+  if [ -n "${CHROMIUM_BIN:-}" ] && [ -n "${CHROMEDRIVER_BIN:-}" ]; then return 0; fi
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then return 0; fi
+  echo "==> installing chromium and chromium-driver (Debian packages, for the browser test)"
+  apt_install chromium chromium-driver
+}

@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
 ensure_redis_server
+ensure_chromium
 
 echo "==> cargo fmt --all --check"
 cargo fmt --all --check

@@ -35,7 +35,9 @@ pub fn app(state: AppState) -> Router {
         .merge(users::router(state.clone()))
         .merge(rate_limit::router(state.clone()))
         .merge(lock::router(state.clone()))
-        .merge(queue::router(state.clone()));
+        .merge(queue::router(state.clone()))
+        .merge(stats::router(state.clone()))
+        .merge(docs::router());
     shared::http::finish(routes, &state.config)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -75,6 +75,8 @@ pub enum ApiError {
     Unavailable {
         /// Human sentence, safe for clients.
         detail: String,
+        /// Extra members, e.g. `connected: false`.
+        extensions: Extensions,
     },
     /// 500: a bug or an unexpected Redis answer. Logged; the client gets a generic sentence.
     #[error("internal error: {0}")]
@@ -104,6 +106,40 @@ impl ApiError {
             detail: detail.into(),
             extensions: Extensions::new(),
         }
+    }
+
+    /// A 409 with no extra members.
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::Conflict {
+            detail: detail.into(),
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// A 503 with no extra members.
+    pub fn unavailable(detail: impl Into<String>) -> Self {
+        Self::Unavailable {
+            detail: detail.into(),
+            extensions: Extensions::new(),
+        }
+    }
+
+    /// Adds an extension member (`retry_after_ms`, `cache_hit`, ...) to a 404, 409 or 503;
+    /// other variants have a fixed shape and are returned unchanged. The RFC 9457 members
+    /// (`type`, `title`, `status`, `detail`) and `field` cannot be overridden this way.
+    pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
+        const RESERVED: [&str; 5] = ["type", "title", "status", "detail", "field"];
+        debug_assert!(!RESERVED.contains(&key), "problem member {key} is reserved");
+        if RESERVED.contains(&key) {
+            return self;
+        }
+        if let Self::NotFound { extensions, .. }
+        | Self::Conflict { extensions, .. }
+        | Self::Unavailable { extensions, .. } = &mut self
+        {
+            extensions.insert(key.to_owned(), value.into());
+        }
+        self
     }
 
     /// The HTTP status of this error.
@@ -171,6 +207,10 @@ impl IntoResponse for ApiError {
             Self::NotFound { detail, extensions } | Self::Conflict { detail, extensions } => {
                 (detail, None, extensions)
             }
+            Self::Unavailable { detail, extensions } => {
+                tracing::warn!(%detail, "redis unavailable");
+                (detail, None, extensions)
+            }
             Self::Internal(cause) => {
                 // The cause is for operators; the client learns only that it was not its fault.
                 tracing::error!(%cause, "internal error");
@@ -179,10 +219,6 @@ impl IntoResponse for ApiError {
                     None,
                     Extensions::new(),
                 )
-            }
-            Self::Unavailable { detail } => {
-                tracing::warn!(%detail, "redis unavailable");
-                (detail, None, Extensions::new())
             }
             other => (other.to_string(), None, Extensions::new()),
         };
@@ -229,19 +265,15 @@ impl From<redis::RedisError> for ApiError {
             } else {
                 "is not reachable"
             };
-            return Self::Unavailable {
-                detail: format!("Redis {why}; try again shortly."),
-            };
+            return Self::unavailable(format!("Redis {why}; try again shortly."));
         }
         if e.code() == Some("BUSY") {
-            return Self::Unavailable {
-                detail: "Redis is busy running a script; try again shortly.".to_owned(),
-            };
+            return Self::unavailable("Redis is busy running a script; try again shortly.");
         }
         if e.code() == Some("OOM") {
-            return Self::Unavailable {
-                detail: "Redis is out of memory (maxmemory reached); try again later.".to_owned(),
-            };
+            return Self::unavailable(
+                "Redis is out of memory (maxmemory reached); try again later.",
+            );
         }
         Self::Internal(format!("redis: {e}"))
     }

@@ -93,7 +93,15 @@ impl TestApp {
 
     /// A fresh Redis and the test configuration changed by `adjust`.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
-        let redis = start_redis(&[]);
+        Self::build(start_redis(&[]), adjust)
+    }
+
+    /// The default test configuration on a Redis the test started (e.g. with extra flags).
+    pub async fn with_redis(redis: RedisProcess) -> Self {
+        Self::build(redis, |_| {})
+    }
+
+    fn build(redis: RedisProcess, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(&redis.url());
         adjust(&mut config);
         let state = AppState::new(config).expect("state");

@@ -16,10 +16,8 @@ use std::time::{Duration, Instant};
 
 use axum::{Json, Router, extract::State, http::StatusCode};
 use redis::AsyncCommands;
-use serde_json::json;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState,
-    error::Extensions,
     keys::identifier,
     models::{
         lock::{
@@ -89,15 +87,11 @@ async fn acquire(
         let retry_after_ms = u64::try_from(value).unwrap_or(0);
         let now = Instant::now();
         if now >= deadline {
-            let mut extensions = Extensions::new();
-            extensions.insert("resource".into(), json!(resource));
-            extensions.insert("retry_after_ms".into(), json!(retry_after_ms));
-            return Err(ApiError::Conflict {
-                detail: format!(
-                    "resource '{resource}' is locked by another holder; it frees within {retry_after_ms} ms"
-                ),
-                extensions,
-            });
+            return Err(ApiError::conflict(format!(
+                "resource '{resource}' is locked by another holder; it frees within {retry_after_ms} ms"
+            ))
+            .with("resource", resource)
+            .with("retry_after_ms", retry_after_ms));
         }
         // Poll: short enough to catch a release soon, never past the lock's expiry or our
         // deadline. (No blocking command: it would hold a connection of its own.)
@@ -228,15 +222,11 @@ async fn acquire_lock(
 
 /// The 409 for a token that does not hold the lock.
 fn not_holder(resource: &str, action: &str) -> ApiError {
-    let mut extensions = Extensions::new();
-    extensions.insert("resource".into(), json!(resource));
-    ApiError::Conflict {
-        detail: format!(
-            "cannot {action} the lock on '{resource}': this token does not hold it (it expired, \
-             was released, or belongs to someone else)"
-        ),
-        extensions,
-    }
+    ApiError::conflict(format!(
+        "cannot {action} the lock on '{resource}': this token does not hold it (it expired, \
+         was released, or belongs to someone else)"
+    ))
+    .with("resource", resource)
 }
 
 /// `POST /lock/{resource}/extend`.

@@ -12,11 +12,10 @@
 
 use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
 use redis::AsyncCommands;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState,
     config::MAX_TTL_SECONDS,
-    error::Extensions,
     keys::identifier,
     models::{
         now_rfc3339, ttl_from_redis,
@@ -181,15 +180,11 @@ async fn get_profile(
     // TTL -2: no such key. (An HMGET of absent fields is empty too, but the key exists.)
     if ttl == -2 {
         let () = redis.hincr(&stats, "misses", 1).await?;
-        let mut extensions = Extensions::new();
-        extensions.insert("cache_hit".into(), json!(false));
-        extensions.insert("user_id".into(), json!(user_id));
-        return Err(ApiError::NotFound {
-            detail: format!(
-                "no cached profile for user '{user_id}' (never cached, deleted or expired)"
-            ),
-            extensions,
-        });
+        return Err(ApiError::not_found(format!(
+            "no cached profile for user '{user_id}' (never cached, deleted or expired)"
+        ))
+        .with("cache_hit", false)
+        .with("user_id", user_id));
     }
     let Value::Object(profile) = values else {
         return Err(ApiError::Internal("profile is not an object".into()));

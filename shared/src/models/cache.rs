@@ -5,6 +5,7 @@ use serde_json::Value;
 
 /// `POST /cache` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"key": "hello", "value": "world", "ttl": 300}))]
 #[serde(deny_unknown_fields)]
 pub struct PutEntry {
     /// The key, without prefix: 1 to 512 bytes.

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod lock;
 pub mod queue;
 pub mod rate_limit;
+pub mod stats;
 pub mod users;
 
 pub use cache::*;

@@ -18,6 +18,8 @@ pub enum Priority {
 
 /// A task as clients send it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"id": "task1", "title": "Send email",
+    "description": "Send welcome email to new user", "priority": "high"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// 1 to 512 bytes.

@@ -5,6 +5,8 @@ use serde_json::{Map, Value};
 
 /// `POST /users` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"user_id": "user123", "name": "John Doe", "email": "john@example.com",
+    "age": 30, "city": "San Francisco"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
     /// 1 to 512 bytes.

@@ -1,0 +1,9 @@
+//! The `docs` Lambda function: `/`, `/openapi.json`, `/docs` and `/redoc` under
+//! `lambda_http`. Needs no Redis; reads `RUST_LOG` and `MAX_BODY_BYTES`.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    shared::telemetry::init();
+    let config = shared::Config::from_env()?;
+    lambda_http::run(shared::http::finish(docs::router(), &config)).await
+}

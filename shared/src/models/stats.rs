@@ -1,0 +1,71 @@
+//! Bodies of the `stats` function (monitoring).
+
+use serde::{Deserialize, Serialize};
+
+/// `GET /stats` query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    /// Count the prefix's keys exactly, however many there are (a full SCAN: O(keys)).
+    /// By default the count is bounded and `prefix_keys` is `null` past the bound.
+    #[serde(default)]
+    #[param(default = false)]
+    pub exact: bool,
+}
+
+/// `GET /stats` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Stats {
+    /// Redis answered.
+    pub connected: bool,
+    /// Keys in the database (DBSIZE), ours and others'.
+    pub total_keys: u64,
+    /// Memory used, human-readable (`1.05M`).
+    pub memory_used: String,
+    /// Redis uptime.
+    pub uptime_seconds: u64,
+    /// Commands per second, as Redis measures them.
+    pub operations_per_second: u64,
+    /// Server version.
+    pub redis_version: String,
+    /// Keys under the prefix; `null` when there are more than a bounded scan counts (ask
+    /// with `?exact=true`).
+    pub prefix_keys: Option<u64>,
+    /// Memory used, bytes.
+    pub used_memory_bytes: u64,
+    /// The `maxmemory` limit, bytes (0: none).
+    pub maxmemory_bytes: u64,
+    /// What Redis does at `maxmemory`. Locks and queues need `noeviction`.
+    pub maxmemory_policy: Option<String>,
+    /// Clients connected.
+    pub connected_clients: u64,
+    /// Profile cache hits (`GET /users/{id}`).
+    pub cache_hits: u64,
+    /// Profile cache misses.
+    pub cache_misses: u64,
+    /// hits / (hits + misses); `null` before the first lookup.
+    pub hit_rate: Option<f64>,
+    /// Things an operator should fix (e.g. an evicting memory policy).
+    pub warnings: Vec<String>,
+}
+
+/// `POST /stats/reset` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ResetDone {
+    /// Human sentence.
+    pub message: String,
+    /// Keys deleted (all under the prefix, none elsewhere).
+    pub keys_deleted: u64,
+}
+
+/// `GET /health` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `ok`.
+    pub status: String,
+    /// `up`.
+    pub redis: String,
+    /// Round trip of a PING, milliseconds.
+    pub latency_ms: f64,
+}
