@@ -7,6 +7,7 @@
 //! `REDIS_URL` and nothing answering at the default address, it starts a private
 //! `redis-server` of its own (see [`embedded_redis`]).
 
+pub mod demo;
 pub mod redis_process;
 
 use std::{future::Future, time::Duration};

@@ -1,15 +1,19 @@
-//! `local-runner`: serves every endpoint group on one port (default 127.0.0.1:8002).
-//! `local-runner --help` lists every setting; each can be a flag or an environment variable.
+//! `local-runner`: serves every endpoint group on one port (default 127.0.0.1:8002), or
+//! walks the demo tour (`local-runner demo`). `local-runner --help` lists every setting;
+//! each can be a flag or an environment variable.
 
 use std::{net::IpAddr, process::ExitCode};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
+use local_runner::redis_process::RedisProcess;
 use shared::{AppState, Config};
 
 /// Redis Cache API: every function's routes on one local server.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 8002)]
     port: u16,
@@ -40,6 +44,19 @@ struct Cli {
     max_body_bytes: Option<String>,
 }
 
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API (what running with no command does).
+    Serve,
+    /// Walk through every Redis pattern, printing each request and its answer.
+    Demo {
+        /// The API to tour, e.g. http://127.0.0.1:8002. Without it, the tour starts an API
+        /// of its own for the duration (on a free port, with the usual Redis settings).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
 impl Cli {
     /// The settings as `shared::Config` reads them, by environment-variable name.
     fn lookup(&self, name: &str) -> Option<String> {
@@ -56,61 +73,102 @@ impl Cli {
     }
 }
 
+/// Why the process stops early: a message and an exit code.
+struct Fatal(String, u8);
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    shared::telemetry::init();
     let cli = Cli::parse();
-    let mut config = match Config::from_lookup(|name| cli.lookup(name)) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("local-runner: {e}");
-            return ExitCode::from(2);
+    let result = match &cli.command {
+        None | Some(Command::Serve) => {
+            shared::telemetry::init();
+            serve(&cli).await
+        }
+        Some(Command::Demo { url }) => {
+            // The tour's own output is the point: keep request logs out of it.
+            shared::telemetry::init_with_default("warn");
+            demo(&cli, url.as_deref()).await
         }
     };
-    // Kept alive until the server has drained; dropping it stops the embedded Redis.
-    let _embedded = match local_runner::embedded_redis(
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Fatal(why, code)) => {
+            eprintln!("local-runner: {why}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Reads the settings, starts the embedded Redis when needed and connects.
+async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
+    let mut config =
+        Config::from_lookup(|name| cli.lookup(name)).map_err(|e| Fatal(e.to_string(), 2))?;
+    let embedded = local_runner::embedded_redis(
         &mut config,
         6379,
         local_runner::redis_process::redis_server_bin(),
-    ) {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("local-runner: {why}");
-            return ExitCode::from(1);
-        }
-    };
+    )
+    .map_err(|why| Fatal(why, 1))?;
     let redis_url = config.redacted_redis_url();
-    let state = match AppState::connect(config).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("local-runner: cannot reach Redis at {redis_url}: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let state = AppState::connect(config)
+        .await
+        .map_err(|e| Fatal(format!("cannot reach Redis at {redis_url}: {e}"), 1))?;
+    Ok((state, embedded))
+}
+
+async fn serve(cli: &Cli) -> Result<(), Fatal> {
+    // `_embedded` lives until the server has drained; dropping it stops the embedded Redis.
+    let (state, _embedded) = connect(cli).await?;
     let addr = std::net::SocketAddr::from((cli.bind, cli.port));
-    let listener = match tokio::net::TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "local-runner: cannot listen on {addr}: {e} (is another server on it? `lsof -i :{}`)",
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        Fatal(
+            format!(
+                "cannot listen on {addr}: {e} (is another server on it? `lsof -i :{}`)",
                 cli.port
-            );
-            return ExitCode::from(1);
-        }
-    };
+            ),
+            1,
+        )
+    })?;
     if !cli.bind.is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: the API is reachable from the network");
     }
-    tracing::info!(%addr, redis = %redis_url, "Redis Cache API listening; docs at http://{addr}/docs");
-    let app = local_runner::app(state);
-    match local_runner::serve(listener, app, local_runner::shutdown_signal()).await {
-        Ok(()) => {
-            tracing::info!("stopped");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("local-runner: server error: {e}");
-            ExitCode::from(1)
-        }
+    tracing::info!(%addr, redis = %state.config.redacted_redis_url(), "Redis Cache API listening; docs at http://{addr}/docs");
+    local_runner::serve(
+        listener,
+        local_runner::app(state),
+        local_runner::shutdown_signal(),
+    )
+    .await
+    .map_err(|e| Fatal(format!("server error: {e}"), 1))?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn demo(cli: &Cli, url: Option<&str>) -> Result<(), Fatal> {
+    let mut out = anstream::stdout();
+    if let Some(url) = url {
+        return local_runner::demo::run(url, &mut out)
+            .await
+            .map_err(|why| Fatal(why, 1));
     }
+    let (state, _embedded) = connect(cli).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
+        .await
+        .map_err(|e| Fatal(format!("cannot listen: {e}"), 1))?;
+    let base = format!(
+        "http://{}",
+        listener.local_addr().map_err(|e| Fatal(e.to_string(), 1))?
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(local_runner::serve(
+        listener,
+        local_runner::app(state),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let result = local_runner::demo::run(&base, &mut out).await;
+    let _ = stop.send(());
+    let _ = server.await;
+    result.map_err(|why| Fatal(why, 1))
 }

@@ -136,3 +136,24 @@ fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::p
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn demo_command_tours_a_private_api_and_exits_zero() {
+    let out = Command::new(BIN)
+        .arg("demo")
+        .env_remove("REDIS_URL")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("Tour complete."), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "NO_COLOR must strip the colours"
+    );
+}

@@ -3,9 +3,15 @@
 
 use tracing_subscriber::{EnvFilter, fmt};
 
-/// Installs the global subscriber. Safe to call more than once (later calls do nothing).
+/// Installs the global subscriber at `info`. Safe to call more than once (later calls do
+/// nothing).
 pub fn init() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    init_with_default("info");
+}
+
+/// Installs the global subscriber; `default` is the filter when `RUST_LOG` is unset.
+pub fn init_with_default(default: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() {
         let _ = fmt()
             .json()

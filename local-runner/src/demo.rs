@@ -1,0 +1,285 @@
+//! The demo tour (`local-runner demo`): walks through every Redis pattern against a running
+//! API, printing what each step does, the request and the answer. The Rust counterpart of
+//! the original's `python demo_redis_cache.py`.
+//!
+//! Each step checks the status it expects, so a tour that finishes is also a smoke test.
+
+use std::{io::Write, time::Duration};
+
+use anstyle::{AnsiColor, Style};
+use serde_json::{Value, json};
+
+const TITLE: Style = AnsiColor::Cyan.on_default().bold();
+const NOTE: Style = Style::new().dimmed();
+const SENT: Style = AnsiColor::Yellow.on_default();
+const GOOD: Style = AnsiColor::Green.on_default();
+const BAD: Style = AnsiColor::Red.on_default();
+
+/// Walks the tour against the API at `base` (e.g. `http://127.0.0.1:8002`), writing to `out`.
+/// Fails with a sentence naming the step whose answer was not the expected one.
+pub async fn run(base: &str, out: &mut dyn Write) -> Result<(), String> {
+    let mut tour = Tour {
+        http: reqwest::Client::new(),
+        base: base.trim_end_matches('/').to_owned(),
+        out,
+        step: 0,
+    };
+    tour.cache().await?;
+    tour.profiles().await?;
+    tour.rate_limit().await?;
+    tour.locks().await?;
+    tour.queue().await?;
+    tour.stats().await?;
+    tour.line(&format!(
+        "\n{GOOD}Tour complete.{GOOD:#} Every endpoint is in the interactive docs (/docs); \
+         POST /stats/reset clears the demo data."
+    ))
+}
+
+struct Tour<'a> {
+    http: reqwest::Client,
+    base: String,
+    out: &'a mut dyn Write,
+    step: usize,
+}
+
+impl Tour<'_> {
+    fn line(&mut self, text: &str) -> Result<(), String> {
+        writeln!(self.out, "{text}").map_err(|e| format!("cannot write: {e}"))
+    }
+
+    fn section(&mut self, title: &str, why: &str) -> Result<(), String> {
+        self.step += 1;
+        self.line(&format!("\n{TITLE}{}. {title}{TITLE:#}", self.step))?;
+        self.line(&format!("   {NOTE}{why}{NOTE:#}"))
+    }
+
+    fn note(&mut self, text: &str) -> Result<(), String> {
+        self.line(&format!("   {NOTE}{text}{NOTE:#}"))
+    }
+
+    /// Sends a request, prints it and its answer, and checks the status is in `expect`.
+    async fn call(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        expect: &[u16],
+    ) -> Result<Value, String> {
+        let (status, answer) = self.send(method, path, body.as_ref()).await?;
+        let sent = body.map(|b| format!(" {b}")).unwrap_or_default();
+        self.line(&format!("{SENT}→ {method} {path}{sent}{SENT:#}"))?;
+        let style = if status < 400 { GOOD } else { BAD };
+        self.line(&format!(
+            "{style}← {status}{style:#} {}",
+            shorten(&answer.to_string(), 400)
+        ))?;
+        if !expect.contains(&status) {
+            return Err(format!(
+                "step {}: {method} {path} answered {status}, expected {expect:?}: {answer}",
+                self.step
+            ));
+        }
+        Ok(answer)
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("cannot reach the API at {}: {e}", self.base))?;
+        let status = response.status().as_u16();
+        let text = response.text().await.map_err(|e| e.to_string())?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    async fn cache(&mut self) -> Result<(), String> {
+        self.section(
+            "Cache with expiry",
+            "SET key value EX ttl: Redis deletes the value by itself when its TTL runs out.",
+        )?;
+        let value = json!({"greeting": "hello", "from": "the demo"});
+        self.call(
+            "POST",
+            "/cache",
+            Some(json!({"key": "demo:greeting", "value": value, "ttl": 2})),
+            &[201],
+        )
+        .await?;
+        self.call("GET", "/cache/demo:greeting", None, &[200])
+            .await?;
+        self.note("Waiting 2.5 s for the TTL to run out...")?;
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        self.call("GET", "/cache/demo:greeting", None, &[404])
+            .await?;
+        self.call("GET", "/cache?pattern=demo:*", None, &[200])
+            .await?;
+        Ok(())
+    }
+
+    async fn profiles(&mut self) -> Result<(), String> {
+        self.section(
+            "User profiles in hashes, with hits and misses",
+            "HSET + EXPIRE in one MULTI; reads are HGETALL (or HMGET for some fields); Redis counts hits and misses.",
+        )?;
+        let alice = json!({"user_id": "demo-alice", "name": "Alice Smith", "email": "alice@example.com", "age": 34, "city": "Lisbon"});
+        self.call("POST", "/users", Some(alice), &[201]).await?;
+        self.call("GET", "/users/demo-alice", None, &[200]).await?;
+        self.call("GET", "/users/demo-alice?fields=name,email", None, &[200])
+            .await?;
+        self.call("GET", "/users/demo-nobody", None, &[404]).await?;
+        self.call(
+            "PATCH",
+            "/users/demo-alice",
+            Some(json!({"city": "Porto"})),
+            &[200],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn rate_limit(&mut self) -> Result<(), String> {
+        self.section(
+            "Rate limiting in one Lua script",
+            "12 calls at 10 per minute: the script counts and decides atomically, so exactly 10 pass.",
+        )?;
+        let user = format!("demo-{}", std::process::id());
+        for i in 1..=12 {
+            let path = format!("/rate-limit/check?user_id={user}&limit=10&window=60");
+            let (status, data) = self.send("GET", &path, None).await?;
+            let count = &data["current_count"];
+            let text = match status {
+                200 => format!("{GOOD}Request {i}: ✅ Allowed ({count}/10){GOOD:#}"),
+                429 => format!(
+                    "{BAD}Request {i}: ⛔ Rate limited ({count}/10), retry in {}s{BAD:#}",
+                    data["reset_in_seconds"]
+                ),
+                other => return Err(format!("rate limit answered {other}: {data}")),
+            };
+            self.line(&text)?;
+        }
+        Ok(())
+    }
+
+    async fn locks(&mut self) -> Result<(), String> {
+        self.section(
+            "Two contenders for one lock",
+            "SET NX PX with a random token: one holder at a time; the other gets 409 at once.",
+        )?;
+        let path = "/lock/demo-payment_gateway?processing_time=1";
+        let (a, b) = tokio::join!(self.send("POST", path, None), self.send("POST", path, None));
+        let mut winners = 0;
+        for (who, answer) in [("A", a?), ("B", b?)] {
+            let (status, body) = answer;
+            let style = if status == 200 { GOOD } else { BAD };
+            self.line(&format!("{SENT}→ POST {path}{SENT:#} (contender {who})"))?;
+            self.line(&format!(
+                "{style}← {status}{style:#} {}",
+                shorten(&body.to_string(), 300)
+            ))?;
+            winners += usize::from(status == 200);
+        }
+        if winners != 1 {
+            return Err(format!(
+                "step {}: expected exactly one lock holder, got {winners}",
+                self.step
+            ));
+        }
+        let grant = self
+            .call("POST", "/lock/demo-report/acquire?ttl=10", None, &[201])
+            .await?;
+        self.call(
+            "POST",
+            "/lock/demo-report/release",
+            Some(json!({"token": "not-the-token"})),
+            &[409],
+        )
+        .await?;
+        self.note("Nobody can release a lock they do not hold. The holder can:")?;
+        self.call(
+            "POST",
+            "/lock/demo-report/release",
+            Some(json!({"token": grant["token"]})),
+            &[200],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn queue(&mut self) -> Result<(), String> {
+        self.section(
+            "A task queue on a list",
+            "RPUSH in, LPOP out (FIFO); claim + ack moves a task to a processing list so a crash loses nothing.",
+        )?;
+        self.call("DELETE", "/queue/demo-tasks", None, &[200])
+            .await?;
+        for (id, title, priority) in [
+            ("1", "Send email", "high"),
+            ("2", "Process payment", "high"),
+            ("3", "Generate report", "low"),
+        ] {
+            self.call(
+                "POST",
+                "/queue/demo-tasks",
+                Some(json!({"id": id, "title": title, "priority": priority})),
+                &[201],
+            )
+            .await?;
+        }
+        self.call("GET", "/queue/demo-tasks/all", None, &[200])
+            .await?;
+        let claimed = self
+            .call(
+                "POST",
+                "/queue/demo-tasks/claim?visibility=30",
+                None,
+                &[200],
+            )
+            .await?;
+        self.call(
+            "POST",
+            "/queue/demo-tasks/ack",
+            Some(json!({"receipt": claimed["receipt"]})),
+            &[200],
+        )
+        .await?;
+        while self.send("GET", "/queue/demo-tasks/all", None).await?.1["queue_length"].as_u64()
+            > Some(0)
+        {
+            self.call("GET", "/queue/demo-tasks", None, &[200]).await?;
+        }
+        self.call("GET", "/queue/demo-tasks", None, &[404]).await?;
+        Ok(())
+    }
+
+    async fn stats(&mut self) -> Result<(), String> {
+        self.section(
+            "Monitoring",
+            "INFO, DBSIZE and the profile counters, pipelined in one round trip.",
+        )?;
+        self.call("GET", "/stats", None, &[200]).await?;
+        self.call("GET", "/health", None, &[200]).await?;
+        Ok(())
+    }
+}
+
+/// Cuts long answers for the terminal.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}

@@ -1,0 +1,36 @@
+//! The demo tour (`local-runner demo`) against a fresh runner.
+
+use api_tests::TestApp;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_tour_runs_start_to_finish() {
+    let app = TestApp::new().await;
+    let server = app.serve().await;
+    let mut out = Vec::new();
+    local_runner::demo::run(&server.url(""), &mut out)
+        .await
+        .unwrap();
+    let out = String::from_utf8(out).unwrap();
+    for expected in [
+        "1. Cache with expiry",
+        "2. User profiles in hashes",
+        "3. Rate limiting in one Lua script",
+        "Request 10: ✅ Allowed (10/10)",
+        "Request 12: ⛔ Rate limited (10/10)",
+        "4. Two contenders for one lock",
+        "5. A task queue on a list",
+        "6. Monitoring",
+        "Tour complete.",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}
+
+#[tokio::test]
+async fn demo_tour_reports_an_unreachable_api() {
+    let mut out = Vec::new();
+    let why = local_runner::demo::run("http://127.0.0.1:1", &mut out)
+        .await
+        .unwrap_err();
+    assert!(why.contains("cannot reach the API"), "{why}");
+}
