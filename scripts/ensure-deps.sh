@@ -34,3 +34,18 @@ ensure_chromium() {
   echo "==> installing chromium and chromium-driver (Debian packages, for the browser test)"
   apt_install chromium chromium-driver
 }
+
+# Python tools (cfn-lint, ...) go into a virtualenv under target/, so nothing touches the
+# system Python (Debian's refuses `pip install` outside a venv).
+PY_TOOLS="${PY_TOOLS:-$PWD/target/py-tools}"
+
+ensure_py_tool() { # ensure_py_tool COMMAND [PIP_PACKAGE]
+  local cmd="$1" pkg="${2:-$1}"
+  if [ -x "$PY_TOOLS/bin/$cmd" ]; then return 0; fi
+  if ! command -v python3 >/dev/null; then apt_install python3 python3-venv; fi
+  if [ ! -x "$PY_TOOLS/bin/pip" ]; then
+    python3 -m venv "$PY_TOOLS" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$PY_TOOLS"; }
+  fi
+  echo "==> installing $pkg (PyPI, into $PY_TOOLS)"
+  "$PY_TOOLS/bin/pip" install --quiet --disable-pip-version-check "$pkg"
+}

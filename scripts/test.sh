@@ -6,10 +6,13 @@ cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
 ensure_redis_server
 ensure_chromium
+ensure_py_tool cfn-lint
 
 echo "==> cargo fmt --all --check"
 cargo fmt --all --check
 echo "==> cargo clippy --workspace --all-targets --locked -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "==> cfn-lint template.yaml"
+"$PY_TOOLS/bin/cfn-lint" template.yaml
 echo "==> cargo test --workspace --locked"
 cargo test --workspace --locked

@@ -11,6 +11,7 @@
 //! - [`models`]: request and response bodies;
 //! - [`scripts`]: the Lua scripts (`src/scripts/*.lua`), run by SHA;
 //! - [`http`]: fallbacks and layers every router gets;
+//! - [`lambda`]: running a router under the Lambda runtime;
 //! - [`validate`]: value checks failing with a 422 naming the field;
 //! - [`telemetry`]: logging set-up for Lambda and for local runs.
 
@@ -19,6 +20,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod keys;
+pub mod lambda;
 pub mod models;
 pub mod scripts;
 pub mod state;

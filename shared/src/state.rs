@@ -99,13 +99,27 @@ fn deadline_exceeded() -> RedisError {
     .into()
 }
 
+/// Whether a failed command may be sent once more: the connection it used was found
+/// broken (the server closed it while the process was idle or frozen, as a Lambda
+/// container is between invocations), so the command never reached Redis. The
+/// `ConnectionManager` has already started reconnecting; the retry waits for that.
+/// Time-outs are not retried: the command may have run.
+fn worth_one_retry(e: &RedisError) -> bool {
+    e.is_connection_dropped() && !e.is_timeout()
+}
+
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let deadline = self.deadline;
         Box::pin(async move {
-            tokio::time::timeout(deadline, self.manager.req_packed_command(cmd))
-                .await
-                .unwrap_or_else(|_| Err(deadline_exceeded()))
+            tokio::time::timeout(deadline, async {
+                match self.manager.req_packed_command(cmd).await {
+                    Err(e) if worth_one_retry(&e) => self.manager.req_packed_command(cmd).await,
+                    other => other,
+                }
+            })
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded()))
         })
     }
 
@@ -117,10 +131,20 @@ impl ConnectionLike for Redis {
     ) -> RedisFuture<'a, Vec<Value>> {
         let deadline = self.deadline;
         Box::pin(async move {
-            tokio::time::timeout(
-                deadline,
-                self.manager.req_packed_commands(pipeline, offset, count),
-            )
+            tokio::time::timeout(deadline, async {
+                match self
+                    .manager
+                    .req_packed_commands(pipeline, offset, count)
+                    .await
+                {
+                    Err(e) if worth_one_retry(&e) => {
+                        self.manager
+                            .req_packed_commands(pipeline, offset, count)
+                            .await
+                    }
+                    other => other,
+                }
+            })
             .await
             .unwrap_or_else(|_| Err(deadline_exceeded()))
         })

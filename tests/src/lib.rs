@@ -5,6 +5,9 @@
 //! installs it when missing). Each [`TestApp`] owns its server, on a free port, killed when
 //! the test ends, so tests run in parallel without sharing any state.
 
+pub mod lambda;
+pub mod runtime_api;
+
 use std::net::SocketAddr;
 
 use axum::{Router, body::Body};

@@ -5,5 +5,5 @@
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let config = shared::Config::from_env()?;
-    lambda_http::run(shared::http::finish(docs::router(), &config)).await
+    shared::lambda::run(shared::http::finish(docs::router(), &config)).await
 }

@@ -6,8 +6,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
-    let config = shared::Config::from_env()?;
-    let state = shared::AppState::new(config)?;
+    let state = shared::AppState::new(shared::Config::from_env()?)?;
     let app = shared::http::finish(queue::router(state.clone()), &state.config);
-    lambda_http::run(app).await
+    shared::lambda::run(app).await
 }

@@ -1,0 +1,54 @@
+//! Running a router on AWS Lambda (`lambda_http`), the same way in every function.
+//!
+//! [`run`] is the whole of a function's `main` after its state is built: JSON logs, then
+//! the runtime loop. [`handler`] is the router exactly as the runtime calls it, so tests can
+//! drive it with API Gateway and Function URL events.
+
+use std::convert::Infallible;
+
+use axum::{Router, http::Uri, response::Response};
+use lambda_http::{Request, RequestExt, request::RequestContext};
+use tower::{Service, ServiceExt};
+
+/// Runs `router` under the Lambda runtime until the process is stopped. Never returns an
+/// `Err` for a request: every failure is already an HTTP problem response.
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::run(handler(router)).await
+}
+
+/// The router as the runtime calls it: a REST API (v1) stage prefix (`/prod/cache/x`) is
+/// removed before routing, so the same routes serve HTTP APIs, REST APIs with a stage, and
+/// Function URLs. (`AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH=true` has the same effect at the
+/// parsing step; this makes the function correct without it.)
+pub fn handler(
+    router: Router,
+) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone {
+    router.map_request(strip_stage)
+}
+
+fn strip_stage(mut request: Request) -> Request {
+    let stage = match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(ctx)) => ctx.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
+        return request;
+    };
+    let prefix = format!("/{stage}");
+    let path = request.uri().path();
+    let rest = match path.strip_prefix(&prefix) {
+        Some("") => "/",
+        Some(rest) if rest.starts_with('/') => rest,
+        _ => return request,
+    };
+    let mut uri = rest.to_owned();
+    if let Some(query) = request.uri().query() {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    if let Ok(uri) = uri.parse::<Uri>() {
+        *request.uri_mut() = uri;
+    }
+    request
+}

@@ -1,0 +1,190 @@
+//! End to end through the real Lambda runtime loop: the cache function's release binary
+//! runs as a process against an emulated Runtime API (`api_tests::runtime_api`), is invoked
+//! with API Gateway events, and answers through the runtime, as on AWS.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use api_tests::{
+    TestApp,
+    lambda::{Call, Source, event},
+    runtime_api::RuntimeApi,
+};
+use serde_json::{Value, json};
+
+/// Builds (if needed) and locates a function's release binary.
+fn release_binary(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--release", "--locked", "--quiet", "-p", name])
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "cargo build --release -p {name} failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"));
+    target.join("release").join(name)
+}
+
+/// The function process, killed on drop; its stdout lines are collected.
+struct Function {
+    child: Child,
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Function {
+    fn start(binary: &PathBuf, runtime: &RuntimeApi, redis_url: &str) -> Self {
+        let mut child = Command::new(binary)
+            .env("AWS_LAMBDA_RUNTIME_API", runtime.addr.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "cache")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/cache")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+            .env("REDIS_URL", redis_url)
+            .env("REDIS_RESPONSE_TIMEOUT_MS", "500")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the function binary");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        let stdout = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Self { child, logs }
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cache_function_binary_answers_through_the_runtime_api() {
+    let binary = tokio::task::spawn_blocking(|| release_binary("cache"))
+        .await
+        .unwrap();
+    let size = std::fs::metadata(&binary).unwrap().len();
+    let mut app = TestApp::new().await;
+    let runtime = RuntimeApi::start().await;
+    let limit = Duration::from_secs(10);
+
+    // Cold start: process start to the first response, Redis connection included.
+    let started = Instant::now();
+    let function = Function::start(&binary, &runtime, &app.redis.url());
+    let body = json!({"key": "hello", "value": "world", "ttl": 300}).to_string();
+    let post = Call {
+        method: "POST",
+        path: "/cache",
+        body: Some(&body),
+        ..Call::default()
+    };
+    let r = runtime
+        .invoke(event(Source::HttpV2, &post), limit)
+        .await
+        .expect("a response");
+    let cold_start = started.elapsed();
+    assert_eq!(r["statusCode"], 201, "{r}");
+    let answer: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+    assert_eq!(answer["ttl_seconds"], 300);
+    eprintln!(
+        "cache function: release binary {:.2} MB, cold start to first response {:.1} ms",
+        size as f64 / 1e6,
+        cold_start.as_secs_f64() * 1e3
+    );
+
+    // Warm invocations, through each front door.
+    let get = Call {
+        method: "GET",
+        path: "/cache/hello",
+        ..Call::default()
+    };
+    for source in api_tests::lambda::SOURCES {
+        let r = runtime
+            .invoke(event(source, &get), limit)
+            .await
+            .expect("a response");
+        assert_eq!(r["statusCode"], 200, "{source:?}: {r}");
+        let answer: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(answer["value"], "world");
+    }
+    let bad = Call {
+        method: "POST",
+        path: "/cache",
+        body: Some("{oops"),
+        ..Call::default()
+    };
+    let r = runtime
+        .invoke(event(Source::HttpV2, &bad), limit)
+        .await
+        .expect("a response, not an error");
+    assert_eq!(r["statusCode"], 400, "{r}");
+
+    // Redis gone: still an HTTP answer (503), never an invocation error; logged as JSON
+    // lines carrying the invocation's request id.
+    app.redis.stop();
+    let r = runtime
+        .invoke(event(Source::HttpV2, &get), limit)
+        .await
+        .expect("a response, not an error");
+    assert_eq!(r["statusCode"], 503, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let line = loop {
+        let found = function
+            .logs
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|l| l.contains("redis unavailable"))
+            .cloned();
+        if let Some(line) = found {
+            break line;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no log line for the 503: {:?}",
+            function.logs.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log: Value =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+    assert_eq!(log["level"], "WARN", "{log}");
+    assert!(
+        line.contains("req-"),
+        "the log line lacks the request id: {line}"
+    );
+
+    // Back again: the same process recovers without a restart.
+    app.redis.restart().unwrap();
+    let mut recovered = false;
+    for _ in 0..50 {
+        let r = runtime
+            .invoke(event(Source::HttpV2, &post), limit)
+            .await
+            .expect("a response");
+        if r["statusCode"] == 201 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        recovered,
+        "the function did not recover after Redis came back"
+    );
+}
