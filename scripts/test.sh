@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 ensure_redis_server
 ensure_chromium
 ensure_py_tool cfn-lint
+ensure_py_tool st schemathesis
 
 echo "==> cargo fmt --all --check"
 cargo fmt --all --check

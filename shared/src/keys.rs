@@ -9,8 +9,11 @@ use std::sync::Arc;
 
 use crate::error::ApiError;
 
-/// Longest identifier (key, user id, resource, queue name) accepted, in bytes.
-pub const MAX_IDENTIFIER_BYTES: usize = 512;
+/// Longest identifier (key, user id, resource, queue name) accepted, in characters.
+///
+/// Counted in characters (Unicode code points), as JSON Schema's `maxLength` counts, so that
+/// the OpenAPI document states the rule exactly; 512 characters are at most 2048 bytes.
+pub const MAX_IDENTIFIER_CHARS: usize = 512;
 
 /// Builds keys and patterns under one prefix. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -113,7 +116,7 @@ pub fn escape_glob(s: &str) -> String {
     out
 }
 
-/// Checks an identifier taken from a path or body: 1 to [`MAX_IDENTIFIER_BYTES`] bytes.
+/// Checks an identifier taken from a path or body: 1 to [`MAX_IDENTIFIER_CHARS`] characters.
 /// `field` names it in the error (`key`, `user_id`, ...).
 pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
     if value.is_empty() {
@@ -122,12 +125,12 @@ pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> 
             format!("{field} must not be empty"),
         ));
     }
-    if value.len() > MAX_IDENTIFIER_BYTES {
+    let chars = value.chars().count();
+    if chars > MAX_IDENTIFIER_CHARS {
         return Err(ApiError::bad_request(
             field,
             format!(
-                "{field} is {} bytes long; at most {MAX_IDENTIFIER_BYTES} are allowed",
-                value.len()
+                "{field} is {chars} characters long; at most {MAX_IDENTIFIER_CHARS} are allowed"
             ),
         ));
     }

@@ -98,7 +98,7 @@ async fn put_entry(
     tag = "cache",
     summary = "Get a cache value",
     description = "`GET` + `TTL`, pipelined in one round trip.",
-    params(("key" = String, Path, description = "The key, without prefix (1 to 512 bytes)", example = "hello")),
+    params(("key" = String, Path, min_length = 1, max_length = 512, description = "The key, without prefix (1 to 512 characters)", example = "hello")),
     responses(
         (status = 200, description = "The value", body = Entry),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -136,7 +136,7 @@ async fn get_entry(
     path = "/cache/{key}",
     tag = "cache",
     summary = "Delete a cache value",
-    params(("key" = String, Path, description = "The key, without prefix", example = "hello")),
+    params(("key" = String, Path, min_length = 1, max_length = 512, description = "The key, without prefix", example = "hello")),
     responses(
         (status = 200, description = "Deleted", body = EntryDeleted),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -183,6 +183,8 @@ async fn list_entries(
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
     validate::range("count", query.count, 1, MAX_PAGE)?;
+    // Redis cursors fit in 63 bits for any real keyspace; the schema says int64.
+    validate::range("cursor", query.cursor, 0, i64::MAX as u64)?;
     validate::identifier("pattern", &query.pattern)?;
     let pattern = state.keys.cache_pattern(&query.pattern);
     let mut redis = state.redis.clone();

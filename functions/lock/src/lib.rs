@@ -119,7 +119,7 @@ async fn release(state: &AppState, resource: &str, token: &str) -> Result<bool, 
     tag = "lock",
     summary = "Do some work under a lock (acquire, hold, release)",
     description = "The original demo: acquire, hold for `processing_time` seconds, release. A concurrent request gets 409 at once, or after waiting up to `wait_ms`.",
-    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway"), HoldQuery),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), HoldQuery),
     responses(
         (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
         (status = 400, description = "processing_time above 25 s, or ttl not longer than processing_time", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -156,6 +156,16 @@ async fn hold_lock(
         ));
     }
     validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
+    if processing * 1000.0 + query.wait_ms as f64 > MAX_PROCESSING_SECS * 1000.0 {
+        return Err(ApiError::bad_request(
+            "wait_ms",
+            format!(
+                "processing_time + wait_ms must not exceed {MAX_PROCESSING_SECS} s (API Gateway \
+                 gives up after 29 s), got {processing} s + {} ms",
+                query.wait_ms
+            ),
+        ));
+    }
 
     let grant = acquire(&state, &resource, query.ttl * 1000, query.wait_ms).await?;
     // The work and the release run in their own task: if the client goes away mid-way, the
@@ -191,7 +201,7 @@ async fn hold_lock(
     tag = "lock",
     summary = "Acquire a lock",
     description = "`SET NX PX` with a random token, plus the next fencing token (Lua).",
-    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway"), AcquireQuery),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), AcquireQuery),
     responses(
         (status = 201, description = "Granted: keep the token to extend or release", body = LockGrant),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -236,7 +246,7 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
     tag = "lock",
     summary = "Extend a lock you hold",
     description = "Compare-and-expire (Lua): only the token's holder can extend.",
-    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway")),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     request_body = ExtendLock,
     responses(
         (status = 200, description = "Extended", body = LockChanged),
@@ -281,7 +291,7 @@ async fn extend_lock(
     tag = "lock",
     summary = "Release a lock you hold",
     description = "Compare-and-delete (Lua): nobody can release a lock they do not hold.",
-    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway")),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     request_body = ReleaseLock,
     responses(
         (status = 200, description = "Released", body = LockChanged),
@@ -316,7 +326,7 @@ async fn release_lock(
     path = "/lock/{resource}",
     tag = "lock",
     summary = "Is the resource locked?",
-    params(("resource" = String, Path, description = "What the lock protects (1 to 512 bytes)", example = "payment_gateway")),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     responses(
         (status = 200, description = "Lock status", body = LockStatus),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),

@@ -25,7 +25,8 @@ use shared::{
         json_or_string, now_rfc3339,
         queue::{
             AckClaim, BatchQuery, BatchQueued, ClaimQuery, NewTask, PageQuery, QueueCleared,
-            QueuePage, StoredTask, TaskAcked, TaskClaimed, TaskPopped, TaskQueued, TasksPopped,
+            QueuePage, StoredTask, TaskAcked, TaskBatch, TaskClaimed, TaskPopped, TaskQueued,
+            TasksPopped,
         },
         random_token,
     },
@@ -151,7 +152,7 @@ async fn clear(state: AppState, name: String) -> Result<Json<QueueCleared>, ApiE
     path = "/queue/{name}",
     tag = "queue",
     summary = "Add a task (RPUSH)",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = NewTask,
     responses(
         (status = 201, description = "Queued", body = TaskQueued),
@@ -199,7 +200,7 @@ async fn push_default(
     path = "/queue/{name}",
     tag = "queue",
     summary = "Pop the oldest task (FIFO)",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -236,7 +237,7 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
     path = "/queue/{name}",
     tag = "queue",
     summary = "Clear a queue (waiting and claimed tasks)",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     responses(
         (status = 200, description = "Cleared", body = QueueCleared),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -272,8 +273,8 @@ async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleare
     tag = "queue",
     summary = "Add 1 to 1000 tasks in one RPUSH",
     description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
-    request_body = Vec<NewTask>,
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
+    request_body = TaskBatch,
     responses(
         (status = 201, description = "Queued", body = BatchQueued),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -286,7 +287,7 @@ async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleare
 async fn push_batch(
     State(state): State<AppState>,
     ApiPath(name): ApiPath<String>,
-    ApiJson(tasks): ApiJson<Vec<NewTask>>,
+    ApiJson(TaskBatch(tasks)): ApiJson<TaskBatch>,
 ) -> Result<(StatusCode, Json<BatchQueued>), ApiError> {
     identifier("name", &name)?;
     if tasks.is_empty() || tasks.len() as u64 > MAX_BATCH {
@@ -320,7 +321,7 @@ async fn push_batch(
     path = "/queue/{name}/batch",
     tag = "queue",
     summary = "Pop up to `count` tasks in one call",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks"), BatchQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), BatchQuery),
     responses(
         (status = 200, description = "The oldest tasks, removed", body = TasksPopped),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -351,7 +352,7 @@ async fn pop_batch(
     path = "/queue/{name}/all",
     tag = "queue",
     summary = "View tasks without removing them (paged)",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks"), PageQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), PageQuery),
     responses(
         (status = 200, description = "One page; `queue_length` is the total", body = QueuePage),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -366,7 +367,8 @@ async fn peek_queue(
 ) -> Result<Json<QueuePage>, ApiError> {
     identifier("name", &name)?;
     let limit = validate::range("limit", query.limit, 1, MAX_BATCH)?;
-    let offset = validate::range("offset", query.offset, 0, i64::MAX as u64 - MAX_BATCH)?;
+    // A Redis list holds at most 2^32 - 1 elements.
+    let offset = validate::range("offset", query.offset, 0, u64::from(u32::MAX))?;
     let mut redis = state.redis.clone();
     let (queue_length, tasks): (u64, Vec<String>) = scripts::QUEUE_PEEK
         .key(&state.keys.queue(&name))
@@ -389,7 +391,7 @@ async fn peek_queue(
     tag = "queue",
     summary = "Claim the oldest task (reliable consumption)",
     description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks"), ClaimQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), ClaimQuery),
     responses(
         (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
         (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -428,7 +430,7 @@ async fn claim_task(
     path = "/queue/{name}/ack",
     tag = "queue",
     summary = "Acknowledge a claimed task (removes it for good)",
-    params(("name" = String, Path, description = "Queue name (1 to 512 bytes)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = AckClaim,
     responses(
         (status = 200, description = "Acknowledged", body = TaskAcked),

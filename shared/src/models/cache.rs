@@ -8,14 +8,14 @@ use serde_json::Value;
 #[schema(example = json!({"key": "hello", "value": "world", "ttl": 300}))]
 #[serde(deny_unknown_fields)]
 pub struct PutEntry {
-    /// The key, without prefix: 1 to 512 bytes.
+    /// The key, without prefix: 1 to 512 characters.
     #[schema(example = "hello", min_length = 1, max_length = 512)]
     pub key: String,
     /// Any JSON value; it comes back exactly as sent.
     #[schema(example = "world")]
     pub value: Value,
     /// Seconds to live, 1..=31536000; `DEFAULT_TTL` when absent.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::integral::opt_u64")]
     #[schema(example = 300, minimum = 1, maximum = 31_536_000)]
     pub ttl: Option<u64>,
 }
@@ -58,7 +58,7 @@ pub struct EntryDeleted {
 pub struct ListQuery {
     /// Glob matched inside the cache namespace (`*`, `user:*`, `h?llo`).
     #[serde(default = "match_all")]
-    #[param(default = "*", max_length = 512)]
+    #[param(default = "*", min_length = 1, max_length = 512)]
     pub pattern: String,
     /// How many keys a page should hold (a hint, as SCAN's COUNT is): 1..=1000.
     #[serde(default = "default_page")]
@@ -66,7 +66,7 @@ pub struct ListQuery {
     pub count: u32,
     /// Where to continue: 0 to start, then the `cursor` of the previous page.
     #[serde(default)]
-    #[param(default = 0)]
+    #[param(default = 0, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub cursor: u64,
 }
 

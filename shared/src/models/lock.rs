@@ -15,8 +15,10 @@ pub struct HoldQuery {
     #[serde(default = "default_ttl")]
     #[param(default = 30, minimum = 1, maximum = 86_400)]
     pub ttl: u64,
-    /// How long to wait for a held lock before answering 409, ms (0 = at once).
+    /// How long to wait for a held lock before answering 409, ms (0 = at once);
+    /// `processing_time` + `wait_ms` may not exceed 25 s.
     #[serde(default)]
+    #[param(default = 0, minimum = 0, maximum = 25_000)]
     pub wait_ms: u64,
 }
 
@@ -56,6 +58,7 @@ pub struct AcquireQuery {
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once).
     #[serde(default)]
+    #[param(default = 0, minimum = 0, maximum = 25_000)]
     pub wait_ms: u64,
 }
 
@@ -78,9 +81,11 @@ pub struct LockGrant {
 #[serde(deny_unknown_fields)]
 pub struct ExtendLock {
     /// The holder's token.
+    #[schema(min_length = 1, max_length = 512)]
     pub token: String,
     /// New TTL in seconds from now (default 30).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::integral::opt_u64")]
+    #[schema(minimum = 1, maximum = 86_400)]
     pub ttl: Option<u64>,
 }
 
@@ -89,6 +94,7 @@ pub struct ExtendLock {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseLock {
     /// The holder's token.
+    #[schema(min_length = 1, max_length = 512)]
     pub token: String,
 }
 

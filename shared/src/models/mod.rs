@@ -2,6 +2,7 @@
 //! original FastAPI app, so its clients keep working (API.md).
 
 pub mod cache;
+mod integral;
 pub mod lock;
 pub mod queue;
 pub mod rate_limit;

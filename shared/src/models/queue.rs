@@ -22,11 +22,16 @@ pub enum Priority {
     "description": "Send welcome email to new user", "priority": "high"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
-    /// 1 to 512 bytes.
+    /// 1 to 512 characters.
     #[schema(example = "task1", min_length = 1, max_length = 512)]
     pub id: String,
     /// 1 to 1000 characters.
-    #[schema(example = "Send email", max_length = 1000)]
+    #[schema(
+        example = "Send email",
+        min_length = 1,
+        max_length = 1000,
+        pattern = r"[^\t\n\v\f\r ]"
+    )]
     pub title: String,
     /// Up to 10000 characters.
     #[serde(default)]
@@ -52,6 +57,12 @@ pub struct StoredTask {
     /// When it was queued (RFC 3339, UTC).
     pub created_at: String,
 }
+
+/// `POST /queue/{name}/batch` body: 1 to 1000 tasks, all checked before any is queued.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(min_items = 1, max_items = 1000)]
+pub struct TaskBatch(pub Vec<NewTask>);
 
 /// `POST /queue/{name}` answer (201).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -117,7 +128,7 @@ pub struct TasksPopped {
 pub struct PageQuery {
     /// Tasks to skip from the head.
     #[serde(default)]
-    #[param(default = 0)]
+    #[param(default = 0, minimum = 0, maximum = 4_294_967_295_i64)]
     pub offset: u64,
     /// Page size, 1..=1000.
     #[serde(default = "default_page")]
@@ -184,6 +195,7 @@ pub struct TaskClaimed {
 #[serde(deny_unknown_fields)]
 pub struct AckClaim {
     /// The receipt `claim` gave.
+    #[schema(min_length = 1, max_length = 512)]
     pub receipt: String,
 }
 

@@ -9,25 +9,40 @@ use serde_json::{Map, Value};
     "age": 30, "city": "San Francisco"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
-    /// 1 to 512 bytes.
+    /// 1 to 512 characters.
     #[schema(example = "user123", min_length = 1, max_length = 512)]
     pub user_id: String,
     /// 1 to 200 characters.
-    #[schema(example = "John Doe", max_length = 200)]
+    #[schema(
+        example = "John Doe",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\v\f\r ]"
+    )]
     pub name: String,
     /// A valid e-mail address.
-    #[schema(example = "john@example.com", format = "email")]
+    #[schema(
+        example = "john@example.com",
+        max_length = 254,
+        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+    )]
     pub email: String,
     /// 0..=150.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::integral::opt_i64")]
     #[schema(example = 30, minimum = 0, maximum = 150)]
     pub age: Option<i64>,
     /// Up to 200 characters.
     #[serde(default)]
-    #[schema(example = "San Francisco", max_length = 200)]
+    #[schema(
+        example = "San Francisco",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"[^\t\n\v\f\r ]"
+    )]
     pub city: Option<String>,
     /// Seconds to live, 1..=31536000 (extension; default `DEFAULT_TTL`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::integral::opt_u64")]
+    #[schema(minimum = 1, maximum = 31_536_000)]
     pub ttl: Option<u64>,
 }
 
@@ -49,9 +64,13 @@ pub struct ProfileCreated {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileQuery {
-    /// Comma-separated field names to return (HMGET) instead of the whole profile.
+    /// Comma-separated field names to return (HMGET) instead of the whole profile; empty
+    /// means all of them.
     #[serde(default)]
-    #[param(example = "name,email")]
+    #[param(
+        example = "name,email",
+        pattern = r"^$|^(user_id|name|email|age|city|created_at|updated_at)(,(user_id|name|email|age|city|created_at|updated_at))*$"
+    )]
     pub fields: Option<String>,
 }
 
@@ -70,23 +89,24 @@ pub struct ProfileFound {
 
 /// `PATCH /users/{user_id}` body: the fields to change; `null` removes an optional one.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(min_properties = 1, example = json!({"city": "Oslo", "age": null}))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfile {
     /// New name (`null` is refused: a profile always has one).
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"[^\t\n\v\f\r ]")]
     pub name: Option<Option<String>>,
     /// New e-mail address (`null` is refused: a profile always has one).
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>, format = "email")]
+    #[schema(value_type = String, required = false, max_length = 254, pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")]
     pub email: Option<Option<String>>,
     /// New age, or `null` to remove it.
-    #[serde(default, deserialize_with = "super::double_option")]
+    #[serde(default, deserialize_with = "super::integral::opt_opt_i64")]
     #[schema(value_type = Option<i64>, minimum = 0, maximum = 150)]
     pub age: Option<Option<i64>>,
     /// New city, or `null` to remove it.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>, example = "Oslo")]
+    #[schema(value_type = Option<String>, example = "Oslo", min_length = 1, max_length = 200, pattern = r"[^\t\n\v\f\r ]")]
     pub city: Option<Option<String>>,
 }
 
