@@ -42,6 +42,22 @@ struct Cli {
     /// Largest request body, bytes, 1..=67108864 [default: 1048576].
     #[arg(long, env = "MAX_BODY_BYTES")]
     max_body_bytes: Option<String>,
+    /// Longest a request may take before it is answered 503, ms, 100..=900000 [default: 28000].
+    #[arg(long, env = "REQUEST_TIMEOUT_MS")]
+    request_timeout_ms: Option<String>,
+    /// Require this key (Authorization: Bearer, or X-API-Key) on every route but /health and
+    /// the docs; 16 to 512 characters. Unset: the API is open.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    api_key: Option<String>,
+    /// PEM file of the CA that signed the Redis server's certificate (rediss://).
+    #[arg(long, env = "REDIS_TLS_CA_FILE")]
+    redis_tls_ca_file: Option<String>,
+    /// PEM client certificate for Redis servers that verify clients (with REDIS_TLS_KEY_FILE).
+    #[arg(long, env = "REDIS_TLS_CERT_FILE")]
+    redis_tls_cert_file: Option<String>,
+    /// PEM key of REDIS_TLS_CERT_FILE.
+    #[arg(long, env = "REDIS_TLS_KEY_FILE")]
+    redis_tls_key_file: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +84,11 @@ impl Cli {
             "REDIS_CONNECT_TIMEOUT_MS" => self.redis_connect_timeout_ms.clone(),
             "REDIS_RESPONSE_TIMEOUT_MS" => self.redis_response_timeout_ms.clone(),
             "MAX_BODY_BYTES" => self.max_body_bytes.clone(),
+            "REQUEST_TIMEOUT_MS" => self.request_timeout_ms.clone(),
+            "API_KEY" => self.api_key.clone(),
+            "REDIS_TLS_CA_FILE" => self.redis_tls_ca_file.clone(),
+            "REDIS_TLS_CERT_FILE" => self.redis_tls_cert_file.clone(),
+            "REDIS_TLS_KEY_FILE" => self.redis_tls_key_file.clone(),
             _ => None,
         }
     }
@@ -113,6 +134,9 @@ async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
     let state = AppState::connect(config)
         .await
         .map_err(|e| Fatal(format!("cannot reach Redis at {redis_url}: {e}"), 1))?;
+    if let Some(warning) = state.redis.clone().eviction_warning().await {
+        tracing::warn!("{warning}");
+    }
     Ok((state, embedded))
 }
 

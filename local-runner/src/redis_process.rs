@@ -36,6 +36,7 @@ pub struct RedisProcess {
     bin: PathBuf,
     port: u16,
     extra_args: Vec<String>,
+    tls: bool,
     child: Option<Child>,
 }
 
@@ -43,6 +44,16 @@ impl RedisProcess {
     /// Starts `redis-server` on a free port with `--save "" --appendonly no` and waits until
     /// it answers `PING`. `extra_args` are appended (`--requirepass`, `--maxmemory`, ...).
     pub fn start(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
+        Self::start_with(bin, extra_args, false)
+    }
+
+    /// Starts a TLS-only `redis-server` (`--port 0 --tls-port <free>`); `extra_args` must
+    /// name its certificate files (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`).
+    pub fn start_tls(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
+        Self::start_with(bin, extra_args, true)
+    }
+
+    fn start_with(bin: PathBuf, extra_args: &[&str], tls: bool) -> std::io::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
         let mut last_error = None;
         // The free port is only free until someone else takes it: retry on a clash.
@@ -52,6 +63,7 @@ impl RedisProcess {
                 bin: bin.clone(),
                 port,
                 extra_args: extra_args.clone(),
+                tls,
                 child: None,
             };
             match process.spawn() {
@@ -67,9 +79,10 @@ impl RedisProcess {
         self.port
     }
 
-    /// `redis://127.0.0.1:{port}/0`.
+    /// `redis://127.0.0.1:{port}/0` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     /// Kills the server (as a crash would: no shutdown, connections reset).
@@ -98,17 +111,14 @@ impl RedisProcess {
 
     fn spawn(&mut self) -> std::io::Result<()> {
         let port = self.port.to_string();
+        let (plain, tls) = if self.tls {
+            ("0", port.as_str())
+        } else {
+            (port.as_str(), "0")
+        };
         let mut child = Command::new(&self.bin)
-            .args([
-                "--port",
-                &port,
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+            .args(["--port", plain, "--tls-port", tls])
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--dir"])
             .arg(std::env::temp_dir())
             .args(&self.extra_args)
@@ -123,7 +133,13 @@ impl RedisProcess {
                     "redis-server exited at start ({status}); port {port} may be taken"
                 )));
             }
-            if answers_ping(self.port) {
+            // A TLS server cannot be PINGed in plain text: a TCP accept has to do.
+            let ready = if self.tls {
+                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            } else {
+                answers_ping(self.port)
+            };
+            if ready {
                 self.child = Some(child);
                 return Ok(());
             }

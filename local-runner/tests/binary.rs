@@ -26,6 +26,11 @@ fn help_lists_every_setting() {
         "REDIS_CONNECT_TIMEOUT_MS",
         "REDIS_RESPONSE_TIMEOUT_MS",
         "MAX_BODY_BYTES",
+        "REQUEST_TIMEOUT_MS",
+        "API_KEY",
+        "REDIS_TLS_CA_FILE",
+        "REDIS_TLS_CERT_FILE",
+        "REDIS_TLS_KEY_FILE",
     ] {
         assert!(
             help.contains(&format!("[env: {setting}")),

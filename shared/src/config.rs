@@ -14,6 +14,10 @@
 //! | `REDIS_CONNECT_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
+//! | `REQUEST_TIMEOUT_MS` | `28000` | 100..=900000 (API Gateway stops at 29 s) |
+//! | `API_KEY` | unset (open API) | 16 to 512 characters; then every route but `/health` and the docs needs it |
+//! | `REDIS_TLS_CA_FILE` | system roots | PEM file of the CA that signed the Redis server's certificate |
+//! | `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | unset | PEM client certificate and key (mutual TLS); both or neither |
 
 use std::{fmt, time::Duration};
 
@@ -49,6 +53,22 @@ pub struct Config {
     pub response_timeout: Duration,
     /// Largest request body accepted, in bytes (413 past it).
     pub max_body_bytes: usize,
+    /// Longest a request may take before it is answered 503.
+    pub request_timeout: Duration,
+    /// When set, every route but `/health` and the docs requires it (`Authorization: Bearer`
+    /// or `X-API-Key`). Never log it.
+    pub api_key: Option<String>,
+    /// TLS material for `rediss://`, read from the files at start.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM contents of `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE`.
+#[derive(Clone, Default)]
+pub struct TlsFiles {
+    /// CA certificate(s) to trust instead of the system roots.
+    pub ca: Option<Vec<u8>>,
+    /// Client certificate and key, for servers that verify clients.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A configuration value that cannot be used; the message names the variable.
@@ -118,6 +138,15 @@ impl Config {
                 60_000,
             )?),
             max_body_bytes: number(&get, "MAX_BODY_BYTES", 1 << 20, 1, 64 << 20)?,
+            request_timeout: Duration::from_millis(number(
+                &get,
+                "REQUEST_TIMEOUT_MS",
+                28_000,
+                100,
+                900_000,
+            )?),
+            api_key: api_key(get("API_KEY"))?,
+            tls: tls_files(&get)?,
         })
     }
 
@@ -139,6 +168,13 @@ impl fmt::Debug for Config {
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
+            .field("request_timeout", &self.request_timeout)
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("tls_ca", &self.tls.as_ref().is_some_and(|t| t.ca.is_some()))
+            .field(
+                "tls_client_cert",
+                &self.tls.as_ref().is_some_and(|t| t.client.is_some()),
+            )
             .finish()
     }
 }
@@ -165,6 +201,47 @@ where
             expected: format!("a whole number from {min} to {max} (default {default})"),
         }),
     }
+}
+
+/// `API_KEY`: unset, or 16 to 512 characters (shorter keys are too easy to guess).
+fn api_key(raw: Option<String>) -> Result<Option<String>, ConfigError> {
+    match raw {
+        Some(key) if !(16..=512).contains(&key.chars().count()) => Err(ConfigError {
+            variable: "API_KEY",
+            value: "***".to_owned(),
+            expected: "16 to 512 characters (e.g. openssl rand -hex 32)".to_owned(),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// Reads the TLS files named by `REDIS_TLS_*`.
+fn tls_files(get: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
+    let read = |variable: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
+        let Some(path) = get(variable) else {
+            return Ok(None);
+        };
+        std::fs::read(&path).map(Some).map_err(|e| ConfigError {
+            variable,
+            value: path,
+            expected: format!("a readable PEM file ({e})"),
+        })
+    };
+    let ca = read("REDIS_TLS_CA_FILE")?;
+    let client = match (read("REDIS_TLS_CERT_FILE")?, read("REDIS_TLS_KEY_FILE")?) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(ConfigError {
+                variable: "REDIS_TLS_KEY_FILE",
+                value: get("REDIS_TLS_KEY_FILE").unwrap_or_default(),
+                expected:
+                    "set together with REDIS_TLS_CERT_FILE (a client certificate needs its key)"
+                        .to_owned(),
+            });
+        }
+    };
+    Ok((ca.is_some() || client.is_some()).then_some(TlsFiles { ca, client }))
 }
 
 /// Replaces the password of a URL (if any) with `***`.

@@ -31,6 +31,9 @@ pub enum ApiError {
         /// The field or parameter at fault, when there is one.
         field: Option<String>,
     },
+    /// 401: `API_KEY` is set and the request did not carry it.
+    #[error("this API needs a key: send Authorization: Bearer <key> or X-API-Key: <key>")]
+    Unauthorized,
     /// 404: the thing asked for does not exist.
     #[error("{detail}")]
     NotFound {
@@ -146,6 +149,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
@@ -161,6 +165,7 @@ impl ApiError {
     fn problem_type(&self) -> &'static str {
         match self {
             Self::BadRequest { .. } => "/problems/bad-request",
+            Self::Unauthorized => "/problems/unauthorized",
             Self::NotFound { .. } => "/problems/not-found",
             Self::MethodNotAllowed => "/problems/method-not-allowed",
             Self::Conflict { .. } => "/problems/conflict",
@@ -233,6 +238,12 @@ impl IntoResponse for ApiError {
         let mut response = (status, axum::Json(body)).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if status == StatusCode::UNAUTHORIZED {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"redis-cache-api\""),
+            );
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECONDS));
         }

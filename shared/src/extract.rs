@@ -81,6 +81,16 @@ where
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or_default();
+        // form_urlencoded would replace invalid UTF-8 with U+FFFD and carry on; refuse it.
+        if percent_encoding::percent_decode_str(query)
+            .decode_utf8()
+            .is_err()
+        {
+            return Err(ApiError::BadRequest {
+                detail: "the query string is not valid UTF-8 once percent-decoded".to_owned(),
+                field: None,
+            });
+        }
         let de = serde_urlencoded::Deserializer::new(form_urlencoded_parse(query));
         serde_path_to_error::deserialize(de).map(Self).map_err(|e| {
             let path = e.path().to_string();

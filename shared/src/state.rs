@@ -32,7 +32,23 @@ impl AppState {
     /// A Lambda function can therefore start while Redis is briefly away, and answer 503
     /// until it is back, instead of failing its init phase.
     pub fn new(config: Config) -> Result<Self, RedisError> {
-        let client = redis::Client::open(config.redis_url.as_str())?;
+        let client = match &config.tls {
+            // A custom CA and/or a client certificate: rustls with exactly these.
+            Some(tls) => redis::Client::build_with_tls(
+                config.redis_url.as_str(),
+                redis::TlsCertificates {
+                    client_tls: tls
+                        .client
+                        .as_ref()
+                        .map(|(cert, key)| redis::ClientTlsConfig {
+                            client_cert: cert.clone(),
+                            client_key: key.clone(),
+                        }),
+                    root_cert: tls.ca.clone(),
+                },
+            )?,
+            None => redis::Client::open(config.redis_url.as_str())?,
+        };
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             // A per-command timeout on the socket as well as our end-to-end deadline: the
@@ -76,6 +92,28 @@ pub struct Redis {
 }
 
 impl Redis {
+    /// A warning when Redis may evict keys under memory pressure (any `maxmemory-policy` but
+    /// `noeviction`): locks and queued tasks would then vanish. `None` when safe or unknown
+    /// (servers that hide `INFO memory`).
+    pub async fn eviction_warning(&mut self) -> Option<String> {
+        let info: String = redis::cmd("INFO")
+            .arg("memory")
+            .query_async(self)
+            .await
+            .ok()?;
+        let policy = info
+            .lines()
+            .find_map(|l| l.strip_prefix("maxmemory_policy:"))?
+            .trim()
+            .to_owned();
+        (policy != "noeviction").then(|| {
+            format!(
+                "Redis maxmemory-policy is {policy}: under memory pressure it may evict locks and \
+                 queued tasks. Set maxmemory-policy noeviction (see README, Failure behaviour)."
+            )
+        })
+    }
+
     /// Sends `PING` and returns how long the answer took.
     pub async fn ping(&mut self) -> Result<Duration, RedisError> {
         let started = std::time::Instant::now();

@@ -7,6 +7,7 @@
 
 pub mod lambda;
 pub mod runtime_api;
+pub mod tls;
 
 use std::net::SocketAddr;
 
@@ -16,6 +17,38 @@ use local_runner::redis_process::{RedisProcess, redis_server_bin};
 use serde_json::Value;
 use shared::{AppState, Config};
 use tower::ServiceExt;
+
+/// Every route of API.md (plus the `/queue` default-name shortcuts).
+pub const ROUTES: [(&str, &str); 28] = [
+    ("post", "/cache"),
+    ("get", "/cache"),
+    ("get", "/cache/{key}"),
+    ("delete", "/cache/{key}"),
+    ("post", "/users"),
+    ("get", "/users/{user_id}"),
+    ("patch", "/users/{user_id}"),
+    ("delete", "/users/{user_id}"),
+    ("get", "/rate-limit/check"),
+    ("post", "/lock/{resource}"),
+    ("get", "/lock/{resource}"),
+    ("post", "/lock/{resource}/acquire"),
+    ("post", "/lock/{resource}/extend"),
+    ("post", "/lock/{resource}/release"),
+    ("post", "/queue"),
+    ("get", "/queue"),
+    ("delete", "/queue"),
+    ("post", "/queue/{name}"),
+    ("get", "/queue/{name}"),
+    ("delete", "/queue/{name}"),
+    ("post", "/queue/{name}/batch"),
+    ("get", "/queue/{name}/batch"),
+    ("get", "/queue/{name}/all"),
+    ("post", "/queue/{name}/claim"),
+    ("post", "/queue/{name}/ack"),
+    ("get", "/stats"),
+    ("post", "/stats/reset"),
+    ("get", "/health"),
+];
 
 /// Starts a fresh `redis-server` (no persistence) on a free port.
 pub fn start_redis(extra_args: &[&str]) -> RedisProcess {
@@ -102,6 +135,15 @@ impl TestApp {
     /// The default test configuration on a Redis the test started (e.g. with extra flags).
     pub async fn with_redis(redis: RedisProcess) -> Self {
         Self::build(redis, |_| {})
+    }
+
+    /// A Redis the test started, with the test configuration changed by `adjust` (e.g. a
+    /// `redis_url` with credentials, TLS files).
+    pub async fn with_redis_and_config(
+        redis: RedisProcess,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Self {
+        Self::build(redis, adjust)
     }
 
     fn build(redis: RedisProcess, adjust: impl FnOnce(&mut Config)) -> Self {

@@ -1,41 +1,9 @@
 //! The OpenAPI document and the docs routes (API.md "Docs"). The browser test is in
 //! `docs_browser.rs`.
 
-use api_tests::TestApp;
+use api_tests::{ROUTES, TestApp};
 use http::Method;
 use serde_json::Value;
-
-/// Every route of API.md (plus the `/queue` default-name shortcuts).
-const ROUTES: [(&str, &str); 28] = [
-    ("post", "/cache"),
-    ("get", "/cache"),
-    ("get", "/cache/{key}"),
-    ("delete", "/cache/{key}"),
-    ("post", "/users"),
-    ("get", "/users/{user_id}"),
-    ("patch", "/users/{user_id}"),
-    ("delete", "/users/{user_id}"),
-    ("get", "/rate-limit/check"),
-    ("post", "/lock/{resource}"),
-    ("get", "/lock/{resource}"),
-    ("post", "/lock/{resource}/acquire"),
-    ("post", "/lock/{resource}/extend"),
-    ("post", "/lock/{resource}/release"),
-    ("post", "/queue"),
-    ("get", "/queue"),
-    ("delete", "/queue"),
-    ("post", "/queue/{name}"),
-    ("get", "/queue/{name}"),
-    ("delete", "/queue/{name}"),
-    ("post", "/queue/{name}/batch"),
-    ("get", "/queue/{name}/batch"),
-    ("get", "/queue/{name}/all"),
-    ("post", "/queue/{name}/claim"),
-    ("post", "/queue/{name}/ack"),
-    ("get", "/stats"),
-    ("post", "/stats/reset"),
-    ("get", "/health"),
-];
 
 fn documented(doc: &Value) -> Vec<(String, String)> {
     let mut out = Vec::new();

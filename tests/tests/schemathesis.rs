@@ -31,7 +31,10 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         "{} is missing: run scripts/test.sh (it installs schemathesis) or set SCHEMATHESIS_BIN",
         bin.display()
     );
-    let app = TestApp::new().await;
+    // With an API key, as the document declares one: `ignored_auth` then checks that every
+    // guarded operation refuses requests without it (or with a wrong one).
+    const KEY: &str = "schemathesis-key-0123456789";
+    let app = TestApp::with_config(|c| c.api_key = Some(KEY.into())).await;
     let server = app.serve().await;
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/schemathesis.toml");
     let url = server.url("/openapi.json");
@@ -39,6 +42,7 @@ async fn schemathesis_finds_no_server_error_and_no_schema_violation() {
         Command::new(bin)
             .args(["--no-color", "--config-file", config, "run", &url])
             .args(["--checks", "all"])
+            .args(["--header", &format!("Authorization: Bearer {KEY}")])
             .args([
                 "--exclude-checks",
                 "use_after_free,ensure_resource_availability",

@@ -56,6 +56,7 @@ fn build_openapi() -> OpenApi {
             ContactBuilder::new().name(Some("Redis Cache API")).build(),
         ))
         .build();
+    secure(&mut api);
     api.tags = Some(vec![
         tag(
             "cache",
@@ -77,6 +78,68 @@ fn build_openapi() -> OpenApi {
         tag("stats", "Monitoring and health checks"),
     ]);
     api
+}
+
+/// Declares the optional API key (`API_KEY`): both ways of sending it as security schemes,
+/// so Swagger UI's "Authorize" button works, and a 401 problem on every operation that needs
+/// it (all but the health check).
+fn secure(api: &mut OpenApi) {
+    use utoipa::openapi::{
+        Content, RefOr, ResponseBuilder,
+        security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        },
+    };
+    let components = api.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .description(Some("Authorization: Bearer <API_KEY>"))
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "api_key",
+        SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+            shared::http::API_KEY_HEADER,
+            "X-API-Key: <API_KEY>",
+        ))),
+    );
+    let problem = Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+        "Problem",
+    ))));
+    let unauthorized = ResponseBuilder::new()
+        .description("API_KEY is set and the request did not carry it")
+        .content("application/problem+json", problem)
+        .build();
+    for (path, item) in api.paths.paths.iter_mut() {
+        let public = shared::http::is_public(path);
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if public {
+                // Open even when API_KEY is set: an empty requirement.
+                op.security = Some(vec![SecurityRequirement::default()]);
+            } else {
+                op.security = Some(vec![
+                    SecurityRequirement::new("bearer", Vec::<String>::new()),
+                    SecurityRequirement::new("api_key", Vec::<String>::new()),
+                ]);
+                op.responses
+                    .responses
+                    .insert("401".to_owned(), RefOr::T(unauthorized.clone()));
+            }
+        }
+    }
 }
 
 fn tag(name: &str, description: &str) -> Tag {
