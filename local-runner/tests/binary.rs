@@ -162,3 +162,93 @@ fn demo_command_tours_a_private_api_and_exits_zero() {
         "NO_COLOR must strip the colours"
     );
 }
+
+/// Starts the runner on a free port against `redis_url`; returns it and its port once it
+/// listens. Its log goes to the returned lines.
+fn start_runner(redis_url: &str) -> (std::process::Child, u16, Vec<String>) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("REDIS_URL", redis_url)
+        .env("PORT", port.to_string())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let listening = line.contains("listening");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    // Keep draining the pipe so the runner never blocks on a full stdout.
+    std::thread::spawn(move || for _ in lines {});
+    (child, port, seen)
+}
+
+fn private_redis(extra: &[&str]) -> local_runner::redis_process::RedisProcess {
+    local_runner::redis_process::RedisProcess::start(
+        local_runner::redis_process::redis_server_bin().expect("redis-server"),
+        extra,
+    )
+    .unwrap()
+}
+
+#[test]
+fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
+    let redis = private_redis(&[]);
+    let (mut child, port, _) = start_runner(&redis.url());
+    let in_flight = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            s,
+            "POST /lock/drain?processing_time=1 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    // Draining: no new connections.
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+    let answer = in_flight.join().unwrap();
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "the in-flight request was cut: {answer}"
+    );
+    assert!(answer.contains("\"released\":true"), "{answer}");
+    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn an_evicting_redis_is_warned_about_at_start() {
+    let redis = private_redis(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]);
+    let (mut child, _, log) = start_runner(&redis.url());
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("WARN") && l.contains("allkeys-lru") && l.contains("noeviction")),
+        "{log:?}"
+    );
+}

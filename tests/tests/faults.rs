@@ -1,0 +1,245 @@
+//! Failure behaviour: Redis stopped under load, restarted (script cache gone), slow; the
+//! request time limit. Each answer is a timely problem, and the API recovers by itself.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use api_tests::TestApp;
+use http::Method;
+use serde_json::json;
+
+/// Hang guard only: the real bound is REDIS_RESPONSE_TIMEOUT_MS (500 in tests).
+const GUARD: Duration = Duration::from_secs(10);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_stopped_under_concurrent_load_then_back() {
+    let app = Arc::new(tokio::sync::RwLock::new(TestApp::new().await));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks_before = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    let mut clients = tokio::task::JoinSet::new();
+    for c in 0..32 {
+        let app = app.clone();
+        let stop = stop.clone();
+        clients.spawn(async move {
+            let mut statuses = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let app = app.read().await;
+                let r = match i % 4 {
+                    0 => {
+                        tokio::time::timeout(
+                            GUARD,
+                            app.post("/cache", json!({"key": format!("k{c}"), "value": i})),
+                        )
+                        .await
+                    }
+                    1 => tokio::time::timeout(GUARD, app.get(&format!("/cache/k{c}"))).await,
+                    2 => {
+                        tokio::time::timeout(
+                            GUARD,
+                            app.get(&format!("/rate-limit/check?user_id=u{c}&limit=1000000")),
+                        )
+                        .await
+                    }
+                    _ => {
+                        tokio::time::timeout(
+                            GUARD,
+                            app.post(&format!("/queue/q{c}"), json!({"id": "t", "title": "t"})),
+                        )
+                        .await
+                    }
+                }
+                .expect("a request hung");
+                drop(app);
+                if r.status == 503 {
+                    assert_eq!(r.header("retry-after"), "1", "{r:?}");
+                    assert_eq!(r.header("content-type"), "application/problem+json");
+                }
+                statuses.push(r.status.as_u16());
+                i += 1;
+            }
+            statuses
+        });
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.write().await.redis.stop();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.write().await.redis.restart().unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let statuses: Vec<u16> = clients.join_all().await.into_iter().flatten().collect();
+
+    let unavailable = statuses.iter().filter(|s| **s == 503).count();
+    let other_5xx: Vec<_> = statuses
+        .iter()
+        .filter(|s| **s >= 500 && **s != 503)
+        .collect();
+    assert!(
+        other_5xx.is_empty(),
+        "only 503s while Redis is away: {other_5xx:?}"
+    );
+    assert!(
+        unavailable > 0,
+        "Redis was stopped, yet nothing answered 503"
+    );
+    // Recovered without a restart of anything but Redis.
+    let app = app.read().await;
+    let mut ok = false;
+    for _ in 0..50 {
+        if app
+            .post("/cache", json!({"key": "after", "value": 1}))
+            .await
+            .status
+            == 201
+        {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ok, "no recovery after Redis came back");
+    // Nothing left running: the request tasks all ended (no leak per failed request).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let tasks_after = tokio::runtime::Handle::current()
+        .metrics()
+        .num_alive_tasks();
+    assert!(
+        tasks_after <= tasks_before + 4,
+        "tasks leaked: {tasks_before} before, {tasks_after} after"
+    );
+}
+
+/// After a restart the script cache is empty: every Lua-backed endpoint must reload its
+/// script (NOSCRIPT fallback) and work on the first try.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lua_endpoint_works_after_a_redis_restart() {
+    let mut app = TestApp::new().await;
+    // Warm everything up, so the scripts are known by SHA...
+    exercise_scripts(&app).await;
+    // ...then lose them.
+    app.redis.restart().unwrap();
+    let mut up = false;
+    for _ in 0..50 {
+        if app.get("/health").await.status == 200 {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up);
+    exercise_scripts(&app).await;
+}
+
+async fn exercise_scripts(app: &TestApp) {
+    for algorithm in ["fixed_window", "sliding_window", "token_bucket"] {
+        let r = app
+            .get(&format!(
+                "/rate-limit/check?user_id=s&algorithm={algorithm}"
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+    }
+    let r = app.post("/lock/s/acquire", json!(null)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let token = r.body["token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post("/lock/s/extend", json!({"token": token}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        app.post("/lock/s/release", json!({"token": token}))
+            .await
+            .status,
+        200
+    );
+    app.post(
+        "/users",
+        json!({"user_id": "s", "name": "S", "email": "s@example.com"}),
+    )
+    .await;
+    let r = app
+        .call(Method::PATCH, "/users/s", Some(json!({"city": "Oslo"})))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    for i in 0..3 {
+        app.post("/queue/s", json!({"id": i.to_string(), "title": "t"}))
+            .await;
+    }
+    assert_eq!(app.get("/queue/s").await.status, 200);
+    assert_eq!(app.get("/queue/s/all").await.status, 200);
+    let r = app.post("/queue/s/claim", json!(null)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let receipt = r.body["receipt"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.post("/queue/s/ack", json!({"receipt": receipt}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(app.delete("/queue/s").await.status, 200);
+}
+
+/// A Redis that stops answering (here `CLIENT PAUSE`): requests time out cleanly as 503
+/// within the response timeout, and work again once it answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_redis_times_out_cleanly_then_recovers() {
+    let app = TestApp::new().await;
+    app.post("/cache", json!({"key": "k", "value": 1})).await;
+    let mut admin = app.redis_conn().await;
+    let () = redis::cmd("CLIENT")
+        .arg(&["PAUSE", "2000", "ALL"])
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    let r = tokio::time::timeout(GUARD, app.get("/cache/k"))
+        .await
+        .expect("no hang");
+    r.assert_problem(503, None);
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("in time"),
+        "{r:?}"
+    );
+    let mut back = false;
+    for _ in 0..60 {
+        if app.get("/cache/k").await.status == 200 {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "no recovery after the pause");
+}
+
+/// REQUEST_TIMEOUT_MS bounds a whole request; the lock demo's work still releases its lock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_time_limit_answers_503_and_the_lock_is_still_released() {
+    let app = TestApp::with_config(|c| c.request_timeout = Duration::from_millis(300)).await;
+    let r = tokio::time::timeout(GUARD, app.post("/lock/slow?processing_time=1", json!(null)))
+        .await
+        .expect("no hang");
+    r.assert_problem(503, None);
+    assert!(
+        r.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("REQUEST_TIMEOUT_MS")
+    );
+    let mut released = false;
+    for _ in 0..40 {
+        if app.get("/lock/slow").await.body["locked"] == false {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(released, "the lock was left behind");
+}
