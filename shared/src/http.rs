@@ -25,13 +25,17 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub fn finish(router: Router, config: &Config) -> Router {
     let key: Option<Arc<str>> = config.api_key.as_deref().map(Arc::from);
     let limit = config.request_timeout;
-    router
+    let mut router = router
         .fallback(no_route)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    // Only when a key is configured: an open API pays nothing per request for it.
+    if let Some(key) = key {
+        router = router.layer(middleware::from_fn(move |request: Request, next: Next| {
             let key = key.clone();
-            async move { require_api_key(key.as_deref(), request, next).await }
-        }))
+            async move { require_api_key(&key, request, next).await }
+        }));
+    }
+    router
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             within(limit, request, next)
         }))
@@ -47,12 +51,11 @@ pub fn is_public(path: &str) -> bool {
         || path.starts_with("/redoc/")
 }
 
-async fn require_api_key(key: Option<&str>, request: Request, next: Next) -> Response {
-    match key {
-        Some(key) if !is_public(request.uri().path()) && !carries(request.headers(), key) => {
-            ApiError::Unauthorized.into_response()
-        }
-        _ => next.run(request).await,
+async fn require_api_key(key: &str, request: Request, next: Next) -> Response {
+    if is_public(request.uri().path()) || carries(request.headers(), key) {
+        next.run(request).await
+    } else {
+        ApiError::Unauthorized.into_response()
     }
 }
 

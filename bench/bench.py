@@ -1,0 +1,374 @@
+#!/usr/bin/env python3
+"""Benchmark suite of the Redis Cache API (run it with bench/run.sh).
+
+In one run, on this machine, all on loopback:
+  * redis-benchmark -t get,set -c 64 against a private redis-server: the ceiling;
+  * webdis (a generic HTTP-to-Redis gateway) GET and SET, when installed;
+  * the local runner (release build): GET /cache/{key}, POST /cache, GET /users/{id},
+    GET /rate-limit/check, POST then GET /queue/tasks;
+each driven by wrk at 64 connections, with requests/s, p50, p99 and errors, plus the runner's
+peak RSS; and for each Lambda function binary its size and cold start (process start to the
+first response through an emulated Lambda Runtime API), median of several runs.
+
+Prints a table and writes bench/results/latest.json. `--scale` also loads 1,000,000 keys and
+times /stats, listing, paging and /stats/reset at that size.
+"""
+
+import argparse
+import http.server
+import json
+import os
+import platform
+import re
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+RELEASE = os.path.join(TARGET, "release")
+FUNCTIONS = ["cache", "users", "rate-limit", "lock", "queue", "stats", "docs"]
+CONNECTIONS = 64
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port, timeout=15.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port} after {timeout}s")
+
+
+class Proc:
+    """A child process, killed on exit."""
+
+    def __init__(self, args, env=None, stdout=subprocess.DEVNULL):
+        self.p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=stdout,
+                                  stderr=subprocess.DEVNULL)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.p.kill()
+        self.p.wait()
+
+
+def redis_server(port):
+    return Proc(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                 "--appendonly", "no", "--daemonize", "no", "--dir", tempfile.gettempdir()])
+
+
+def redis_cli(port, *args):
+    return subprocess.run(["redis-cli", "-p", str(port), *args], check=True,
+                          capture_output=True, text=True).stdout
+
+
+def call(port, method, path, body=None):
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        data = json.dumps(body).encode() if body is not None else b""
+        s.sendall(f"{method} {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                  f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n".encode() + data)
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+    head, _, body = out.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+WRK_LUA = {
+    "post_cache": 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+                  'wrk.body = \'{"key": "bench:post", "value": {"n": 1, "s": "hello"}, "ttl": 300}\'\n',
+    # Alternates: a POST of a task, then a GET popping one (FIFO), so the queue stays short.
+    "queue": 'local n = 0\nrequest = function()\n  n = n + 1\n'
+             '  if n % 2 == 1 then\n'
+             '    return wrk.format("POST", "/queue/tasks", {["Content-Type"] = "application/json"}, '
+             '\'{"id": "t", "title": "bench"}\')\n'
+             '  end\n  return wrk.format("GET", "/queue/tasks")\nend\n',
+}
+
+
+def parse_ms(text):
+    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def wrk(url, duration, script=None, allow_404=False):
+    args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    tmp = None
+    if script:
+        tmp = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
+        tmp.write(WRK_LUA[script])
+        tmp.close()
+        args += ["-s", tmp.name]
+    out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
+    if tmp:
+        os.unlink(tmp.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = parse_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = parse_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
+    errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
+    return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "non_2xx": non2xx,
+            "raw": out if (errors or non2xx) else None}
+
+
+def redis_benchmark(port):
+    out = subprocess.run(["redis-benchmark", "-p", str(port), "-t", "get,set", "-c", str(CONNECTIONS),
+                          "-n", "300000", "--csv"], capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for line in out.splitlines()[1:]:
+        cells = [c.strip('"') for c in line.split(",")]
+        rows[cells[0]] = {"rps": float(cells[1]), "p50_ms": float(cells[4]), "p99_ms": float(cells[6]),
+                          "errors": 0, "non_2xx": 0}
+    return rows
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+# ---- Lambda cold start: a minimal Runtime API -------------------------------------------
+
+EVENTS = {
+    "cache": ("GET", "/cache/cold"), "users": ("GET", "/users/cold"),
+    "rate-limit": ("GET", "/rate-limit/check?user_id=cold"), "lock": ("GET", "/lock/cold"),
+    "queue": ("GET", "/queue/cold/all"), "stats": ("GET", "/health"), "docs": ("GET", "/openapi.json"),
+}
+
+
+def v2_event(method, path):
+    raw_path, _, query = path.partition("?")
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": raw_path, "rawQueryString": query,
+        "headers": {"host": "bench.local"}, "isBase64Encoded": False,
+        "requestContext": {"accountId": "1", "apiId": "bench", "domainName": "bench.local",
+                           "http": {"method": method, "path": raw_path, "protocol": "HTTP/1.1",
+                                    "sourceIp": "127.0.0.1", "userAgent": "bench"},
+                           "requestId": "r", "routeKey": "$default", "stage": "$default",
+                           "time": "25/Nov/2026:00:00:00 +0000", "timeEpoch": 0},
+    }
+
+
+def cold_start_ms(binary, event, redis_url):
+    done = threading.Event()
+    result = {}
+
+    class Api(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *a):
+            pass
+
+        def do_GET(self):  # /2018-06-01/runtime/invocation/next
+            if result.get("served"):
+                done.wait(10)
+                self.send_response(410)
+                self.end_headers()
+                return
+            result["served"] = True
+            body = json.dumps(event).encode()
+            self.send_response(200)
+            self.send_header("Lambda-Runtime-Aws-Request-Id", "bench-1")
+            self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 30000))
+            self.send_header("Lambda-Runtime-Invoked-Function-Arn", "arn:aws:lambda:x:1:function:bench")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_POST(self):  # .../response or .../error
+            length = int(self.headers.get("Content-Length") or 0)
+            result["body"] = self.rfile.read(length)
+            result["at"] = time.perf_counter()
+            result["path"] = self.path
+            self.send_response(202)
+            self.end_headers()
+            done.set()
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Api)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    env = {"AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
+           "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
+           "AWS_LAMBDA_LOG_STREAM_NAME": "bench", "REDIS_URL": redis_url, "RUST_LOG": "warn"}
+    started = time.perf_counter()
+    with Proc([binary], env=env):
+        ok = done.wait(10)
+    server.shutdown()
+    if not ok or not result["path"].endswith("/response"):
+        raise RuntimeError(f"{binary}: no response through the runtime API ({result})")
+    return (result["at"] - started) * 1000
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+def machine():
+    version = subprocess.run(["redis-server", "--version"], capture_output=True, text=True).stdout
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "redis": re.search(r"v=(\S+)", version).group(1)}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--duration", type=int, default=10, help="seconds per wrk row (default 10)")
+    ap.add_argument("--cold-runs", type=int, default=7, help="cold starts per function (median)")
+    ap.add_argument("--scale", action="store_true", help="also load 1,000,000 keys and time big-data paths")
+    args = ap.parse_args()
+
+    runner_bin = os.path.join(RELEASE, "local-runner")
+    for name in ["local-runner", *FUNCTIONS]:
+        if not os.path.exists(os.path.join(RELEASE, name)):
+            sys.exit(f"{RELEASE}/{name} is missing: run bench/run.sh (it builds the release binaries)")
+
+    rows, results = [], {"machine": machine(), "connections": CONNECTIONS, "duration_s": args.duration}
+    redis_port = free_port()
+    with redis_server(redis_port):
+        wait_port(redis_port)
+        ceiling = redis_benchmark(redis_port)
+        rows += [("redis-benchmark GET (ceiling)", ceiling["GET"]), ("redis-benchmark SET (ceiling)", ceiling["SET"])]
+
+        if subprocess.run(["which", "webdis"], capture_output=True).returncode == 0:
+            webdis_port = free_port()
+            conf = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
+            json.dump({"redis_host": "127.0.0.1", "redis_port": redis_port, "http_host": "127.0.0.1",
+                       "http_port": webdis_port, "threads": 2, "pool_size": 64, "daemonize": False,
+                       "database": 0, "verbosity": 0, "logfile": "/dev/null"}, conf)
+            conf.close()
+            with Proc(["webdis", conf.name]):
+                wait_port(webdis_port)
+                redis_cli(redis_port, "SET", "bench:webdis", '"world"')
+                rows.append(("webdis GET", wrk(f"http://127.0.0.1:{webdis_port}/GET/bench:webdis", args.duration)))
+                rows.append(("webdis SET", wrk(f"http://127.0.0.1:{webdis_port}/SET/bench:webdis2/value", args.duration)))
+            os.unlink(conf.name)
+
+        port = free_port()
+        env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port), "RUST_LOG": "warn"}
+        with Proc([runner_bin], env=env) as runner:
+            wait_port(port)
+            base = f"http://127.0.0.1:{port}"
+            call(port, "POST", "/cache", {"key": "bench", "value": "world", "ttl": 3600})
+            call(port, "POST", "/users", {"user_id": "bench", "name": "Bench", "email": "bench@example.com"})
+            call(port, "DELETE", "/queue/tasks")
+            # A head start, so pops never find the queue empty (every answer is a 2xx).
+            for _ in range(100):
+                call(port, "POST", "/queue/tasks/batch", [{"id": str(i), "title": "t"} for i in range(1000)])
+            rows.append(("runner GET /cache/{key}", wrk(f"{base}/cache/bench", args.duration)))
+            rows.append(("runner POST /cache", wrk(f"{base}/cache", args.duration, "post_cache")))
+            rows.append(("runner GET /users/{id}", wrk(f"{base}/users/bench", args.duration)))
+            rows.append(("runner GET /rate-limit/check",
+                         wrk(f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1", args.duration)))
+            rows.append(("runner POST+GET /queue/tasks", wrk(base, args.duration, "queue")))
+            results["runner_peak_rss_mb"] = peak_rss_mb(runner.p.pid)
+
+            if args.scale:
+                results["scale"] = scale(redis_port, port)
+
+        cold = {}
+        for name in FUNCTIONS:
+            binary = os.path.join(RELEASE, name)
+            times = [cold_start_ms(binary, v2_event(*EVENTS[name]), f"redis://127.0.0.1:{redis_port}/0")
+                     for _ in range(args.cold_runs)]
+            cold[name] = {"size_mb": os.path.getsize(binary) / 1e6, "cold_start_ms": statistics.median(times)}
+        results["functions"] = cold
+
+    webdis = {r[0]: r[1] for r in rows}
+    table = []
+    for name, r in rows:
+        ref = webdis.get("webdis SET") if ("POST" in name or "SET" in name) else webdis.get("webdis GET")
+        ceil = ceiling["SET"] if ("POST" in name or "SET" in name) else ceiling["GET"]
+        table.append({"row": name, **{k: v for k, v in r.items() if k != "raw"},
+                      "vs_webdis": r["rps"] / ref["rps"] if ref else None,
+                      "vs_ceiling": r["rps"] / ceil["rps"]})
+        if r.get("raw"):
+            print(f"--- {name}: errors or non-2xx ---\n{r['raw']}", file=sys.stderr)
+    results["rows"] = table
+
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", "latest.json"), "w") as f:
+        json.dump(results, f, indent=2)
+    print(render(results))
+
+
+def render(results):
+    m = results["machine"]
+    out = [f"Machine: {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, Redis {m['redis']}; "
+           f"{results['connections']} connections, {results['duration_s']} s per row; wrk, webdis, "
+           f"Redis and the runner share the cores.", "",
+           "| row | req/s | p50 ms | p99 ms | errors | non-2xx | × webdis | × ceiling |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results["rows"]:
+        vs = f"{r['vs_webdis']:.2f}" if r["vs_webdis"] else "–"
+        out.append(f"| {r['row']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
+                   f"{r['non_2xx']} | {vs} | {r['vs_ceiling']:.2f} |")
+    out += ["", f"Runner peak RSS under this load: {results['runner_peak_rss_mb']:.1f} MB", "",
+            "| Lambda function | binary (stripped) | cold start to first response (median) |",
+            "|---|---:|---:|"]
+    for name, f in results["functions"].items():
+        out.append(f"| {name} | {f['size_mb']:.2f} MB | {f['cold_start_ms']:.1f} ms |")
+    if "scale" in results:
+        out += ["", "Scale (1,000,000 keys):", ""] + [f"- {k}: {v}" for k, v in results["scale"].items()]
+    return "\n".join(out)
+
+
+def timed(fn, runs=5):
+    samples = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t) * 1000)
+    return statistics.median(samples)
+
+
+def scale(redis_port, port):
+    """1,000,000 keys under the prefix: /stats, listing and reset must stay bounded."""
+    n = 1_000_000
+    proto = "".join(f"*3\r\n$3\r\nSET\r\n${len(k)}\r\n{k}\r\n$1\r\n1\r\n"
+                    for k in (f"demo_api:cache:s{i}" for i in range(n)))
+    subprocess.run(["redis-cli", "-p", str(redis_port), "--pipe"], input=proto, text=True,
+                   check=True, capture_output=True)
+    tasks = [json.dumps({"id": str(i), "title": "t"}) for i in range(1000)]
+    for _ in range(100):  # 100,000 tasks
+        call(port, "POST", "/queue/big/batch", [json.loads(t) for t in tasks])
+    redis_cli(redis_port, "CONFIG", "SET", "latency-monitor-threshold", "5")
+    out = {
+        "keys": int(redis_cli(redis_port, "DBSIZE")),
+        "GET /stats median ms": round(timed(lambda: call(port, "GET", "/stats")), 2),
+        "GET /stats?exact=true ms": round(timed(lambda: call(port, "GET", "/stats?exact=true"), runs=1), 1),
+        "GET /cache?count=100 (one page) median ms": round(timed(lambda: call(port, "GET", "/cache?count=100")), 2),
+        "GET /queue/big/all?offset=50000&limit=100 median ms":
+            round(timed(lambda: call(port, "GET", "/queue/big/all?offset=50000&limit=100")), 2),
+    }
+    t = time.perf_counter()
+    status, body = call(port, "POST", "/stats/reset")
+    out["POST /stats/reset ms"] = round((time.perf_counter() - t) * 1000, 1)
+    out["keys deleted"] = json.loads(body)["keys_deleted"]
+    latest = redis_cli(redis_port, "LATENCY", "LATEST").split()
+    # LATENCY LATEST: event, time, latest ms, max ms (empty when nothing passed 5 ms).
+    out["longest Redis stall during the run (ms, events over 5 ms)"] = max(
+        (int(latest[i + 3]) for i in range(0, len(latest), 4)), default=0)
+    return out
+
+
+if __name__ == "__main__":
+    main()
