@@ -114,6 +114,25 @@ impl Redis {
         })
     }
 
+    /// One `SCAN cursor MATCH pattern COUNT count` call: the next cursor (0 when the
+    /// iteration is complete) and the keys of this step. The one place SCAN is spelled;
+    /// callers loop over it in bounded steps (never `KEYS`).
+    pub async fn scan_step(
+        &mut self,
+        cursor: u64,
+        pattern: &str,
+        count: u64,
+    ) -> Result<(u64, Vec<Vec<u8>>), RedisError> {
+        redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(count)
+            .query_async(self)
+            .await
+    }
+
     /// Sends `PING` and returns how long the answer took.
     pub async fn ping(&mut self) -> Result<Duration, RedisError> {
         let started = std::time::Instant::now();

@@ -192,13 +192,8 @@ async fn list_entries(
     let mut cursor = query.cursor;
     let mut found: Vec<String> = Vec::new();
     for _ in 0..MAX_SCANS_PER_PAGE {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(query.count.max(100))
-            .query_async(&mut redis)
+        let (next, batch) = redis
+            .scan_step(cursor, &pattern, u64::from(query.count.max(100)))
             .await?;
         found.extend(
             batch

@@ -119,14 +119,7 @@ async fn count_prefix_keys(
     let mut count = 0u64;
     let mut calls = 0usize;
     loop {
-        let (next, keys): (u64, Vec<redis::Value>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut redis)
-            .await?;
+        let (next, keys) = redis.scan_step(cursor, &pattern, SCAN_COUNT).await?;
         count += keys.len() as u64;
         cursor = next;
         calls += 1;
@@ -157,14 +150,7 @@ async fn reset_data(State(state): State<AppState>) -> Result<Json<ResetDone>, Ap
     let mut cursor = 0u64;
     let mut keys_deleted = 0u64;
     loop {
-        let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(&pattern)
-            .arg("COUNT")
-            .arg(SCAN_COUNT)
-            .query_async(&mut redis)
-            .await?;
+        let (next, keys) = redis.scan_step(cursor, &pattern, SCAN_COUNT).await?;
         if !keys.is_empty() {
             let removed: u64 = redis::cmd("UNLINK")
                 .arg(&keys)
