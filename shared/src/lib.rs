@@ -10,12 +10,14 @@
 //! - [`keys`]: the only place Redis key strings are spelled;
 //! - [`models`]: request and response bodies;
 //! - [`scripts`]: the Lua scripts (`src/scripts/*.lua`), run by SHA;
+//! - [`docs`]: the error answers every OpenAPI operation shares;
 //! - [`http`]: fallbacks and layers every router gets;
 //! - [`lambda`]: running a router under the Lambda runtime;
 //! - [`validate`]: value checks failing with a 422 naming the field;
 //! - [`telemetry`]: logging set-up for Lambda and for local runs.
 
 pub mod config;
+pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod http;

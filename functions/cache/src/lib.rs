@@ -59,12 +59,7 @@ async fn empty_key() -> ApiError {
     description = "`SET key value EX ttl`. `value` is any JSON value and comes back exactly as sent.",
     request_body = PutEntry,
     responses(
-        (status = 201, description = "Stored", body = EntryStored),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 201, description = "Stored", body = EntryStored)
     )
 )]
 async fn put_entry(
@@ -101,9 +96,7 @@ async fn put_entry(
     params(("key" = String, Path, min_length = 1, max_length = 512, description = "The key, without prefix (1 to 512 characters)", example = "hello")),
     responses(
         (status = 200, description = "The value", body = Entry),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn get_entry(
@@ -139,9 +132,7 @@ async fn get_entry(
     params(("key" = String, Path, min_length = 1, max_length = 512, description = "The key, without prefix", example = "hello")),
     responses(
         (status = 200, description = "Deleted", body = EntryDeleted),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn delete_entry(
@@ -173,9 +164,7 @@ async fn delete_entry(
         non-zero cursor when matches are sparse.",
     params(ListQuery),
     responses(
-        (status = 200, description = "One page of keys", body = KeyPage),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 200, description = "One page of keys", body = KeyPage)
     )
 )]
 async fn list_entries(

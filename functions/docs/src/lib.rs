@@ -56,6 +56,7 @@ fn build_openapi() -> OpenApi {
             ContactBuilder::new().name(Some("Redis Cache API")).build(),
         ))
         .build();
+    shared::docs::add_problem_responses(&mut api);
     secure(&mut api);
     api.tags = Some(vec![
         tag(

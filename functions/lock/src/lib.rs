@@ -123,9 +123,7 @@ async fn release(state: &AppState, resource: &str, token: &str) -> Result<bool, 
     responses(
         (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
         (status = 400, description = "processing_time above 25 s, or ttl not longer than processing_time", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn hold_lock(
@@ -204,10 +202,7 @@ async fn hold_lock(
     params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), AcquireQuery),
     responses(
         (status = 201, description = "Granted: keep the token to extend or release", body = LockGrant),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn acquire_lock(
@@ -250,12 +245,7 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
     request_body = ExtendLock,
     responses(
         (status = 200, description = "Extended", body = LockChanged),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn extend_lock(
@@ -295,12 +285,7 @@ async fn extend_lock(
     request_body = ReleaseLock,
     responses(
         (status = 200, description = "Released", body = LockChanged),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn release_lock(
@@ -328,9 +313,7 @@ async fn release_lock(
     summary = "Is the resource locked?",
     params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     responses(
-        (status = 200, description = "Lock status", body = LockStatus),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Lock status", body = LockStatus)
     )
 )]
 async fn lock_status(

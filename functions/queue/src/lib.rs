@@ -155,12 +155,7 @@ async fn clear(state: AppState, name: String) -> Result<Json<QueueCleared>, ApiE
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = NewTask,
     responses(
-        (status = 201, description = "Queued", body = TaskQueued),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 201, description = "Queued", body = TaskQueued)
     )
 )]
 async fn push_task(
@@ -179,12 +174,7 @@ async fn push_task(
     summary = "Add a task to the `tasks` queue",
     request_body = NewTask,
     responses(
-        (status = 201, description = "Queued", body = TaskQueued),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 201, description = "Queued", body = TaskQueued)
     )
 )]
 async fn push_default(
@@ -203,9 +193,7 @@ async fn push_default(
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn pop_task(
@@ -223,8 +211,7 @@ async fn pop_task(
     summary = "Pop the oldest task of `tasks`",
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, ApiError> {
@@ -239,9 +226,7 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
     summary = "Clear a queue (waiting and claimed tasks)",
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     responses(
-        (status = 200, description = "Cleared", body = QueueCleared),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Cleared", body = QueueCleared)
     )
 )]
 async fn clear_queue(
@@ -258,8 +243,7 @@ async fn clear_queue(
     tag = "queue",
     summary = "Clear the `tasks` queue",
     responses(
-        (status = 200, description = "Cleared", body = QueueCleared),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Cleared", body = QueueCleared)
     )
 )]
 async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleared>, ApiError> {
@@ -276,12 +260,7 @@ async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleare
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = TaskBatch,
     responses(
-        (status = 201, description = "Queued", body = BatchQueued),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 201, description = "Queued", body = BatchQueued)
     )
 )]
 async fn push_batch(
@@ -324,10 +303,7 @@ async fn push_batch(
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), BatchQuery),
     responses(
         (status = 200, description = "The oldest tasks, removed", body = TasksPopped),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn pop_batch(
@@ -354,10 +330,7 @@ async fn pop_batch(
     summary = "View tasks without removing them (paged)",
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), PageQuery),
     responses(
-        (status = 200, description = "One page; `queue_length` is the total", body = QueuePage),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 200, description = "One page; `queue_length` is the total", body = QueuePage)
     )
 )]
 async fn peek_queue(
@@ -394,10 +367,7 @@ async fn peek_queue(
     params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), ClaimQuery),
     responses(
         (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn claim_task(
@@ -434,12 +404,7 @@ async fn claim_task(
     request_body = AckClaim,
     responses(
         (status = 200, description = "Acknowledged", body = TaskAcked),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Unknown receipt: never issued, already acked, or lapsed", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Unknown receipt: never issued, already acked, or lapsed", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn ack_task(

@@ -51,8 +51,7 @@ pub fn router(state: AppState) -> Router {
             ("RateLimit-Limit" = u64, description = "The limit"),
             ("RateLimit-Remaining" = u64, description = "0"),
             ("RateLimit-Reset" = u64, description = "Seconds until the window resets"))),
-        (status = 422, description = "A parameter is missing or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 422, description = "A parameter is missing or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn check_rate_limit(

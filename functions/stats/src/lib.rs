@@ -140,8 +140,7 @@ async fn count_prefix_keys(
     summary = "Delete every key under the prefix",
     description = "SCAN + UNLINK in batches of about 1000: Redis is never blocked for long, no key outside the prefix is touched, and FLUSHDB is never used.",
     responses(
-        (status = 200, description = "Deleted", body = ResetDone),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 200, description = "Deleted", body = ResetDone)
     )
 )]
 async fn reset_data(State(state): State<AppState>) -> Result<Json<ResetDone>, ApiError> {

@@ -68,12 +68,7 @@ async fn empty_id() -> ApiError {
     description = "`MULTI DEL HSET EXPIRE EXEC`: one round trip; replaces any older profile.",
     request_body = CreateProfile,
     responses(
-        (status = 201, description = "Stored", body = ProfileCreated),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 201, description = "Stored", body = ProfileCreated)
     )
 )]
 async fn create_profile(
@@ -142,10 +137,7 @@ async fn create_profile(
     params(("user_id" = String, Path, min_length = 1, max_length = 512, description = "The user id (1 to 512 characters)", example = "user123"), ProfileQuery),
     responses(
         (status = 200, description = "Cache hit", body = ProfileFound),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn get_profile(
@@ -213,12 +205,7 @@ async fn get_profile(
     request_body = UpdateProfile,
     responses(
         (status = 200, description = "Updated profile", body = ProfileUpdated),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body larger than MAX_BODY_BYTES", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A field is missing, of the wrong type or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn update_profile(
@@ -298,9 +285,7 @@ async fn update_profile(
     params(("user_id" = String, Path, min_length = 1, max_length = 512, description = "The user id (1 to 512 characters)", example = "user123")),
     responses(
         (status = 200, description = "Deleted", body = ProfileDeleted),
-        (status = 400, description = "The request cannot be read (malformed JSON, bad path parameter)", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 503, description = "Redis is unreachable or timed out (with Retry-After)", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
 async fn delete_profile(
