@@ -31,6 +31,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 RELEASE = os.path.join(TARGET, "release")
+# The functions are built with the `lambda` profile (release, optimised for size), as
+# scripts/lambda-build.sh builds them for AWS.
+LAMBDA = os.path.join(TARGET, "lambda")
 FUNCTIONS = ["cache", "users", "rate-limit", "lock", "queue", "stats", "docs"]
 CONNECTIONS = 64
 
@@ -237,9 +240,9 @@ def main():
     args = ap.parse_args()
 
     runner_bin = os.path.join(RELEASE, "local-runner")
-    for name in ["local-runner", *FUNCTIONS]:
-        if not os.path.exists(os.path.join(RELEASE, name)):
-            sys.exit(f"{RELEASE}/{name} is missing: run bench/run.sh (it builds the release binaries)")
+    for path in [runner_bin, *(os.path.join(LAMBDA, name) for name in FUNCTIONS)]:
+        if not os.path.exists(path):
+            sys.exit(f"{path} is missing: run bench/run.sh (it builds the binaries)")
 
     rows, results = [], {"machine": machine(), "connections": CONNECTIONS, "duration_s": args.duration}
     redis_port = free_port()
@@ -286,7 +289,7 @@ def main():
 
         cold = {}
         for name in FUNCTIONS:
-            binary = os.path.join(RELEASE, name)
+            binary = os.path.join(LAMBDA, name)
             times = [cold_start_ms(binary, v2_event(*EVENTS[name]), f"redis://127.0.0.1:{redis_port}/0")
                      for _ in range(args.cold_runs)]
             cold[name] = {"size_mb": os.path.getsize(binary) / 1e6, "cold_start_ms": statistics.median(times)}

@@ -10,7 +10,8 @@ ensure_redis_server
 command -v wrk >/dev/null || { echo "==> installing wrk"; apt_install wrk; }
 command -v webdis >/dev/null || { echo "==> installing webdis"; apt_install webdis || true; }
 command -v redis-benchmark >/dev/null || apt_install redis-tools
-echo "==> cargo build --release (runner and every function)"
-cargo build --release --locked -p local-runner \
+echo "==> cargo build: the runner (release) and every function (lambda profile)"
+cargo build --release --locked -p local-runner
+cargo build --profile lambda --locked \
   -p cache -p users -p rate-limit -p lock -p queue -p stats -p docs
 exec python3 bench/bench.py "$@"

@@ -94,7 +94,7 @@ pub async fn shutdown_signal() {
     tracing::info!("shutdown signal received; draining in-flight requests");
 }
 
-/// The embedded default. When `REDIS_URL` was not given and nothing answers at
+/// The embedded default. When `REDIS_URL` was not given (in standalone mode) and nothing answers at
 /// `default_port` on 127.0.0.1, starts a private `redis-server` on a free port, points
 /// `config` at it and returns it (keep it alive: dropping it stops the server). Returns
 /// `Ok(None)` when no embedded server is needed, and an error saying how to get Redis when
@@ -106,7 +106,10 @@ pub fn embedded_redis(
     default_port: u16,
     bin: Option<std::path::PathBuf>,
 ) -> Result<Option<RedisProcess>, String> {
-    if config.redis_url_is_explicit || answers_ping(default_port) {
+    if config.redis_url_is_explicit
+        || config.topology != shared::config::Topology::Standalone
+        || answers_ping(default_port)
+    {
         return Ok(None);
     }
     let bin = bin.ok_or_else(|| HOW_TO_GET_REDIS.to_owned())?;

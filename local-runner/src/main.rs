@@ -58,6 +58,21 @@ struct Cli {
     /// PEM key of REDIS_TLS_CERT_FILE.
     #[arg(long, env = "REDIS_TLS_KEY_FILE")]
     redis_tls_key_file: Option<String>,
+    /// standalone (one Redis), cluster (Redis Cluster) or sentinel [default: standalone].
+    #[arg(long, env = "REDIS_MODE")]
+    redis_mode: Option<String>,
+    /// Cluster seed nodes, host:port or URLs, comma-separated [default: REDIS_URL].
+    #[arg(long, env = "REDIS_CLUSTER_NODES")]
+    redis_cluster_nodes: Option<String>,
+    /// Sentinels, host:port or URLs, comma-separated (sentinel mode).
+    #[arg(long, env = "REDIS_SENTINELS")]
+    redis_sentinels: Option<String>,
+    /// Name the Sentinels monitor the primary under [default: mymaster].
+    #[arg(long, env = "REDIS_SENTINEL_MASTER")]
+    redis_sentinel_master: Option<String>,
+    /// The Sentinels' own password, when they have one.
+    #[arg(long, env = "REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
+    redis_sentinel_password: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -89,6 +104,11 @@ impl Cli {
             "REDIS_TLS_CA_FILE" => self.redis_tls_ca_file.clone(),
             "REDIS_TLS_CERT_FILE" => self.redis_tls_cert_file.clone(),
             "REDIS_TLS_KEY_FILE" => self.redis_tls_key_file.clone(),
+            "REDIS_MODE" => self.redis_mode.clone(),
+            "REDIS_CLUSTER_NODES" => self.redis_cluster_nodes.clone(),
+            "REDIS_SENTINELS" => self.redis_sentinels.clone(),
+            "REDIS_SENTINEL_MASTER" => self.redis_sentinel_master.clone(),
+            "REDIS_SENTINEL_PASSWORD" => self.redis_sentinel_password.clone(),
             _ => None,
         }
     }
@@ -156,7 +176,7 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     if !cli.bind.is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: the API is reachable from the network");
     }
-    tracing::info!(%addr, redis = %state.config.redacted_redis_url(), "Redis Cache API listening; docs at http://{addr}/docs");
+    tracing::info!(%addr, redis = %state.config.redacted_redis_url(), mode = state.redis.mode(), "Redis Cache API listening; docs at http://{addr}/docs");
     local_runner::serve(
         listener,
         local_runner::app(state),

@@ -37,6 +37,7 @@ pub struct RedisProcess {
     port: u16,
     extra_args: Vec<String>,
     tls: bool,
+    config_file: Option<PathBuf>,
     child: Option<Child>,
 }
 
@@ -44,16 +45,31 @@ impl RedisProcess {
     /// Starts `redis-server` on a free port with `--save "" --appendonly no` and waits until
     /// it answers `PING`. `extra_args` are appended (`--requirepass`, `--maxmemory`, ...).
     pub fn start(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
-        Self::start_with(bin, extra_args, false)
+        Self::start_with(bin, extra_args, false, None)
+    }
+
+    /// Starts `redis-server config_file extra_args...` (e.g. a Sentinel: a writable
+    /// `sentinel.conf` and `--sentinel`), on a free port like [`RedisProcess::start`].
+    pub fn start_with_config_file(
+        bin: PathBuf,
+        config_file: PathBuf,
+        extra_args: &[&str],
+    ) -> std::io::Result<Self> {
+        Self::start_with(bin, extra_args, false, Some(config_file))
     }
 
     /// Starts a TLS-only `redis-server` (`--port 0 --tls-port <free>`); `extra_args` must
     /// name its certificate files (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`).
     pub fn start_tls(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
-        Self::start_with(bin, extra_args, true)
+        Self::start_with(bin, extra_args, true, None)
     }
 
-    fn start_with(bin: PathBuf, extra_args: &[&str], tls: bool) -> std::io::Result<Self> {
+    fn start_with(
+        bin: PathBuf,
+        extra_args: &[&str],
+        tls: bool,
+        config_file: Option<PathBuf>,
+    ) -> std::io::Result<Self> {
         let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
         let mut last_error = None;
         // The free port is only free until someone else takes it: retry on a clash.
@@ -64,6 +80,7 @@ impl RedisProcess {
                 port,
                 extra_args: extra_args.clone(),
                 tls,
+                config_file: config_file.clone(),
                 child: None,
             };
             match process.spawn() {
@@ -117,6 +134,8 @@ impl RedisProcess {
             (port.as_str(), "0")
         };
         let mut child = Command::new(&self.bin)
+            // A configuration file has to come first.
+            .args(&self.config_file)
             .args(["--port", plain, "--tls-port", tls])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--dir"])

@@ -18,6 +18,15 @@
 //! | `API_KEY` | unset (open API) | 16 to 512 characters; then every route but `/health` and the docs needs it |
 //! | `REDIS_TLS_CA_FILE` | system roots | PEM file of the CA that signed the Redis server's certificate |
 //! | `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | unset | PEM client certificate and key (mutual TLS); both or neither |
+//! | `REDIS_MODE` | `standalone` | `standalone`, `cluster` (Redis Cluster) or `sentinel` |
+//! | `REDIS_CLUSTER_NODES` | `REDIS_URL` | cluster seed nodes, `host:port` or URLs, comma-separated |
+//! | `REDIS_SENTINELS` | none (required in sentinel mode) | Sentinels, `host:port` or URLs, comma-separated |
+//! | `REDIS_SENTINEL_MASTER` | `mymaster` | the name the Sentinels monitor the primary under |
+//! | `REDIS_SENTINEL_PASSWORD` | unset | the Sentinels' own `requirepass`, when they have one |
+//!
+//! In cluster and sentinel mode `REDIS_URL` still gives the scheme (`rediss://` for TLS), the
+//! user and password of the data nodes and, for sentinel, the database; its host is one more
+//! cluster seed, and is not used in sentinel mode (the Sentinels say where the primary is).
 
 use std::{fmt, time::Duration};
 
@@ -60,6 +69,42 @@ pub struct Config {
     pub api_key: Option<String>,
     /// TLS material for `rediss://`, read from the files at start.
     pub tls: Option<TlsFiles>,
+    /// One Redis, a Redis Cluster, or a primary found through Sentinels (`REDIS_MODE`).
+    pub topology: Topology,
+}
+
+/// How the service reaches Redis (`REDIS_MODE`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Topology {
+    /// One server at `REDIS_URL` (also a managed primary endpoint such as ElastiCache's).
+    Standalone,
+    /// A Redis Cluster; the client learns the slot map from these seeds and follows
+    /// `MOVED`/`ASK` redirections.
+    Cluster {
+        /// Seed node URLs (with `REDIS_URL`'s scheme and credentials).
+        nodes: Vec<String>,
+    },
+    /// A primary and replicas watched by Sentinels; the client asks them where the primary
+    /// is, and asks again when it fails over.
+    Sentinel {
+        /// Sentinel URLs.
+        sentinels: Vec<String>,
+        /// The monitored primary's name (`sentinel monitor <name> ...`).
+        master: String,
+        /// The Sentinels' password, when they require one (never log it).
+        password: Option<String>,
+    },
+}
+
+impl Topology {
+    /// `standalone`, `cluster` or `sentinel`, as `REDIS_MODE` spells it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Standalone => "standalone",
+            Self::Cluster { .. } => "cluster",
+            Self::Sentinel { .. } => "sentinel",
+        }
+    }
 }
 
 /// The PEM contents of `REDIS_TLS_CA_FILE`, `REDIS_TLS_CERT_FILE` and `REDIS_TLS_KEY_FILE`.
@@ -109,13 +154,21 @@ impl Config {
         }
 
         let key_prefix = get("KEY_PREFIX").unwrap_or_else(|| "demo_api:".to_owned());
-        if key_prefix.len() > 128 || key_prefix.chars().any(char::is_whitespace) {
+        // An empty hash tag (`{}`) as the prefix's first would make Redis Cluster hash every
+        // key whole, and split the keys a lock or a queue must keep in one slot.
+        let empty_tag = key_prefix
+            .find('{')
+            .is_some_and(|i| key_prefix[i + 1..].starts_with('}'));
+        if key_prefix.len() > 128 || key_prefix.chars().any(char::is_whitespace) || empty_tag {
             return Err(ConfigError {
                 variable: "KEY_PREFIX",
                 value: key_prefix,
-                expected: "1 to 128 bytes without whitespace, e.g. demo_api:".to_owned(),
+                expected:
+                    "1 to 128 bytes without whitespace or an empty {} hash tag, e.g. demo_api:"
+                        .to_owned(),
             });
         }
+        let topology = topology(&get, &redis_url)?;
 
         Ok(Self {
             redis_url,
@@ -147,6 +200,7 @@ impl Config {
             )?),
             api_key: api_key(get("API_KEY"))?,
             tls: tls_files(&get)?,
+            topology,
         })
     }
 
@@ -175,6 +229,7 @@ impl fmt::Debug for Config {
                 "tls_client_cert",
                 &self.tls.as_ref().is_some_and(|t| t.client.is_some()),
             )
+            .field("mode", &self.topology.name())
             .finish()
     }
 }
@@ -244,6 +299,105 @@ fn tls_files(get: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, 
     Ok((ca.is_some() || client.is_some()).then_some(TlsFiles { ca, client }))
 }
 
+/// `REDIS_MODE` and the variables of the mode it names.
+fn topology(
+    get: &impl Fn(&str) -> Option<String>,
+    redis_url: &str,
+) -> Result<Topology, ConfigError> {
+    let mode = get("REDIS_MODE").unwrap_or_else(|| "standalone".to_owned());
+    match mode.trim().to_ascii_lowercase().as_str() {
+        "standalone" => Ok(Topology::Standalone),
+        "cluster" => {
+            let base = url::Url::parse(redis_url).ok();
+            if base
+                .as_ref()
+                .is_some_and(|u| !matches!(u.path(), "" | "/" | "/0"))
+            {
+                return Err(ConfigError {
+                    variable: "REDIS_URL",
+                    value: redact_url(redis_url),
+                    expected: "database 0 (or none) in cluster mode: Redis Cluster has no other"
+                        .to_owned(),
+                });
+            }
+            let mut nodes = node_list(get, "REDIS_CLUSTER_NODES", redis_url)?;
+            if nodes.is_empty() {
+                nodes.push(redis_url.to_owned());
+            }
+            Ok(Topology::Cluster { nodes })
+        }
+        "sentinel" => {
+            let sentinels = node_list(get, "REDIS_SENTINELS", redis_url)?;
+            if sentinels.is_empty() {
+                return Err(ConfigError {
+                    variable: "REDIS_SENTINELS",
+                    value: String::new(),
+                    expected: "the Sentinels' addresses in sentinel mode, e.g. \
+                               sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
+                        .to_owned(),
+                });
+            }
+            Ok(Topology::Sentinel {
+                sentinels,
+                master: get("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned()),
+                password: get("REDIS_SENTINEL_PASSWORD"),
+            })
+        }
+        _ => Err(ConfigError {
+            variable: "REDIS_MODE",
+            value: mode,
+            expected: "standalone (one Redis), cluster (Redis Cluster) or sentinel (a primary \
+                       found through Sentinels)"
+                .to_owned(),
+        }),
+    }
+}
+
+/// A comma-separated list of `host:port` or URLs. A bare `host:port` takes `REDIS_URL`'s
+/// scheme and, for cluster nodes, its user and password; sentinels get no credentials from
+/// it (they have their own, `REDIS_SENTINEL_PASSWORD`).
+fn node_list(
+    get: &impl Fn(&str) -> Option<String>,
+    variable: &'static str,
+    redis_url: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = get(variable) else {
+        return Ok(Vec::new());
+    };
+    let base = url::Url::parse(redis_url).ok();
+    let scheme = base.as_ref().map_or("redis", url::Url::scheme);
+    let userinfo = match &base {
+        Some(u) if variable != "REDIS_SENTINELS" && u.password().is_some() => {
+            format!("{}:{}@", u.username(), u.password().unwrap_or_default())
+        }
+        Some(u) if variable != "REDIS_SENTINELS" && !u.username().is_empty() => {
+            format!("{}@", u.username())
+        }
+        _ => String::new(),
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .map(|entry| {
+            let url = if entry.contains("://") {
+                entry.to_owned()
+            } else {
+                format!("{scheme}://{userinfo}{entry}")
+            };
+            match url.as_str().into_connection_info() {
+                Ok(_) if url::Url::parse(&url).is_ok_and(|u| u.port().is_some()) => Ok(url),
+                _ => Err(ConfigError {
+                    variable,
+                    value: redact_url(&url),
+                    expected: "comma-separated host:port (or redis:// / rediss:// URLs), each \
+                               with its port"
+                        .to_owned(),
+                }),
+            }
+        })
+        .collect()
+}
+
 /// Replaces the password of a URL (if any) with `***`.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
@@ -307,6 +461,70 @@ mod tests {
             "rediss://app:***@cache.example:6380/2"
         );
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn modes_read_their_variables() {
+        assert_eq!(with(&[]).unwrap().topology, Topology::Standalone);
+        let c = with(&[
+            ("REDIS_URL", "rediss://app:pw@seed:7000"),
+            ("REDIS_MODE", "cluster"),
+            ("REDIS_CLUSTER_NODES", "a:7001, b:7002,redis://c:7003"),
+        ])
+        .unwrap();
+        let Topology::Cluster { nodes } = &c.topology else {
+            panic!("{:?}", c.topology)
+        };
+        assert_eq!(
+            nodes,
+            &[
+                "rediss://app:pw@a:7001",
+                "rediss://app:pw@b:7002",
+                "redis://c:7003"
+            ]
+        );
+        assert!(!format!("{c:?}").contains("pw"));
+        let c = with(&[
+            ("REDIS_URL", "redis://seed:7000"),
+            ("REDIS_MODE", "Cluster"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.topology,
+            Topology::Cluster {
+                nodes: vec!["redis://seed:7000".into()]
+            }
+        );
+        let c = with(&[
+            ("REDIS_URL", "redis://:pw@ignored:6379/3"),
+            ("REDIS_MODE", "sentinel"),
+            ("REDIS_SENTINELS", "s1:26379,s2:26379"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.topology,
+            Topology::Sentinel {
+                sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
+                master: "mymaster".into(),
+                password: None,
+            }
+        );
+    }
+
+    #[test]
+    fn mode_mistakes_say_what_to_set() {
+        let e = with(&[("REDIS_MODE", "replicated")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_MODE");
+        assert!(e.to_string().contains("cluster"), "{e}");
+        let e = with(&[("REDIS_MODE", "sentinel")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_SENTINELS");
+        let e = with(&[("REDIS_MODE", "cluster"), ("REDIS_CLUSTER_NODES", "nohost")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_CLUSTER_NODES");
+        let e = with(&[("REDIS_MODE", "cluster"), ("REDIS_URL", "redis://h:1/2")]).unwrap_err();
+        assert_eq!(e.variable, "REDIS_URL");
+        assert!(e.to_string().contains("database 0"), "{e}");
+        let e = with(&[("KEY_PREFIX", "app{}:")]).unwrap_err();
+        assert_eq!(e.variable, "KEY_PREFIX");
     }
 
     #[test]

@@ -286,7 +286,30 @@ impl From<redis::RedisError> for ApiError {
                 "Redis is out of memory (maxmemory reached); try again later.",
             );
         }
+        if let Some(hint) = misconfiguration(&e) {
+            return Self::Internal(format!("redis: {e}. {hint}"));
+        }
         Self::Internal(format!("redis: {e}"))
+    }
+}
+
+/// What to set when a Redis error says `REDIS_MODE` does not match the servers (for the log
+/// line of the 500; `AppState::connect` says it at start where it can).
+fn misconfiguration(e: &redis::RedisError) -> Option<&'static str> {
+    use redis::{ErrorKind, ServerErrorKind as S};
+    let text = e.to_string();
+    if matches!(e.kind(), ErrorKind::Server(S::Moved | S::Ask)) {
+        Some("The server is a Redis Cluster node: set REDIS_MODE=cluster.")
+    } else if text.contains("cluster support disabled") {
+        Some("REDIS_MODE=cluster, but the server is not a cluster node: set REDIS_MODE=standalone.")
+    } else if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
+        Some("The Sentinels monitor no primary of that name: check REDIS_SENTINEL_MASTER.")
+    } else if text.contains("unknown command") && text.contains("SENTINEL") {
+        Some(
+            "REDIS_SENTINELS must name Sentinel processes (usually port 26379), not Redis servers.",
+        )
+    } else {
+        None
     }
 }
 

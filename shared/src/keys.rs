@@ -79,9 +79,10 @@ impl Keys {
 
     /// The lock key `{prefix}lock:{resource}` and its fencing counter
     /// `{prefix}lock:{resource}:fence`. The braces are a Redis Cluster hash tag: the two keys
-    /// (used together by one script) land in the same slot.
+    /// (used together by one script) land in the same slot (see [`tagged`] for names that
+    /// hold braces themselves).
     pub fn lock(&self, resource: &str) -> (String, String) {
-        let lock = format!("{}lock:{{{resource}}}", self.prefix);
+        let lock = tagged(&self.prefix, "lock:", resource);
         let fence = format!("{lock}:fence");
         (lock, fence)
     }
@@ -89,7 +90,7 @@ impl Keys {
     /// The four keys of a queue, all tagged `{name}` for Redis Cluster: pending list,
     /// processing list, claims hash, leases sorted set (the order the scripts take them in).
     pub fn queue(&self, name: &str) -> [String; 4] {
-        let base = format!("{}queue:{{{name}}}", self.prefix);
+        let base = tagged(&self.prefix, "queue:", name);
         [
             base.clone(),
             format!("{base}:processing"),
@@ -101,6 +102,24 @@ impl Keys {
     /// A SCAN `MATCH` pattern for every key under the prefix.
     pub fn everything_pattern(&self) -> String {
         format!("{}*", escape_glob(&self.prefix))
+    }
+}
+
+/// `{prefix}{group}{name}` with `name` as the Redis Cluster hash tag, so that every key
+/// built by appending to it lands in the same slot.
+///
+/// A name with a brace cannot be its own tag (`}x` would give the empty tag `{}`, which
+/// Redis ignores, hashing each key whole into different slots). Such a name gets a tag of
+/// its FNV-1a hash instead, and follows it: `{prefix}{group}{#0123456789abcdef}:{name}`.
+/// Both shapes are unambiguous, so no two names share keys.
+fn tagged(prefix: &str, group: &str, name: &str) -> String {
+    if name.contains(['{', '}']) {
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        format!("{prefix}{group}{{#{hash:016x}}}:{name}")
+    } else {
+        format!("{prefix}{group}{{{name}}}")
     }
 }
 

@@ -1,20 +1,37 @@
 //! `AppState`: the Redis connection handle and the configuration every handler shares.
 //!
 //! Built once per process (in `main`, i.e. the Lambda init phase) and cloned into each
-//! request: cloning is two reference-count bumps. The connection is redis-rs's
-//! `ConnectionManager`: one multiplexed connection that reconnects by itself after a
-//! failure. It is wrapped in [`Redis`] so that every command, pipeline and script gets one
-//! deadline (`REDIS_RESPONSE_TIMEOUT_MS`) that also covers waiting for a reconnect: with
+//! request: cloning is a few reference-count bumps. The connection depends on `REDIS_MODE`:
+//!
+//! - standalone: redis-rs's `ConnectionManager`, one multiplexed connection that reconnects
+//!   by itself after a failure;
+//! - cluster: redis-rs's cluster-async `ClusterConnection`, which keeps the slot map, follows
+//!   `MOVED`/`ASK` (a resharding in progress) and reconnects to nodes;
+//! - sentinel: a `ConnectionManager` to the primary the Sentinels name, thrown away and
+//!   looked up again when the primary stops answering as one (failover).
+//!
+//! It is wrapped in [`Redis`] so that every command, pipeline and script gets one deadline
+//! (`REDIS_RESPONSE_TIMEOUT_MS`) that also covers waiting for a reconnect or a lookup: with
 //! Redis down, a request answers 503 in bounded time instead of hanging.
+
+mod sentinel;
 
 use std::{sync::Arc, time::Duration};
 
 use redis::{
-    Cmd, Pipeline, RedisError, RedisFuture, Value,
+    Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
+    ServerErrorKind, Value,
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    cluster::{ClusterClient, ClusterConfig},
+    cluster_async::ClusterConnection,
+    cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
 };
 
-use crate::{config::Config, keys::Keys};
+use crate::{
+    config::{Config, TlsFiles, Topology},
+    keys::Keys,
+};
+use sentinel::SentinelPrimary;
 
 /// What every handler gets: the Redis handle, the configuration and the key builder.
 #[derive(Clone)]
@@ -32,40 +49,56 @@ impl AppState {
     /// A Lambda function can therefore start while Redis is briefly away, and answer 503
     /// until it is back, instead of failing its init phase.
     pub fn new(config: Config) -> Result<Self, RedisError> {
-        let client = match &config.tls {
-            // A custom CA and/or a client certificate: rustls with exactly these.
-            Some(tls) => redis::Client::build_with_tls(
-                config.redis_url.as_str(),
-                redis::TlsCertificates {
-                    client_tls: tls
-                        .client
-                        .as_ref()
-                        .map(|(cert, key)| redis::ClientTlsConfig {
-                            client_cert: cert.clone(),
-                            client_key: key.clone(),
-                        }),
-                    root_cert: tls.ca.clone(),
-                },
-            )?,
-            None => redis::Client::open(config.redis_url.as_str())?,
+        let backend = match &config.topology {
+            Topology::Standalone => {
+                let client = match &config.tls {
+                    Some(tls) => {
+                        redis::Client::build_with_tls(config.redis_url.as_str(), certificates(tls))?
+                    }
+                    None => redis::Client::open(config.redis_url.as_str())?,
+                };
+                Backend::Single(ConnectionManager::new_lazy_with_config(
+                    client,
+                    manager_config(&config),
+                )?)
+            }
+            Topology::Cluster { nodes } => {
+                let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
+                    .connection_timeout(config.connect_timeout)
+                    .response_timeout(config.response_timeout)
+                    // MOVED/ASK/TRYAGAIN during a resharding or a failover are retried
+                    // quickly; the deadline bounds the whole anyway.
+                    .retries(5)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200);
+                if let Some(tls) = &config.tls {
+                    builder = builder.certs(certificates(tls));
+                }
+                // No I/O yet: the nodes are reached by the first command.
+                Backend::Cluster(
+                    builder.build()?.get_pending_async_connection_with_config(
+                        ClusterConfig::new()
+                            .set_connection_timeout(config.connect_timeout)
+                            .set_response_timeout(config.response_timeout),
+                    ),
+                )
+            }
+            Topology::Sentinel {
+                sentinels,
+                master,
+                password,
+            } => Backend::Sentinel(Arc::new(SentinelPrimary::new(
+                sentinels,
+                master,
+                password.as_deref(),
+                config.redis_url.as_str().into_connection_info()?,
+                config.tls.as_ref(),
+                manager_config(&config),
+            )?)),
         };
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            // A per-command timeout on the socket as well as our end-to-end deadline: the
-            // library's default (500 ms) would otherwise win silently.
-            .set_response_timeout(Some(config.response_timeout))
-            // Few, quick reconnect attempts: a request waiting on a reconnect is bounded by
-            // the deadline anyway, and the next request starts a fresh attempt.
-            .set_number_of_retries(2)
-            .set_min_delay(Duration::from_millis(50))
-            .set_max_delay(Duration::from_millis(500))
-            // Many handlers share this one connection; the default of 50 queued commands
-            // would make them wait on each other under load.
-            .set_pipeline_buffer_size(1024);
-        let manager = ConnectionManager::new_lazy_with_config(client, manager_config)?;
         Ok(Self {
             redis: Redis {
-                manager,
+                backend,
                 deadline: config.response_timeout,
             },
             keys: Keys::new(&config.key_prefix),
@@ -75,62 +108,201 @@ impl AppState {
 
     /// Builds the state and checks that Redis answers a `PING`, so that a server can say at
     /// start-up, in one clear line, that Redis is missing or refuses the credentials.
+    ///
+    /// It also checks that the server is what `REDIS_MODE` says (a cluster node answers
+    /// `MOVED` to half the keys; a Sentinel stores no data) and fails with what to set.
     pub async fn connect(config: Config) -> Result<Self, RedisError> {
         let state = Self::new(config)?;
-        state.redis.clone().ping().await?;
+        let mut redis = state.redis.clone();
+        redis.ping().await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut redis)
+            .await?;
+        let server_mode = info
+            .lines()
+            .find_map(|l| l.strip_prefix("redis_mode:"))
+            .map(str::trim)
+            .unwrap_or("standalone");
+        let wanted = state.config.topology.name();
+        let mismatch = match (wanted, server_mode) {
+            ("standalone" | "sentinel", "cluster") => Some(
+                "the server is a Redis Cluster node: set REDIS_MODE=cluster (and \
+                 REDIS_CLUSTER_NODES to some of its nodes)",
+            ),
+            (_, "sentinel") => Some(
+                "the server is a Redis Sentinel, which stores no data: set REDIS_MODE=sentinel, \
+                 REDIS_SENTINELS to the Sentinels and REDIS_SENTINEL_MASTER to the name they \
+                 monitor",
+            ),
+            _ => None,
+        };
+        if let Some(hint) = mismatch {
+            return Err(RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "REDIS_MODE does not match the server",
+                format!("REDIS_MODE={wanted}, but {hint}"),
+            )));
+        }
         Ok(state)
     }
 }
 
-/// The Redis handle used by handlers: a `ConnectionManager` with an end-to-end deadline per
-/// operation. It implements redis-rs's [`ConnectionLike`], so `AsyncCommands`, pipelines and
-/// `Script::invoke_async` all work on it and all get the deadline.
+/// The settings of every `ConnectionManager` (standalone, and each primary in sentinel mode).
+fn manager_config(config: &Config) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        // A per-command timeout on the socket as well as our end-to-end deadline: the
+        // library's default (500 ms) would otherwise win silently.
+        .set_response_timeout(Some(config.response_timeout))
+        // Few, quick reconnect attempts: a request waiting on a reconnect is bounded by
+        // the deadline anyway, and the next request starts a fresh attempt.
+        .set_number_of_retries(2)
+        .set_min_delay(Duration::from_millis(50))
+        .set_max_delay(Duration::from_millis(500))
+        // Many handlers share this one connection; the default of 50 queued commands
+        // would make them wait on each other under load.
+        .set_pipeline_buffer_size(1024)
+}
+
+/// The custom CA and client certificate of `REDIS_TLS_*`, as redis-rs takes them.
+fn certificates(tls: &TlsFiles) -> redis::TlsCertificates {
+    redis::TlsCertificates {
+        client_tls: tls
+            .client
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+        root_cert: tls.ca.clone(),
+    }
+}
+
+/// The Redis handle used by handlers: the connection of the configured topology with an
+/// end-to-end deadline per operation. It implements redis-rs's [`ConnectionLike`], so
+/// `AsyncCommands`, pipelines and `Script::invoke_async` all work on it and all get the
+/// deadline; [`Redis::scan_step`] and [`Redis::on_each_primary`] cover what differs on a
+/// cluster (the keyspace is spread over several primaries).
 #[derive(Clone)]
 pub struct Redis {
-    manager: ConnectionManager,
+    backend: Backend,
     deadline: Duration,
 }
 
+#[derive(Clone)]
+enum Backend {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+    Sentinel(Arc<SentinelPrimary>),
+}
+
+/// Bits of a cluster-wide SCAN cursor that name the primary (up to 1024 primaries); the rest
+/// is that primary's own cursor.
+const NODE_BITS: u32 = 10;
+
 impl Redis {
+    /// `standalone`, `cluster` or `sentinel`.
+    pub fn mode(&self) -> &'static str {
+        match self.backend {
+            Backend::Single(_) => "standalone",
+            Backend::Cluster(_) => "cluster",
+            Backend::Sentinel(_) => "sentinel",
+        }
+    }
+
     /// A warning when Redis may evict keys under memory pressure (any `maxmemory-policy` but
     /// `noeviction`): locks and queued tasks would then vanish. `None` when safe or unknown
     /// (servers that hide `INFO memory`).
     pub async fn eviction_warning(&mut self) -> Option<String> {
-        let info: String = redis::cmd("INFO")
-            .arg("memory")
-            .query_async(self)
+        let infos: Vec<String> = self
+            .on_each_primary(&redis::cmd("INFO").arg("memory").clone())
             .await
             .ok()?;
-        let policy = info
-            .lines()
-            .find_map(|l| l.strip_prefix("maxmemory_policy:"))?
-            .trim()
-            .to_owned();
-        (policy != "noeviction").then(|| {
-            format!(
-                "Redis maxmemory-policy is {policy}: under memory pressure it may evict locks and \
-                 queued tasks. Set maxmemory-policy noeviction (see README, Failure behaviour)."
-            )
-        })
+        let policy = infos.iter().find_map(|info| {
+            info.lines()
+                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+                .map(str::trim)
+                .filter(|p| *p != "noeviction")
+                .map(str::to_owned)
+        })?;
+        Some(format!(
+            "Redis maxmemory-policy is {policy}: under memory pressure it may evict locks and \
+             queued tasks. Set maxmemory-policy noeviction (see README, Failure behaviour)."
+        ))
     }
 
-    /// One `SCAN cursor MATCH pattern COUNT count` call: the next cursor (0 when the
+    /// One `SCAN cursor MATCH pattern COUNT count` step: the next cursor (0 when the
     /// iteration is complete) and the keys of this step. The one place SCAN is spelled;
     /// callers loop over it in bounded steps (never `KEYS`).
+    ///
+    /// On a cluster the iteration walks the primaries one after the other: the cursor's low
+    /// [`NODE_BITS`] bits say which primary (in address order), the rest is that primary's
+    /// cursor. SCAN's guarantee (every key present for the whole iteration is returned) holds
+    /// while the set of primaries does not change.
     pub async fn scan_step(
         &mut self,
         cursor: u64,
         pattern: &str,
         count: u64,
     ) -> Result<(u64, Vec<Vec<u8>>), RedisError> {
-        redis::cmd("SCAN")
-            .arg(cursor)
+        let mut scan = redis::cmd("SCAN");
+        let Backend::Cluster(_) = self.backend else {
+            scan.arg(cursor)
+                .arg("MATCH")
+                .arg(pattern)
+                .arg("COUNT")
+                .arg(count);
+            return scan.query_async(self).await;
+        };
+        let primaries = self.primaries().await?;
+        let index = (cursor & ((1 << NODE_BITS) - 1)) as usize;
+        let Some((host, port)) = primaries.get(index) else {
+            // Fewer primaries than when the iteration started: nothing more to visit.
+            return Ok((0, Vec::new()));
+        };
+        scan.arg(cursor >> NODE_BITS)
             .arg("MATCH")
             .arg(pattern)
             .arg("COUNT")
-            .arg(count)
-            .query_async(self)
-            .await
+            .arg(count);
+        let (next, keys): (u64, Vec<Vec<u8>>) = self.on_node(host, *port, scan).await?;
+        let next = if next != 0 {
+            match next
+                .checked_shl(NODE_BITS)
+                .filter(|c| c >> NODE_BITS == next)
+            {
+                Some(shifted) if shifted <= i64::MAX as u64 => shifted | index as u64,
+                _ => {
+                    return Err(RedisError::from((
+                        ErrorKind::Client,
+                        "SCAN cursor too large to combine with a node number",
+                    )));
+                }
+            }
+        } else if index + 1 < primaries.len() {
+            (index + 1) as u64
+        } else {
+            0
+        };
+        Ok((next, keys))
+    }
+
+    /// Runs `cmd` on every primary (the one server, when not a cluster) and returns each
+    /// answer: for `INFO`, `DBSIZE` and the like, which describe one server each.
+    pub async fn on_each_primary<T: FromRedisValue>(
+        &mut self,
+        cmd: &Cmd,
+    ) -> Result<Vec<T>, RedisError> {
+        let Backend::Cluster(_) = self.backend else {
+            return Ok(vec![cmd.query_async(self).await?]);
+        };
+        let primaries = self.primaries().await?;
+        let answers = primaries.iter().map(|(host, port)| {
+            let mut redis = self.clone();
+            async move { redis.on_node(host, *port, cmd.clone()).await }
+        });
+        futures_util::future::try_join_all(answers).await
     }
 
     /// Sends `PING` and returns how long the answer took.
@@ -143,6 +315,63 @@ impl Redis {
     /// The per-operation deadline (`REDIS_RESPONSE_TIMEOUT_MS`).
     pub fn deadline(&self) -> Duration {
         self.deadline
+    }
+
+    /// The cluster's primaries (`host`, `port`), sorted, from `CLUSTER SLOTS`.
+    async fn primaries(&mut self) -> Result<Vec<(String, u16)>, RedisError> {
+        let slots: Value = redis::cmd("CLUSTER").arg("SLOTS").query_async(self).await?;
+        let Value::Array(ranges) = slots else {
+            return Err(RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "CLUSTER SLOTS did not answer an array",
+            )));
+        };
+        let mut primaries: Vec<(String, u16)> = ranges
+            .into_iter()
+            .filter_map(|range| match range {
+                // [start, end, [host, port, id, ...], replicas...]
+                Value::Array(mut parts) if parts.len() >= 3 => {
+                    let Value::Array(mut primary) = parts.swap_remove(2) else {
+                        return None;
+                    };
+                    // [host, port, id, (metadata in Redis 7)]
+                    primary.truncate(2);
+                    let (host, port): (String, u16) =
+                        redis::from_redis_value(Value::Array(primary)).ok()?;
+                    Some((host, port))
+                }
+                _ => None,
+            })
+            .collect();
+        primaries.sort();
+        primaries.dedup();
+        if primaries.is_empty() {
+            return Err(RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "CLUSTER SLOTS named no primary",
+            )));
+        }
+        Ok(primaries)
+    }
+
+    /// Sends `cmd` to one cluster node, by address, within the deadline.
+    async fn on_node<T: FromRedisValue>(
+        &mut self,
+        host: &str,
+        port: u16,
+        cmd: Cmd,
+    ) -> Result<T, RedisError> {
+        let Backend::Cluster(cluster) = &mut self.backend else {
+            return cmd.query_async(self).await;
+        };
+        let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.to_owned(),
+            port,
+        });
+        let value = tokio::time::timeout(self.deadline, cluster.route_command(cmd, routing))
+            .await
+            .unwrap_or_else(|_| Err(deadline_exceeded()))?;
+        Ok(redis::from_redis_value(value)?)
     }
 }
 
@@ -165,14 +394,36 @@ fn worth_one_retry(e: &RedisError) -> bool {
     e.is_connection_dropped() && !e.is_timeout()
 }
 
+/// Sends each command of a (non-transactional) pipeline on its own, concurrently: for a
+/// cluster pipeline whose keys live in different slots (e.g. a profile and the shared hit
+/// counters), which one node cannot run as one batch.
+async fn one_by_one(
+    cluster: &ClusterConnection,
+    pipeline: &Pipeline,
+) -> Result<Vec<Value>, RedisError> {
+    let commands = pipeline.cmd_iter().map(|cmd| {
+        let mut cluster = cluster.clone();
+        async move { cluster.req_packed_command(cmd).await }
+    });
+    futures_util::future::try_join_all(commands).await
+}
+
+fn is_cross_slot(e: &RedisError) -> bool {
+    e.kind() == ErrorKind::Server(ServerErrorKind::CrossSlot)
+}
+
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let deadline = self.deadline;
         Box::pin(async move {
             tokio::time::timeout(deadline, async {
-                match self.manager.req_packed_command(cmd).await {
-                    Err(e) if worth_one_retry(&e) => self.manager.req_packed_command(cmd).await,
-                    other => other,
+                match &mut self.backend {
+                    Backend::Single(manager) => match manager.req_packed_command(cmd).await {
+                        Err(e) if worth_one_retry(&e) => manager.req_packed_command(cmd).await,
+                        other => other,
+                    },
+                    Backend::Cluster(cluster) => cluster.req_packed_command(cmd).await,
+                    Backend::Sentinel(primary) => primary.req_packed_command(cmd).await,
                 }
             })
             .await
@@ -189,17 +440,26 @@ impl ConnectionLike for Redis {
         let deadline = self.deadline;
         Box::pin(async move {
             tokio::time::timeout(deadline, async {
-                match self
-                    .manager
-                    .req_packed_commands(pipeline, offset, count)
-                    .await
-                {
-                    Err(e) if worth_one_retry(&e) => {
-                        self.manager
-                            .req_packed_commands(pipeline, offset, count)
-                            .await
+                match &mut self.backend {
+                    Backend::Single(manager) => {
+                        match manager.req_packed_commands(pipeline, offset, count).await {
+                            Err(e) if worth_one_retry(&e) => {
+                                manager.req_packed_commands(pipeline, offset, count).await
+                            }
+                            other => other,
+                        }
                     }
-                    other => other,
+                    Backend::Cluster(cluster) => {
+                        match cluster.req_packed_commands(pipeline, offset, count).await {
+                            Err(e) if is_cross_slot(&e) && !pipeline.is_transaction() => {
+                                one_by_one(cluster, pipeline).await
+                            }
+                            other => other,
+                        }
+                    }
+                    Backend::Sentinel(primary) => {
+                        primary.req_packed_commands(pipeline, offset, count).await
+                    }
                 }
             })
             .await
@@ -208,6 +468,10 @@ impl ConnectionLike for Redis {
     }
 
     fn get_db(&self) -> i64 {
-        self.manager.get_db()
+        match &self.backend {
+            Backend::Single(manager) => manager.get_db(),
+            Backend::Cluster(_) => 0,
+            Backend::Sentinel(primary) => primary.db(),
+        }
     }
 }

@@ -64,6 +64,18 @@ fn matches(pattern: &str, key: &str) -> bool {
     glob(&p, &s)
 }
 
+/// The part of a key Redis Cluster hashes (its hash tag rule, from the cluster spec): between
+/// the first `{` and the next `}` when that is not empty, else the whole key.
+fn hashed_part(key: &str) -> &str {
+    if let Some(open) = key.find('{')
+        && let Some(len) = key[open + 1..].find('}')
+        && len > 0
+    {
+        return &key[open + 1..open + 1 + len];
+    }
+    key
+}
+
 const ALPHABET: &str = "[a-c*?\\[\\]\\\\^:{}-]{0,8}";
 
 proptest! {
@@ -132,10 +144,31 @@ proptest! {
         prop_assert_eq!(result.is_ok(), ttl >= 0 && !extra);
     }
 
+    /// The keys one script touches together (a lock and its fence; a queue's four keys)
+    /// always land in one cluster slot, whatever braces the prefix and the name hold; and
+    /// two different names never share a key.
     #[test]
-    fn any_environment_is_accepted_or_refused_by_name(value in any::<String>(), pick in 0usize..8) {
+    fn a_lock_or_a_queue_lives_in_one_slot(prefix in "[a-c{}:]{1,6}", name in "[a-c{}:]{1,8}", other in "[a-c{}:]{1,8}") {
+        prop_assume!(Config::from_lookup(|n| (n == "KEY_PREFIX").then(|| prefix.clone())).is_ok());
+        let keys = Keys::new(&prefix);
+        let (lock, fence) = keys.lock(&name);
+        prop_assert_ne!(hashed_part(&lock), lock.as_str(), "{} has no hash tag", lock);
+        prop_assert_eq!(hashed_part(&lock), hashed_part(&fence));
+        let queue = keys.queue(&name);
+        for key in &queue[1..] {
+            prop_assert_eq!(hashed_part(&queue[0]), hashed_part(key));
+        }
+        if name != other {
+            prop_assert_ne!(lock, keys.lock(&other).0);
+            prop_assert_ne!(&queue[0], &keys.queue(&other)[0]);
+        }
+    }
+
+    #[test]
+    fn any_environment_is_accepted_or_refused_by_name(value in any::<String>(), pick in 0usize..9) {
         let names = ["REDIS_URL", "KEY_PREFIX", "DEFAULT_TTL", "MAX_CONNECTIONS",
-            "REDIS_CONNECT_TIMEOUT_MS", "REDIS_RESPONSE_TIMEOUT_MS", "MAX_BODY_BYTES", "API_KEY"];
+            "REDIS_CONNECT_TIMEOUT_MS", "REDIS_RESPONSE_TIMEOUT_MS", "MAX_BODY_BYTES", "API_KEY",
+            "REDIS_MODE"];
         let name = names[pick];
         match Config::from_lookup(|n| (n == name).then(|| value.clone())) {
             Ok(_) => {}

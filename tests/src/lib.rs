@@ -4,16 +4,23 @@
 //! `redis-server` comes from `REDIS_SERVER_BIN` or the `PATH` (the README's test command
 //! installs it when missing). Each [`TestApp`] owns its server, on a free port, killed when
 //! the test ends, so tests run in parallel without sharing any state.
+//!
+//! With `API_TEST_REDIS=cluster`, [`TestApp::new`] and [`TestApp::with_config`] give each test
+//! a Redis Cluster of its own instead (3 primaries, 3 replicas, a password), and the app runs
+//! in `REDIS_MODE=cluster`: the same tests then prove the API on a cluster. Tests that stop
+//! or restart "the" Redis skip themselves there ([`TestApp::on_cluster`]).
 
 pub mod lambda;
 pub mod runtime_api;
 pub mod tls;
+pub mod topology;
 
 use std::net::SocketAddr;
 
 use axum::{Router, body::Body};
 use http::{HeaderMap, Method, Request, StatusCode};
 use local_runner::redis_process::{RedisProcess, redis_server_bin};
+use redis::{Cmd, Pipeline, RedisFuture, aio::ConnectionLike};
 use serde_json::Value;
 use shared::{AppState, Config};
 use tower::ServiceExt;
@@ -111,10 +118,105 @@ impl Reply {
     }
 }
 
+/// Whether this run puts each [`TestApp`] on a Redis Cluster (`API_TEST_REDIS=cluster`).
+pub fn cluster_run() -> bool {
+    std::env::var("API_TEST_REDIS").is_ok_and(|v| v == "cluster")
+}
+
+/// The Redis a [`TestApp`] owns: one server, or a whole cluster.
+pub enum TestRedis {
+    /// One `redis-server`.
+    Single(RedisProcess),
+    /// A Redis Cluster (in an `API_TEST_REDIS=cluster` run).
+    Cluster(topology::RedisCluster),
+}
+
+impl TestRedis {
+    fn single(&mut self) -> &mut RedisProcess {
+        match self {
+            Self::Single(process) => process,
+            Self::Cluster(_) => panic!("this test needs one Redis: check TestApp::on_cluster()"),
+        }
+    }
+
+    /// Kills the one server (as a crash would).
+    pub fn stop(&mut self) {
+        self.single().stop();
+    }
+
+    /// Starts the one server again, empty, on the same port.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.single().restart()
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        match self {
+            Self::Single(process) => process.port(),
+            Self::Cluster(_) => panic!("this test needs one Redis: check TestApp::on_cluster()"),
+        }
+    }
+
+    /// Its URL (a seed node's, with the password, on a cluster).
+    pub fn url(&self) -> String {
+        match self {
+            Self::Single(process) => process.url(),
+            Self::Cluster(cluster) => cluster.url(),
+        }
+    }
+}
+
+/// A direct connection to a test's Redis, whichever its topology: one server's multiplexed
+/// connection, or a cluster connection (which routes each key to its node and sends
+/// `KEYS`, `DBSIZE`, `SCRIPT FLUSH` to every primary).
+#[derive(Clone)]
+pub enum RawRedis {
+    /// One server.
+    Single(redis::aio::MultiplexedConnection),
+    /// A cluster.
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl ConnectionLike for RawRedis {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            // A test's set-up pipeline may span slots: send its commands one by one.
+            Self::Cluster(c) if !pipeline.is_transaction() => {
+                let mut c = c.clone();
+                Box::pin(async move {
+                    let mut values = Vec::new();
+                    for cmd in pipeline.cmd_iter() {
+                        values.push(c.req_packed_command(cmd).await?);
+                    }
+                    Ok(values)
+                })
+            }
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
 /// The merged router of every function on a private Redis.
 pub struct TestApp {
     /// The private Redis (stop/restart it to test failures).
-    pub redis: RedisProcess,
+    pub redis: TestRedis,
     /// The state the router was built with.
     pub state: AppState,
     /// The merged router, as the runner serves it.
@@ -127,9 +229,41 @@ impl TestApp {
         Self::with_config(|_| {}).await
     }
 
-    /// A fresh Redis and the test configuration changed by `adjust`.
+    /// A fresh Redis (a fresh cluster in an `API_TEST_REDIS=cluster` run) and the test
+    /// configuration changed by `adjust`.
     pub async fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        if cluster_run() {
+            let cluster = tokio::task::spawn_blocking(|| {
+                topology::RedisCluster::start(Some("cluster-test-pw"))
+            })
+            .await
+            .expect("start a cluster");
+            return Self::on_a_cluster(cluster, adjust);
+        }
         Self::build(start_redis(&[]), adjust)
+    }
+
+    /// The app in `REDIS_MODE=cluster` on `cluster`, seeded with all its nodes.
+    pub fn on_a_cluster(cluster: topology::RedisCluster, adjust: impl FnOnce(&mut Config)) -> Self {
+        let seeds = cluster.seeds();
+        let url = cluster.url();
+        let mut config = Config::from_lookup(move |name| match name {
+            "REDIS_URL" => Some(url.clone()),
+            "REDIS_MODE" => Some("cluster".into()),
+            "REDIS_CLUSTER_NODES" => Some(seeds.clone()),
+            "REDIS_CONNECT_TIMEOUT_MS" => Some("250".into()),
+            // A cluster call may wait for a slot-map refresh: a little more room.
+            "REDIS_RESPONSE_TIMEOUT_MS" => Some("2000".into()),
+            _ => None,
+        })
+        .expect("cluster test config");
+        adjust(&mut config);
+        Self::assemble(TestRedis::Cluster(cluster), config)
+    }
+
+    /// Whether this app runs on a cluster (tests of one server's failures skip there).
+    pub fn on_cluster(&self) -> bool {
+        matches!(self.redis, TestRedis::Cluster(_))
     }
 
     /// The default test configuration on a Redis the test started (e.g. with extra flags).
@@ -149,6 +283,10 @@ impl TestApp {
     fn build(redis: RedisProcess, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = test_config(&redis.url());
         adjust(&mut config);
+        Self::assemble(TestRedis::Single(redis), config)
+    }
+
+    fn assemble(redis: TestRedis, config: Config) -> Self {
         let state = AppState::new(config).expect("state");
         let router = local_runner::app(state.clone());
         Self {
@@ -207,12 +345,23 @@ impl TestApp {
     }
 
     /// A direct connection to the test's Redis, to look at what the API stored.
-    pub async fn redis_conn(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.redis.url())
-            .expect("client")
-            .get_multiplexed_async_connection()
-            .await
-            .expect("connect to test redis")
+    pub async fn redis_conn(&self) -> RawRedis {
+        match &self.redis {
+            TestRedis::Single(process) => RawRedis::Single(
+                redis::Client::open(process.url())
+                    .expect("client")
+                    .get_multiplexed_async_connection()
+                    .await
+                    .expect("connect to test redis"),
+            ),
+            TestRedis::Cluster(cluster) => RawRedis::Cluster(
+                redis::cluster::ClusterClient::new(vec![cluster.url()])
+                    .expect("cluster client")
+                    .get_async_connection()
+                    .await
+                    .expect("connect to the test cluster"),
+            ),
+        }
     }
 
     /// Serves the router over real HTTP on 127.0.0.1:0, as the runner binary does.

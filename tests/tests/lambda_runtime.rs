@@ -16,20 +16,32 @@ use api_tests::{
 };
 use serde_json::{Value, json};
 
-/// Builds (if needed) and locates a function's release binary.
+/// Builds (if needed) and locates a function's binary as it ships: the `lambda` profile
+/// (release, optimised for size) that scripts/lambda-build.sh uses.
 fn release_binary(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let status = Command::new(cargo)
         .current_dir(&root)
-        .args(["build", "--release", "--locked", "--quiet", "-p", name])
+        .args([
+            "build",
+            "--profile",
+            "lambda",
+            "--locked",
+            "--quiet",
+            "-p",
+            name,
+        ])
         .status()
         .expect("run cargo build");
-    assert!(status.success(), "cargo build --release -p {name} failed");
+    assert!(
+        status.success(),
+        "cargo build --profile lambda -p {name} failed"
+    );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    target.join("release").join(name)
+    target.join("lambda").join(name)
 }
 
 /// The function process, killed on drop; its stdout lines are collected.

@@ -2,8 +2,8 @@
 //!
 //! | route | Redis |
 //! |---|---|
-//! | `GET /stats` | `INFO` + `DBSIZE` + profile counters, pipelined; a bounded `SCAN` counts the prefix's keys |
-//! | `POST /stats/reset` | `SCAN MATCH {prefix}*` + `UNLINK` in batches: never `FLUSHDB`, never a foreign key |
+//! | `GET /stats` | `INFO` + `DBSIZE` of every primary + profile counters, concurrently; a bounded `SCAN` counts the prefix's keys |
+//! | `POST /stats/reset` | `SCAN MATCH {prefix}*` (every primary) + `UNLINK` in batches: never `FLUSHDB`, never a foreign key |
 //! | `GET /health` | `PING`, timed |
 //!
 //! Reads the environment through `shared::Config`.
@@ -61,45 +61,77 @@ async fn get_stats(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<StatsQuery>,
 ) -> Result<Json<Stats>, ApiError> {
-    let mut redis = state.redis.clone();
-    let (text, total_keys, counters): (String, u64, Vec<Option<u64>>) = redis::pipe()
-        .cmd("INFO")
-        .cmd("DBSIZE")
-        .hmget(state.keys.profile_stats(), &["lookups", "misses"])
-        .query_async(&mut redis)
-        .await
-        .map_err(disconnected)?;
-    let prefix_keys = count_prefix_keys(&state, query.exact)
-        .await
-        .map_err(disconnected)?;
+    let (mut a, mut b, mut c) = (
+        state.redis.clone(),
+        state.redis.clone(),
+        state.redis.clone(),
+    );
+    let info = redis::cmd("INFO");
+    let dbsize = redis::cmd("DBSIZE");
+    let mut counters = redis::cmd("HMGET");
+    counters
+        .arg(state.keys.profile_stats())
+        .arg(&["lookups", "misses"]);
+    // Each primary's INFO and DBSIZE (one server unless on a cluster), the shared counters
+    // and the prefix count, all at once.
+    let (texts, sizes, counters, prefix_keys) = tokio::try_join!(
+        a.on_each_primary::<String>(&info),
+        b.on_each_primary::<u64>(&dbsize),
+        counters.query_async::<Vec<Option<u64>>>(&mut c),
+        count_prefix_keys(&state, query.exact),
+    )
+    .map_err(disconnected)?;
 
-    let info = Info::parse(&text);
+    let infos: Vec<Info<'_>> = texts.iter().map(|t| Info::parse(t)).collect();
+    let sum = |field: &str| infos.iter().map(|i| i.number(field)).sum::<u64>();
     let lookups = counters.first().copied().flatten().unwrap_or(0);
     let cache_misses = counters.get(1).copied().flatten().unwrap_or(0);
     let cache_hits = lookups.saturating_sub(cache_misses);
-    let used_memory_bytes = info.number("used_memory");
-    let maxmemory_policy = info.text("maxmemory_policy").map(str::to_owned);
-    let mut warnings = Vec::new();
-    if let Some(policy) = maxmemory_policy.as_deref().filter(|p| *p != "noeviction") {
-        warnings.push(format!(
-            "maxmemory-policy is {policy}: under memory pressure Redis may evict locks and \
-             queued tasks. Set maxmemory-policy noeviction."
-        ));
-    }
+    let used_memory_bytes = sum("used_memory");
+    let mut policies: Vec<&str> = infos
+        .iter()
+        .filter_map(|i| i.text("maxmemory_policy"))
+        .collect();
+    policies.dedup();
+    let warnings = policies
+        .iter()
+        .filter(|p| **p != "noeviction")
+        .map(|policy| {
+            format!(
+                "maxmemory-policy is {policy}: under memory pressure Redis may evict locks and \
+                 queued tasks. Set maxmemory-policy noeviction."
+            )
+        })
+        .collect();
+    let first = infos.first();
     Ok(Json(Stats {
         connected: true,
-        total_keys,
-        memory_used: info
-            .text("used_memory_human")
-            .map_or_else(|| human_bytes(used_memory_bytes), str::to_owned),
-        uptime_seconds: info.number("uptime_in_seconds"),
-        operations_per_second: info.number("instantaneous_ops_per_sec"),
-        redis_version: info.text("redis_version").unwrap_or("unknown").to_owned(),
+        mode: state.redis.mode().to_owned(),
+        nodes: infos.len(),
+        total_keys: sizes.iter().sum(),
+        memory_used: match first.and_then(|i| i.text("used_memory_human")) {
+            Some(human) if infos.len() == 1 => human.to_owned(),
+            _ => human_bytes(used_memory_bytes),
+        },
+        uptime_seconds: infos
+            .iter()
+            .map(|i| i.number("uptime_in_seconds"))
+            .min()
+            .unwrap_or(0),
+        operations_per_second: sum("instantaneous_ops_per_sec"),
+        redis_version: first
+            .and_then(|i| i.text("redis_version"))
+            .unwrap_or("unknown")
+            .to_owned(),
         prefix_keys,
         used_memory_bytes,
-        maxmemory_bytes: info.number("maxmemory"),
-        maxmemory_policy,
-        connected_clients: info.number("connected_clients"),
+        maxmemory_bytes: sum("maxmemory"),
+        maxmemory_policy: policies
+            .iter()
+            .find(|p| **p != "noeviction")
+            .or(policies.first())
+            .map(|p| (*p).to_owned()),
+        connected_clients: sum("connected_clients"),
         cache_hits,
         cache_misses,
         hit_rate: (lookups > 0).then(|| cache_hits as f64 / lookups as f64),

@@ -19,6 +19,12 @@ pub struct StatsQuery {
 pub struct Stats {
     /// Redis answered.
     pub connected: bool,
+    /// `standalone`, `cluster` or `sentinel` (`REDIS_MODE`).
+    #[schema(example = "standalone")]
+    pub mode: String,
+    /// Servers these figures come from: the cluster's primaries, else 1. Counts and memory
+    /// are summed over them, uptime is the shortest, version and policy the first's.
+    pub nodes: usize,
     /// Keys in the database (DBSIZE), ours and others'.
     pub total_keys: u64,
     /// Memory used, human-readable (`1.05M`).
