@@ -21,9 +21,11 @@ apt_install() {
 }
 
 ensure_redis_server() {
-  if [ -n "${REDIS_SERVER_BIN:-}" ] || command -v redis-server >/dev/null; then return 0; fi
-  echo "==> installing redis-server (Debian package)"
-  apt_install redis-server
+  # redis-cli (Debian: redis-tools, a dependency of redis-server) creates the test clusters.
+  if { [ -n "${REDIS_SERVER_BIN:-}" ] || command -v redis-server >/dev/null; } \
+    && { [ -n "${REDIS_CLI_BIN:-}" ] || command -v redis-cli >/dev/null; }; then return 0; fi
+  echo "==> installing redis-server and redis-tools (Debian packages)"
+  apt_install redis-server redis-tools
   # Debian's package may start a system service on 6379; the API and tests start their own.
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test against real redis-server
-# processes (each test starts its own on a free port). Installs what is missing first.
+# processes (each test starts its own on a free port), then the API tests once more with
+# each test on a Redis Cluster of its own (6 nodes). Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
@@ -17,3 +18,10 @@ echo "==> cfn-lint template.yaml"
 "$PY_TOOLS/bin/cfn-lint" template.yaml
 echo "==> cargo test --workspace --locked"
 cargo test --workspace --locked
+# Every endpoint and every Lua script, on a 3-primary/3-replica cluster per test. The tests
+# that stop "the" Redis skip themselves there (tests/tests/cluster.rs covers the cluster's
+# own failure modes; tests/tests/sentinel.rs the Sentinel failover, in the run above).
+echo "==> API_TEST_REDIS=cluster cargo test (the API tests on Redis Cluster)"
+API_TEST_REDIS=cluster cargo test --locked -p api-tests \
+  --test cache --test users --test rate_limit --test lock --test queue --test stats \
+  --test seed_examples

@@ -264,6 +264,9 @@ impl From<redis::RedisError> for ApiError {
                 e.kind(),
                 ErrorKind::AuthenticationFailed
                     | ErrorKind::ClusterConnectionNotFound
+                    // The Sentinels list no primary that is up: a failover in progress (or,
+                    // for good, a wrong REDIS_SENTINEL_MASTER, which start-up reports).
+                    | ErrorKind::MasterNameNotFoundBySentinel
                     | ErrorKind::Server(
                         S::BusyLoading | S::TryAgain | S::ClusterDown | S::MasterDown | S::ReadOnly
                     )
@@ -273,6 +276,8 @@ impl From<redis::RedisError> for ApiError {
                 "did not answer in time"
             } else if e.kind() == ErrorKind::AuthenticationFailed {
                 "refused our credentials"
+            } else if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
+                "has no primary right now (failover in progress)"
             } else {
                 "is not reachable"
             };
@@ -295,7 +300,7 @@ impl From<redis::RedisError> for ApiError {
 
 /// What to set when a Redis error says `REDIS_MODE` does not match the servers (for the log
 /// line of the 500; `AppState::connect` says it at start where it can).
-fn misconfiguration(e: &redis::RedisError) -> Option<&'static str> {
+pub(crate) fn misconfiguration(e: &redis::RedisError) -> Option<&'static str> {
     use redis::{ErrorKind, ServerErrorKind as S};
     let text = e.to_string();
     if matches!(e.kind(), ErrorKind::Server(S::Moved | S::Ask)) {
@@ -303,7 +308,10 @@ fn misconfiguration(e: &redis::RedisError) -> Option<&'static str> {
     } else if text.contains("cluster support disabled") {
         Some("REDIS_MODE=cluster, but the server is not a cluster node: set REDIS_MODE=standalone.")
     } else if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
-        Some("The Sentinels monitor no primary of that name: check REDIS_SENTINEL_MASTER.")
+        Some(
+            "The Sentinels name no primary that is up under REDIS_SENTINEL_MASTER: check the \
+             name, or wait for the failover to finish.",
+        )
     } else if text.contains("unknown command") && text.contains("SENTINEL") {
         Some(
             "REDIS_SENTINELS must name Sentinel processes (usually port 26379), not Redis servers.",

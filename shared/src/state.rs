@@ -114,17 +114,30 @@ impl AppState {
     pub async fn connect(config: Config) -> Result<Self, RedisError> {
         let state = Self::new(config)?;
         let mut redis = state.redis.clone();
-        redis.ping().await?;
+        let wanted = state.config.topology.name();
+        if let Err(e) = redis.ping().await {
+            let hint = match crate::error::misconfiguration(&e) {
+                Some(hint) => Some(hint.to_owned()),
+                // A cluster client that found no cluster: say what the seed is instead.
+                None if wanted == "cluster" => seed_mode(&state.config).await.map(|mode| {
+                    format!("the seed node runs as {mode}, not cluster: set REDIS_MODE={mode}")
+                }),
+                None => None,
+            };
+            return Err(match hint {
+                Some(hint) => RedisError::from((
+                    ErrorKind::InvalidClientConfig,
+                    "Redis is not what REDIS_MODE expects",
+                    format!("{e}. {hint}"),
+                )),
+                None => e,
+            });
+        }
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query_async(&mut redis)
             .await?;
-        let server_mode = info
-            .lines()
-            .find_map(|l| l.strip_prefix("redis_mode:"))
-            .map(str::trim)
-            .unwrap_or("standalone");
-        let wanted = state.config.topology.name();
+        let server_mode = server_mode(&info);
         let mismatch = match (wanted, server_mode) {
             ("standalone" | "sentinel", "cluster") => Some(
                 "the server is a Redis Cluster node: set REDIS_MODE=cluster (and \
@@ -146,6 +159,41 @@ impl AppState {
         }
         Ok(state)
     }
+}
+
+/// `redis_mode` of an `INFO server` answer: `standalone`, `cluster` or `sentinel`.
+fn server_mode(info: &str) -> &str {
+    info.lines()
+        .find_map(|l| l.strip_prefix("redis_mode:"))
+        .map(str::trim)
+        .unwrap_or("standalone")
+}
+
+/// What the first cluster seed runs as, asked over a plain connection (`None` when it
+/// cannot be asked either, or is a cluster node after all).
+async fn seed_mode(config: &Config) -> Option<String> {
+    let Topology::Cluster { nodes } = &config.topology else {
+        return None;
+    };
+    let seed = nodes.first()?.as_str();
+    let client = match &config.tls {
+        Some(tls) => redis::Client::build_with_tls(seed, certificates(tls)).ok()?,
+        None => redis::Client::open(seed).ok()?,
+    };
+    let ask = async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut conn)
+            .await
+            .ok()?;
+        Some(server_mode(&info).to_owned())
+    };
+    tokio::time::timeout(config.response_timeout, ask)
+        .await
+        .ok()
+        .flatten()
+        .filter(|mode| mode != "cluster")
 }
 
 /// The settings of every `ConnectionManager` (standalone, and each primary in sentinel mode).

@@ -129,13 +129,15 @@ pub enum TestRedis {
     Single(RedisProcess),
     /// A Redis Cluster (in an `API_TEST_REDIS=cluster` run).
     Cluster(topology::RedisCluster),
+    /// Servers the test holds itself (e.g. a Sentinel group), see [`TestApp::from_state`].
+    Elsewhere,
 }
 
 impl TestRedis {
     fn single(&mut self) -> &mut RedisProcess {
         match self {
             Self::Single(process) => process,
-            Self::Cluster(_) => panic!("this test needs one Redis: check TestApp::on_cluster()"),
+            _ => panic!("this test needs one Redis: check TestApp::on_cluster()"),
         }
     }
 
@@ -153,7 +155,7 @@ impl TestRedis {
     pub fn port(&self) -> u16 {
         match self {
             Self::Single(process) => process.port(),
-            Self::Cluster(_) => panic!("this test needs one Redis: check TestApp::on_cluster()"),
+            _ => panic!("this test needs one Redis: check TestApp::on_cluster()"),
         }
     }
 
@@ -162,6 +164,7 @@ impl TestRedis {
         match self {
             Self::Single(process) => process.url(),
             Self::Cluster(cluster) => cluster.url(),
+            Self::Elsewhere => panic!("the test holds its servers itself"),
         }
     }
 }
@@ -261,6 +264,16 @@ impl TestApp {
         Self::assemble(TestRedis::Cluster(cluster), config)
     }
 
+    /// The merged router on a state the test built (its servers are the test's to keep).
+    pub fn from_state(state: AppState) -> Self {
+        let router = local_runner::app(state.clone());
+        Self {
+            redis: TestRedis::Elsewhere,
+            state,
+            router,
+        }
+    }
+
     /// Whether this app runs on a cluster (tests of one server's failures skip there).
     pub fn on_cluster(&self) -> bool {
         matches!(self.redis, TestRedis::Cluster(_))
@@ -354,6 +367,7 @@ impl TestApp {
                     .await
                     .expect("connect to test redis"),
             ),
+            TestRedis::Elsewhere => panic!("the test holds its servers itself"),
             TestRedis::Cluster(cluster) => RawRedis::Cluster(
                 redis::cluster::ClusterClient::new(vec![cluster.url()])
                     .expect("cluster client")

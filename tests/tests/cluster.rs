@@ -1,0 +1,219 @@
+//! Redis Cluster on real servers (3 primaries, 3 replicas, `redis-cli --cluster create`):
+//! what only a cluster has. Every endpoint is proven on a cluster by the API tests run with
+//! `API_TEST_REDIS=cluster` (scripts/test.sh); here: listing and counting across primaries,
+//! a resharding under traffic, and a mode that does not match the servers.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    collections::BTreeSet,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+};
+
+use api_tests::{TestApp, start_redis, test_config, topology::RedisCluster};
+use serde_json::json;
+use shared::{AppState, Config};
+
+async fn cluster_app() -> TestApp {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(Some("pw")))
+        .await
+        .unwrap();
+    TestApp::on_a_cluster(cluster, |_| {})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_counting_and_reset_cover_every_primary() {
+    let app = cluster_app().await;
+    for i in 0..300 {
+        let r = app
+            .post("/cache", json!({"key": format!("k{i}"), "value": i}))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    app.post(
+        "/users",
+        json!({"user_id": "u1", "name": "Ann", "email": "ann@example.com"}),
+    )
+    .await;
+    app.get("/users/u1").await;
+    app.get("/users/nobody").await;
+
+    let r = app.get("/stats?exact=true").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["mode"], "cluster");
+    assert_eq!(r.body["nodes"], 3, "three primaries: {r:?}");
+    // 300 entries, a profile and the hit counters: spread over the three primaries.
+    assert_eq!(r.body["total_keys"], 302, "{r:?}");
+    assert_eq!(r.body["prefix_keys"], 302, "{r:?}");
+    assert_eq!(r.body["cache_hits"], 1);
+    assert_eq!(r.body["cache_misses"], 1);
+
+    // Cursor pages walk one primary after the other; every key comes back exactly once.
+    let mut seen = BTreeSet::new();
+    let mut cursor = 0u64;
+    let mut pages = 0;
+    loop {
+        let r = app.get(&format!("/cache?count=40&cursor={cursor}")).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        for entry in r.body["keys"].as_array().unwrap() {
+            let key = entry["key"].as_str().unwrap().to_owned();
+            assert!(seen.insert(key.clone()), "{key} listed twice");
+        }
+        cursor = r.body["cursor"].as_u64().unwrap();
+        pages += 1;
+        if cursor == 0 {
+            break;
+        }
+        assert!(pages < 100, "listing does not end");
+    }
+    assert_eq!(seen.len(), 300);
+
+    let r = app.post("/stats/reset", json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["keys_deleted"], 302, "{r:?}");
+    let mut conn = app.redis_conn().await;
+    let left: u64 = redis::cmd("DBSIZE").query_async(&mut conn).await.unwrap();
+    assert_eq!(left, 0, "DBSIZE summed over the primaries");
+}
+
+/// Moves 2,000 slots from one primary to another (`redis-cli --cluster reshard`: keys
+/// migrate one by one, clients meet `ASK` and `MOVED`) while 8 clients write, read, lock,
+/// queue and rate-limit. Not one request may fail, and nothing written may be lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resharding_under_traffic_is_transparent() {
+    let app = Arc::new(cluster_app().await);
+    for i in 0..500 {
+        let r = app
+            .post(
+                "/cache",
+                json!({"key": format!("seed{i}"), "value": "x".repeat(2000)}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let (from, to) = match &app.redis {
+        api_tests::TestRedis::Cluster(c) => (c.node_id(0), c.node_id(1)),
+        _ => unreachable!(),
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut clients = Vec::new();
+    for c in 0..8 {
+        let (app, stop, done) = (app.clone(), stop.clone(), done.clone());
+        clients.push(tokio::spawn(async move {
+            let mut failures = Vec::new();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) || n < 20 {
+                let key = format!("c{c}n{n}");
+                let checks = [
+                    (
+                        app.post("/cache", json!({"key": key, "value": n})).await,
+                        201,
+                    ),
+                    (app.get(&format!("/cache/{key}")).await, 200),
+                    (app.get(&format!("/cache/seed{}", n % 500)).await, 200),
+                    (
+                        app.get(&format!("/rate-limit/check?user_id={key}&limit=100"))
+                            .await,
+                        200,
+                    ),
+                    (
+                        app.post(&format!("/lock/{key}?processing_time=0"), json!(null))
+                            .await,
+                        200,
+                    ),
+                    (
+                        app.post(&format!("/queue/q{c}"), json!({"id": key, "title": "t"}))
+                            .await,
+                        201,
+                    ),
+                ];
+                for (r, want) in checks {
+                    if r.status.as_u16() != want {
+                        failures.push(format!("{r:?}"));
+                    }
+                }
+                n += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+            (n, failures)
+        }));
+    }
+
+    let before = done.load(Ordering::Relaxed);
+    let cluster_app = app.clone();
+    let out = tokio::task::spawn_blocking(move || match &cluster_app.redis {
+        api_tests::TestRedis::Cluster(c) => c.cli(
+            "reshard",
+            &[
+                "--cluster-from",
+                &from,
+                "--cluster-to",
+                &to,
+                "--cluster-slots",
+                "2000",
+                "--cluster-pipeline",
+                "10",
+            ],
+        ),
+        _ => unreachable!(),
+    })
+    .await
+    .unwrap();
+    assert!(out.contains("Moving slot"), "{out}");
+    let during = done.load(Ordering::Relaxed) - before;
+    stop.store(true, Ordering::Relaxed);
+    assert!(during > 0, "the traffic ran while the slots moved");
+    eprintln!("resharding: {during} rounds of 6 requests ran while 2,000 slots moved");
+
+    let mut rounds = 0;
+    for client in clients {
+        let (n, failures) = client.await.unwrap();
+        rounds += n;
+        assert!(
+            failures.is_empty(),
+            "{} failures, first: {}",
+            failures.len(),
+            failures[0]
+        );
+    }
+    assert!(rounds >= 160);
+    for i in 0..500 {
+        assert_eq!(app.get(&format!("/cache/seed{i}")).await.status, 200);
+    }
+    let r = app.get("/queue/q0").await;
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_mode_that_does_not_match_the_servers_says_what_to_set() {
+    let cluster = tokio::task::spawn_blocking(|| RedisCluster::start(None))
+        .await
+        .unwrap();
+    // Standalone settings on a cluster node.
+    let e = AppState::connect(test_config(&cluster.url()))
+        .await
+        .err()
+        .expect("a cluster node is refused in standalone mode");
+    assert!(e.to_string().contains("REDIS_MODE=cluster"), "{e}");
+
+    // Cluster settings on a plain Redis.
+    let plain = start_redis(&[]);
+    let url = plain.url();
+    let config = Config::from_lookup(move |name| match name {
+        "REDIS_URL" => Some(url.clone()),
+        "REDIS_MODE" => Some("cluster".into()),
+        "REDIS_CONNECT_TIMEOUT_MS" => Some("250".into()),
+        "REDIS_RESPONSE_TIMEOUT_MS" => Some("1000".into()),
+        _ => None,
+    })
+    .unwrap();
+    let e = AppState::connect(config)
+        .await
+        .err()
+        .expect("a plain Redis is refused in cluster mode");
+    assert!(e.to_string().contains("REDIS_MODE=standalone"), "{e}");
+}
