@@ -38,7 +38,7 @@ pub fn app(state: AppState) -> Router {
         .merge(lock::router(state.clone()))
         .merge(queue::router(state.clone()))
         .merge(stats::router(state.clone()))
-        .merge(docs::router());
+        .merge(docs::live_router());
     shared::http::finish(routes, &state.config)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(

@@ -115,10 +115,17 @@ async fn root_lists_the_endpoints_and_docs_pages_are_served() {
 
     let r = app.get("/docs").await;
     assert!(r.status.is_redirection(), "{r:?}");
-    assert_eq!(r.header("location"), "/docs/");
+    // Relative, so it also works under an API Gateway stage path.
+    assert_eq!(r.header("location"), "docs/");
     let r = app.get("/docs/").await;
     assert_eq!(r.status, 200);
-    assert!(r.body.as_str().unwrap().contains("swagger-ui"));
+    assert!(r.body.as_str().unwrap().contains("swagger-ui-bundle.js"));
+    assert!(
+        r.header("content-security-policy")
+            .contains("default-src 'self'")
+    );
+    let r = app.get("/docs/swagger-initializer.js").await;
+    assert!(r.body.as_str().unwrap().contains("../openapi.json"));
     let r = app.get("/redoc").await;
     assert_eq!(r.status, 200);
     assert!(
@@ -133,8 +140,118 @@ async fn root_lists_the_endpoints_and_docs_pages_are_served() {
     );
     let r = app.get("/redoc/redoc.standalone.js").await;
     assert_eq!(r.status, 200);
-    assert!(
-        r.header("content-type")
-            .starts_with("application/javascript")
-    );
+    assert!(r.header("content-type").starts_with("text/javascript"));
+}
+
+/// What the `docs` function (not the runner) answers, byte for byte.
+async fn fetch(router: &axum::Router, path: &str, headers: &[(&str, &str)]) -> Fetched {
+    use tower::ServiceExt;
+    let mut request = http::Request::get(path);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = router
+        .clone()
+        .oneshot(request.body(axum::body::Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    Fetched {
+        status,
+        headers,
+        body: body.to_vec(),
+    }
+}
+
+struct Fetched {
+    status: u16,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Fetched {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut plain = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut plain)
+        .unwrap();
+    plain
+}
+
+/// The embedded Swagger UI and ReDoc files: gzip to a client that accepts it, the same bytes
+/// inflated to one that does not, and 304 for a cached copy.
+#[tokio::test]
+async fn docs_assets_are_served_compressed_or_plain_as_the_client_accepts() {
+    let router = docs::router();
+    for path in [
+        "/docs/swagger-ui-bundle.js",
+        "/docs/swagger-ui-standalone-preset.js",
+        "/docs/swagger-ui.css",
+        "/docs/index.css",
+        "/redoc/redoc.standalone.js",
+    ] {
+        let plain = fetch(&router, path, &[]).await;
+        assert_eq!(plain.status, 200, "{path}");
+        assert_eq!(plain.header("content-encoding"), "", "{path}");
+        assert_eq!(plain.header("vary"), "accept-encoding", "{path}");
+        assert_eq!(plain.header("cache-control"), "public, max-age=86400");
+        assert!(plain.body.len() > 100, "{path}");
+
+        let gzip = fetch(&router, path, &[("accept-encoding", "gzip, deflate, br")]).await;
+        assert_eq!(gzip.status, 200, "{path}");
+        assert_eq!(gzip.header("content-encoding"), "gzip", "{path}");
+        assert!(gzip.body.len() < plain.body.len(), "{path}");
+        assert_eq!(gunzip(&gzip.body), plain.body, "{path}");
+        assert_eq!(gzip.header("etag"), plain.header("etag"));
+
+        let refused = fetch(&router, path, &[("accept-encoding", "br, gzip;q=0")]).await;
+        assert_eq!(refused.header("content-encoding"), "", "{path}");
+        assert_eq!(refused.body, plain.body, "{path}");
+
+        let etag = plain.header("etag");
+        assert!(etag.starts_with("W/\""), "{path}: {etag}");
+        let cached = fetch(&router, path, &[("if-none-match", etag)]).await;
+        assert_eq!(cached.status, 304, "{path}");
+        assert!(cached.body.is_empty());
+        assert_eq!(cached.header("etag"), etag);
+    }
+    let icon = fetch(
+        &router,
+        "/docs/favicon-32x32.png",
+        &[("accept-encoding", "gzip")],
+    )
+    .await;
+    assert_eq!(icon.status, 200);
+    assert_eq!(icon.header("content-type"), "image/png");
+    assert_eq!(icon.header("content-encoding"), "");
+    assert!(icon.body.starts_with(b"\x89PNG"));
+}
+
+/// The function serves the committed document; the runner the one generated at start. They
+/// are the same document (the docs crate's unit test keeps the file current).
+#[tokio::test]
+async fn docs_function_serves_the_document_the_runner_generates() {
+    let app = TestApp::new().await;
+    let live = app.get("/openapi.json").await.body;
+    let committed = fetch(&docs::router(), "/openapi.json", &[]).await;
+    assert_eq!(committed.status, 200);
+    assert_eq!(committed.header("content-type"), "application/json");
+    let committed: Value = serde_json::from_slice(&committed.body).unwrap();
+    assert_eq!(committed, live);
+    let index = fetch(&docs::router(), "/", &[]).await;
+    let index: Value = serde_json::from_slice(&index.body).unwrap();
+    assert_eq!(index, app.get("/").await.body);
 }

@@ -203,6 +203,18 @@ async fn stats_and_docs_functions_over_every_event_source() {
         let r = invoke(&docs, event(source, &call("GET", "/docs/"))).await;
         assert_eq!(r.status, 200, "{source:?}");
         assert!(r.header("content-type").starts_with("text/html"));
+        // A gzip asset leaves as a base64 binary body, which API Gateway decodes.
+        let mut e = event(source, &call("GET", "/docs/swagger-ui.css"));
+        e["headers"]["accept-encoding"] = "gzip, deflate".into();
+        let r = invoke(&docs, e).await;
+        assert_eq!(r.status, 200, "{source:?}");
+        assert_eq!(r.header("content-encoding"), "gzip", "{source:?}");
+        assert_eq!(r.raw["isBase64Encoded"], true, "{source:?}");
+        let gzip = api_tests::lambda::unbase64(r.raw["body"].as_str().unwrap());
+        let mut css = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gzip[..]), &mut css)
+            .unwrap();
+        assert!(css.contains(".swagger-ui"), "{source:?}");
     }
 }
 

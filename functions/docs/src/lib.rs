@@ -4,37 +4,35 @@
 //! |---|---|
 //! | `GET /` | the endpoint list (as the original's root did) |
 //! | `GET /openapi.json` | OpenAPI 3.1, generated from every function's handlers |
-//! | `GET /docs` | Swagger UI (assets vendored by `utoipa-swagger-ui`) |
+//! | `GET /docs/` | Swagger UI (Swagger UI's release files, from `utoipa-swagger-ui-vendored`) |
 //! | `GET /redoc` | ReDoc (standalone bundle vendored in `assets/`) |
 //!
 //! Each function contributes its own paths (`<function>::api()`); this crate only merges
 //! them and adds the document's header. It needs no Redis and reads no environment.
+//!
+//! The merged document is committed as `openapi.json` (a test keeps it current:
+//! `UPDATE_OPENAPI=1 cargo test -p docs` rewrites it). The Lambda function serves that file,
+//! so its binary links no handler code; the local runner serves the live document. The
+//! Swagger UI and ReDoc files are embedded gzip-compressed (`build.rs`).
 
-use std::sync::LazyLock;
+mod assets;
+
+use std::sync::{Arc, OnceLock};
 
 use axum::{
     Json, Router,
     http::header,
-    response::{Html, IntoResponse},
+    response::{Html, IntoResponse, Redirect},
     routing::get,
 };
+use bytes::Bytes;
 use serde_json::{Value, json};
+use shared::ApiError;
 use utoipa::openapi::{ContactBuilder, InfoBuilder, LicenseBuilder, OpenApi, Tag, tag::TagBuilder};
 use utoipa_axum::router::OpenApiRouter;
-use utoipa_swagger_ui::SwaggerUi;
-
-/// ReDoc's standalone bundle, embedded so `/redoc` works offline.
-static REDOC_JS: &[u8] = include_bytes!("../assets/redoc.standalone.js");
-
-/// The merged document, built once per process.
-static OPENAPI: LazyLock<OpenApi> = LazyLock::new(build_openapi);
 
 /// The OpenAPI document of every function, merged, with the API's header and tags.
 pub fn openapi() -> OpenApi {
-    OPENAPI.clone()
-}
-
-fn build_openapi() -> OpenApi {
     let mut api = OpenApiRouter::<shared::AppState>::new()
         .merge(cache::api())
         .merge(users::api())
@@ -150,70 +148,139 @@ fn tag(name: &str, description: &str) -> Tag {
         .build()
 }
 
-/// The documentation routes (no state: nothing here touches Redis).
-pub fn router() -> Router {
-    Router::new()
-        .route("/", get(root))
-        .route("/redoc", get(redoc_page))
-        .route("/redoc/redoc.standalone.js", get(redoc_js))
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", openapi()))
+/// The committed document, `functions/docs/openapi.json`: what the `docs` function serves.
+/// A test keeps it equal to [`openapi()`]; serving it instead of generating it keeps every
+/// handler's code out of the docs binary.
+pub const OPENAPI_JSON: &str = include_str!("../openapi.json");
+
+/// [`openapi()`] as the committed file holds it (pretty-printed, newline at the end).
+pub fn openapi_json() -> String {
+    let mut json = serde_json::to_string_pretty(&openapi()).unwrap_or_default();
+    json.push('\n');
+    json
 }
 
-/// `GET /`: what the API offers, from the OpenAPI document (never out of date).
-async fn root() -> Json<Value> {
+/// The documentation routes, serving the committed document (no state: nothing here touches
+/// Redis).
+pub fn router() -> Router {
+    router_with(Bytes::from_static(OPENAPI_JSON.as_bytes()))
+}
+
+/// The documentation routes, serving the document generated from the handlers now: the
+/// local runner's, so a change to a handler shows in `/docs` at the next start.
+pub fn live_router() -> Router {
+    router_with(Bytes::from(openapi_json()))
+}
+
+fn router_with(document: Bytes) -> Router {
+    let index = Arc::new(OnceLock::new());
+    let json = document.clone();
+    Router::new()
+        .route(
+            "/",
+            get(move || async move { root(&document, &index).map(Json) }),
+        )
+        .route(
+            "/openapi.json",
+            get(
+                move || async move { ([(header::CONTENT_TYPE, "application/json")], json.clone()) },
+            ),
+        )
+        .route("/docs", get(|| async { Redirect::permanent("docs/") }))
+        .route("/docs/", get(swagger_page))
+        .route("/docs/swagger-initializer.js", get(swagger_initializer))
+        .route("/redoc", get(redoc_page))
+        .merge(assets::router())
+}
+
+/// `GET /`: what the API offers, from the OpenAPI document (never out of date). Built at the
+/// first call, so a cold start does not parse the document.
+fn root(document: &[u8], index: &OnceLock<Value>) -> Result<Value, ApiError> {
+    if let Some(index) = index.get() {
+        return Ok(index.clone());
+    }
+    let doc: Value = serde_json::from_slice(document)
+        .map_err(|e| ApiError::Internal(format!("the OpenAPI document does not parse: {e}")))?;
     let mut endpoints = Vec::new();
-    for (path, item) in &OPENAPI.paths.paths {
-        let operations = [
-            ("GET", &item.get),
-            ("POST", &item.post),
-            ("PATCH", &item.patch),
-            ("PUT", &item.put),
-            ("DELETE", &item.delete),
-        ];
-        for (method, op) in operations {
-            if let Some(op) = op {
+    for (path, item) in doc["paths"].as_object().into_iter().flatten() {
+        for method in ["get", "post", "patch", "put", "delete"] {
+            let op = &item[method];
+            if op.is_object() {
                 endpoints.push(json!({
-                    "method": method,
+                    "method": method.to_ascii_uppercase(),
                     "path": path,
-                    "summary": op.summary,
-                    "tag": op.tags.as_ref().and_then(|t| t.first()),
+                    "summary": op["summary"],
+                    "tag": op["tags"][0],
                 }));
             }
         }
     }
-    Json(json!({
-        "name": "Redis Cache API",
-        "version": env!("CARGO_PKG_VERSION"),
-        "docs": "/docs",
-        "redoc": "/redoc",
-        "openapi": "/openapi.json",
-        "endpoints": endpoints,
-    }))
+    Ok(index
+        .get_or_init(|| {
+            json!({
+                "name": "Redis Cache API",
+                "version": env!("CARGO_PKG_VERSION"),
+                "docs": "/docs",
+                "redoc": "/redoc",
+                "openapi": "/openapi.json",
+                "endpoints": endpoints,
+            })
+        })
+        .clone())
 }
 
-/// The ReDoc page. Its Content-Security-Policy keeps it on this origin: the bundle's only
-/// outside reference (the "API docs by Redocly" logo, from a CDN) is never requested.
+/// The pages load only what this API serves; nothing from elsewhere.
+const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' blob:; \
+     worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
+     font-src 'self' data:; connect-src 'self'";
+
+/// Swagger UI (`/docs/`): Swagger UI's own page, with its files and the document referred
+/// to relatively, so it also works under an API Gateway stage path.
+async fn swagger_page() -> impl IntoResponse {
+    (
+        [(header::CONTENT_SECURITY_POLICY, PAGE_CSP)],
+        Html(include_str!("swagger.html")),
+    )
+}
+
+async fn swagger_initializer() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("swagger-initializer.js"),
+    )
+}
+
+/// The ReDoc page. The bundle's only outside reference (the "API docs by Redocly" logo, from
+/// a CDN) is never requested: the Content-Security-Policy keeps the page on this origin.
 async fn redoc_page() -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'self'; script-src 'self' 'unsafe-inline' blob:; worker-src 'self' blob:; \
-             style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src 'self' data:; \
-             connect-src 'self'",
-        )],
+        [(header::CONTENT_SECURITY_POLICY, PAGE_CSP)],
         Html(include_str!("redoc.html")),
     )
 }
 
-async fn redoc_js() -> impl IntoResponse {
-    (
-        [
-            (
-                header::CONTENT_TYPE,
-                "application/javascript; charset=utf-8",
-            ),
-            (header::CACHE_CONTROL, "public, max-age=86400"),
-        ],
-        REDOC_JS,
-    )
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    /// The committed `openapi.json` is the document the handlers describe. With
+    /// `UPDATE_OPENAPI=1` the test rewrites it instead of failing.
+    #[test]
+    fn committed_document_is_current() {
+        let live = super::openapi_json();
+        if live == super::OPENAPI_JSON {
+            return;
+        }
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+        if std::env::var_os("UPDATE_OPENAPI").is_some() {
+            std::fs::write(path, live).unwrap();
+            return;
+        }
+        panic!(
+            "{path} is not the document the handlers describe: run \
+             `UPDATE_OPENAPI=1 cargo test -p docs` and commit the file"
+        );
+    }
 }
