@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
 ensure_redis_server
+ensure_build_tools
 command -v wrk >/dev/null || { echo "==> installing wrk"; apt_install wrk; }
 command -v webdis >/dev/null || { echo "==> installing webdis"; apt_install webdis || true; }
 command -v redis-benchmark >/dev/null || apt_install redis-tools

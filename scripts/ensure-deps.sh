@@ -29,6 +29,13 @@ ensure_redis_server() {
   # Debian's package may start a system service on 6379; the API and tests start their own.
 }
 
+ensure_build_tools() {
+  # The runner's allocator (jemalloc) is C, built by cargo with make and cc.
+  if command -v make >/dev/null && command -v cc >/dev/null; then return 0; fi
+  echo "==> installing make and gcc (Debian packages, to build jemalloc)"
+  apt_install make gcc libc6-dev
+}
+
 ensure_chromium() {
   # For the browser test of /docs and /redoc (headless, offline).
   if [ -n "${CHROMIUM_BIN:-}" ] && [ -n "${CHROMEDRIVER_BIN:-}" ]; then return 0; fi

@@ -6,4 +6,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
 ensure_redis_server
+ensure_build_tools
 exec cargo run --release --locked -p local-runner -- "$@"

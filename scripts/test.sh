@@ -6,6 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
 ensure_redis_server
+ensure_build_tools
 ensure_chromium
 ensure_py_tool cfn-lint
 ensure_py_tool st schemathesis
