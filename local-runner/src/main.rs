@@ -54,6 +54,10 @@ struct Cli {
     /// Longest a request may take before it is answered 503, ms, 100..=900000 [default: 28000].
     #[arg(long, env = "REQUEST_TIMEOUT_MS")]
     request_timeout_ms: Option<String>,
+    /// How long the outcome of a request with an Idempotency-Key is kept for its retries, s,
+    /// 1..=604800 [default: 86400].
+    #[arg(long, env = "IDEMPOTENCY_TTL_SECS")]
+    idempotency_ttl_secs: Option<String>,
     /// Require this key (Authorization: Bearer, or X-API-Key) on every route but /health and
     /// the docs; 16 to 512 characters. Unset: the API is open.
     #[arg(long, env = "API_KEY", hide_env_values = true)]
@@ -109,6 +113,7 @@ impl Cli {
             "REDIS_RESPONSE_TIMEOUT_MS" => self.redis_response_timeout_ms.clone(),
             "MAX_BODY_BYTES" => self.max_body_bytes.clone(),
             "REQUEST_TIMEOUT_MS" => self.request_timeout_ms.clone(),
+            "IDEMPOTENCY_TTL_SECS" => self.idempotency_ttl_secs.clone(),
             "API_KEY" => self.api_key.clone(),
             "REDIS_TLS_CA_FILE" => self.redis_tls_ca_file.clone(),
             "REDIS_TLS_CERT_FILE" => self.redis_tls_cert_file.clone(),
@@ -186,11 +191,13 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
         tracing::warn!(%addr, "listening beyond loopback: the API is reachable from the network");
     }
     tracing::info!(%addr, redis = %state.config.redacted_redis_url(), mode = state.redis.mode(), "Redis Cache API listening; docs at http://{addr}/docs");
-    local_runner::serve(
-        listener,
-        local_runner::app(state),
-        local_runner::shutdown_signal(),
-    )
+    // Stopping: work in flight that holds something (the lock demo) gives it back, then
+    // the server drains.
+    let stopping = state.shutdown.clone();
+    local_runner::serve(listener, local_runner::app(state), async move {
+        local_runner::shutdown_signal().await;
+        stopping.trigger();
+    })
     .await
     .map_err(|e| Fatal(format!("server error: {e}"), 1))?;
     tracing::info!("stopped");

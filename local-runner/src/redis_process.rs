@@ -139,7 +139,7 @@ impl RedisProcess {
             .args(["--port", plain, "--tls-port", tls])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--dir"])
-            .arg(std::env::temp_dir())
+            .arg(self.dir()?)
             .args(&self.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -172,9 +172,30 @@ impl RedisProcess {
     }
 }
 
+impl RedisProcess {
+    /// A working directory of its own, made empty: a server loads any `dump.rdb` it finds
+    /// in its directory at start, and a replica (cluster, Sentinel tests) writes one there,
+    /// so a shared directory would hand one server's data to the next.
+    fn dir(&self) -> std::io::Result<PathBuf> {
+        let dir = self.dir_path();
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir)
+    }
+
+    fn dir_path(&self) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "redis-cache-api-{}-{}",
+            std::process::id(),
+            self.port
+        ))
+    }
+}
+
 impl Drop for RedisProcess {
     fn drop(&mut self) {
         self.stop();
+        let _ = std::fs::remove_dir_all(self.dir_path());
     }
 }
 

@@ -15,6 +15,7 @@
 //! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
 //! | `REQUEST_TIMEOUT_MS` | `28000` | 100..=900000 (API Gateway stops at 29 s) |
+//! | `IDEMPOTENCY_TTL_SECS` | `86400` | 1..=604800: how long the outcome of a request with an `Idempotency-Key` is kept |
 //! | `API_KEY` | unset (open API) | 16 to 512 characters; then every route but `/health` and the docs needs it |
 //! | `REDIS_TLS_CA_FILE` | system roots | PEM file of the CA that signed the Redis server's certificate |
 //! | `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | unset | PEM client certificate and key (mutual TLS); both or neither |
@@ -64,6 +65,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Longest a request may take before it is answered 503.
     pub request_timeout: Duration,
+    /// How long the outcome of a request with an `Idempotency-Key` is kept for its retries.
+    pub idempotency_ttl: Duration,
     /// When set, every route but `/health` and the docs requires it (`Authorization: Bearer`
     /// or `X-API-Key`). Never log it.
     pub api_key: Option<String>,
@@ -198,6 +201,13 @@ impl Config {
                 100,
                 900_000,
             )?),
+            idempotency_ttl: Duration::from_secs(number(
+                &get,
+                "IDEMPOTENCY_TTL_SECS",
+                86_400,
+                1,
+                604_800,
+            )?),
             api_key: api_key(get("API_KEY"))?,
             tls: tls_files(&get)?,
             topology,
@@ -223,6 +233,7 @@ impl fmt::Debug for Config {
             .field("response_timeout", &self.response_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
             .field("request_timeout", &self.request_timeout)
+            .field("idempotency_ttl", &self.idempotency_ttl)
             .field("api_key", &self.api_key.as_ref().map(|_| "***"))
             .field("tls_ca", &self.tls.as_ref().is_some_and(|t| t.ca.is_some()))
             .field(

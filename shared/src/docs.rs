@@ -4,17 +4,31 @@
 //! 2xx, 404, 409, ...); an answer they spell out is never overwritten here.
 
 use utoipa::openapi::{
-    Content, OpenApi, Ref, RefOr, ResponseBuilder,
-    path::{Operation, ParameterIn},
+    Content, HeaderBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
+    path::{Operation, ParameterBuilder, ParameterIn},
 };
+
+use crate::idempotency;
 
 /// Adds to every operation of `api` the shared error answers it can give:
 /// - a body: 400 (not JSON), 413 (too large), 415 (not `application/json`), 422 (a field);
 /// - path parameters: 400 (empty, too long, not UTF-8);
 /// - query parameters: 400 (not UTF-8), 422 (a parameter);
-/// - every operation: 503 (Redis unreachable or too slow, with `Retry-After`).
+/// - every operation: 503 (Redis unreachable or too slow, with `Retry-After`);
+/// - state-changing operations: the `Idempotency-Key` header (400 malformed, 422 reused).
 pub fn add_problem_responses(api: &mut OpenApi) {
     for item in api.paths.paths.values_mut() {
+        for op in [
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            add_idempotency_key(op);
+        }
         for op in [
             &mut item.get,
             &mut item.post,
@@ -30,6 +44,53 @@ pub fn add_problem_responses(api: &mut OpenApi) {
     }
 }
 
+/// The `Idempotency-Key` header every state-changing operation accepts, the
+/// `Idempotent-Replayed` header of a replayed answer, and the 400/422 the key can cause.
+fn add_idempotency_key(op: &mut Operation) {
+    let key = ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes a retry safe (IETF draft-ietf-httpapi-idempotency-key-header): the first \
+             outcome is recorded with the effect, atomically, for IDEMPOTENCY_TTL_SECS; the \
+             same request with the same key gets that outcome again (with \
+             `Idempotent-Replayed: true`) and changes nothing; the same key with another \
+             request is a 422. Outcomes that changed nothing (409, 404) are not recorded.",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(idempotency::MAX_KEY_CHARS))
+                .pattern(Some("^[!-~]+$")),
+        ))
+        .build();
+    op.parameters
+        .get_or_insert_with(Vec::new)
+        .push(RefOr::T(key));
+    for (code, response) in op.responses.responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (code.starts_with('2'), response) {
+            response.headers.insert(
+                "Idempotent-Replayed".to_owned(),
+                RefOr::T(
+                    HeaderBuilder::new()
+                        .schema(Some(
+                            ObjectBuilder::new()
+                                .schema_type(Type::String)
+                                .enum_values(Some(["true"])),
+                        ))
+                        .description(Some(
+                            "`true` when this answer is the recorded outcome of an earlier \
+                             request with the same Idempotency-Key",
+                        ))
+                        .build(),
+                ),
+            );
+        }
+    }
+}
+
 fn add_to(op: &mut Operation) {
     let located = |place: ParameterIn| {
         op.parameters.iter().flatten().any(|p| match p {
@@ -37,26 +98,29 @@ fn add_to(op: &mut Operation) {
             RefOr::Ref(_) => false,
         })
     };
-    let (path, query, body) = (
+    let (path, query, body, header) = (
         located(ParameterIn::Path),
         located(ParameterIn::Query),
         op.request_body.is_some(),
+        located(ParameterIn::Header),
     );
     let mut answers = Vec::new();
-    if path || query || body {
+    if path || query || body || header {
         answers.push((
             "400",
-            "The request cannot be read (malformed JSON, bad path parameter, query not UTF-8)",
+            "The request cannot be read (malformed JSON, bad path parameter, query not UTF-8, \
+             malformed Idempotency-Key)",
         ));
     }
     if body {
         answers.push(("413", "Body larger than MAX_BODY_BYTES"));
         answers.push(("415", "Body is not JSON"));
     }
-    if query || body {
+    if query || body || header {
         answers.push((
             "422",
-            "A field or parameter is missing, of the wrong type or out of range; `field` names it",
+            "A field or parameter is missing, of the wrong type or out of range, or the \
+             Idempotency-Key was used for another request; `field` names it",
         ));
     }
     answers.push((

@@ -272,16 +272,34 @@ impl From<redis::RedisError> for ApiError {
                     )
             );
         if passing {
+            // A reply that never came (time-out, connection dropped with the command sent)
+            // says nothing about whether Redis ran the command: tell the client so, and how
+            // to retry safely. Everything else here failed before anything ran.
+            let unknown = (e.is_timeout() || e.is_connection_dropped() || e.is_io_error())
+                && !e.is_connection_refusal();
             let why = if e.is_timeout() {
                 "did not answer in time"
             } else if e.kind() == ErrorKind::AuthenticationFailed {
                 "refused our credentials"
             } else if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
                 "has no primary right now (failover in progress)"
+            } else if unknown {
+                "dropped the connection before answering"
             } else {
                 "is not reachable"
             };
-            return Self::unavailable(format!("Redis {why}; try again shortly."));
+            if unknown {
+                return Self::unavailable(format!(
+                    "Redis {why}: if this request changes data, it may have been applied. \
+                     Retry it with the same Idempotency-Key to get its outcome without \
+                     applying it twice."
+                ))
+                .with("outcome", "unknown");
+            }
+            return Self::unavailable(format!(
+                "Redis {why}; nothing was applied. Try again shortly."
+            ))
+            .with("outcome", "not_applied");
         }
         if e.code() == Some("BUSY") {
             return Self::unavailable("Redis is busy running a script; try again shortly.");

@@ -25,9 +25,13 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub fn finish(router: Router, config: &Config) -> Router {
     let key: Option<Arc<str>> = config.api_key.as_deref().map(Arc::from);
     let limit = config.request_timeout;
+    let body_limit = config.max_body_bytes;
     let mut router = router
         .fallback(no_route)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            crate::idempotency::fingerprint(body_limit, request, next)
+        }));
     // Only when a key is configured: an open API pays nothing per request for it.
     if let Some(key) = key {
         router = router.layer(middleware::from_fn(move |request: Request, next: Next| {

@@ -99,6 +99,23 @@ impl Keys {
         ]
     }
 
+    /// `{prefix}idem:{tag}:{key}`: the record of an `Idempotency-Key`, for a request whose
+    /// effect is on `anchor` (a key this module built). `tag` is a hash tag of `anchor`'s
+    /// Redis Cluster slot, so the record and the effect can be one script on a cluster too.
+    pub fn idempotency(&self, anchor: &str, key: &str) -> String {
+        format!(
+            "{}idem:{{{}}}:{key}",
+            self.prefix,
+            slot_tag(slot(anchor.as_bytes()))
+        )
+    }
+
+    /// `{prefix}stats:reset`: no key is stored there; it anchors the idempotency record of
+    /// `POST /stats/reset` (the record goes in its slot).
+    pub fn reset_outcome(&self) -> String {
+        format!("{}stats:reset", self.prefix)
+    }
+
     /// A SCAN `MATCH` pattern for every key under the prefix.
     pub fn everything_pattern(&self) -> String {
         format!("{}*", escape_glob(&self.prefix))
@@ -121,6 +138,52 @@ fn tagged(prefix: &str, group: &str, name: &str) -> String {
     } else {
         format!("{prefix}{group}{{{name}}}")
     }
+}
+
+/// The Redis Cluster slot of `key`: CRC16 (XMODEM) of its hash tag when it has one (the
+/// text between the first `{` and the next `}`, if not empty), else of the whole key.
+pub fn slot(key: &[u8]) -> u16 {
+    let hashed = key
+        .iter()
+        .position(|&b| b == b'{')
+        .and_then(|open| {
+            let rest = &key[open + 1..];
+            let close = rest.iter().position(|&b| b == b'}')?;
+            (close > 0).then(|| &rest[..close])
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(hashed) % 16384
+}
+
+/// A short tag (letters and digits) whose slot is `slot`: the first such string in a fixed
+/// enumeration, found once for all 16384 slots (a few milliseconds) at first use.
+fn slot_tag(slot: u16) -> &'static str {
+    static TAGS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        const ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut tags = vec![String::new(); 16384];
+        let mut left = tags.len();
+        let mut n: u64 = 0;
+        while left > 0 {
+            let mut tag = Vec::new();
+            let mut rest = n;
+            loop {
+                tag.push(ALPHABET[(rest % 36) as usize]);
+                rest /= 36;
+                if rest == 0 {
+                    break;
+                }
+            }
+            let s = crc16::State::<crc16::XMODEM>::calculate(&tag) % 16384;
+            let entry = &mut tags[usize::from(s)];
+            if entry.is_empty() {
+                *entry = String::from_utf8_lossy(&tag).into_owned();
+                left -= 1;
+            }
+            n += 1;
+        }
+        tags
+    });
+    &TAGS[usize::from(slot % 16384)]
 }
 
 /// Escapes the glob metacharacters of Redis `MATCH` (`* ? [ ] \`) so `s` matches literally.
@@ -184,6 +247,27 @@ mod tests {
         let k = Keys::new("a*[b]?\\:");
         assert_eq!(k.cache_pattern("*"), "a\\*\\[b\\]\\?\\\\:cache:*");
         assert_eq!(k.everything_pattern(), "a\\*\\[b\\]\\?\\\\:*");
+    }
+
+    #[test]
+    fn idempotency_records_share_their_anchors_slot() {
+        let k = Keys::new("demo_api:");
+        // Known slots (CLUSTER KEYSLOT): "foo" 12182, "{user1000}.following" 3443.
+        assert_eq!(slot(b"foo"), 12182);
+        assert_eq!(slot(b"{user1000}.following"), 3443);
+        assert_eq!(slot(b"foo{}{bar}"), slot(b"foo{}{bar}"));
+        for anchor in [
+            k.cache("hello"),
+            k.cache("a}b{c"),
+            k.cache("{x}"),
+            k.user("u1"),
+            k.lock("pay").0,
+            k.queue("t{a}sks")[0].clone(),
+        ] {
+            let record = k.idempotency(&anchor, "key-1{}");
+            assert!(record.starts_with("demo_api:idem:{"), "{record}");
+            assert_eq!(slot(record.as_bytes()), slot(anchor.as_bytes()), "{anchor}");
+        }
     }
 
     #[test]

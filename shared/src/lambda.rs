@@ -23,7 +23,21 @@ pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
 pub fn handler(
     router: Router,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone {
-    router.map_request(strip_stage)
+    router.map_request(|request| with_deadline(strip_stage(request)))
+}
+
+/// Puts the invocation's deadline into the request, for work that must end before it (the
+/// lock demo caps its hold by it: a frozen environment would otherwise keep the lock).
+fn with_deadline(mut request: Request) -> Request {
+    let deadline = request.lambda_context_ref().map(|ctx| ctx.deadline);
+    if let Some(deadline) = deadline.filter(|d| *d > 0) {
+        request
+            .extensions_mut()
+            .insert(crate::lifecycle::InvocationDeadline::from_epoch_ms(
+                deadline,
+            ));
+    }
+    request
 }
 
 fn strip_stage(mut request: Request) -> Request {

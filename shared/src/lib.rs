@@ -12,7 +12,9 @@
 //! - [`scripts`]: the Lua scripts (`src/scripts/*.lua`), run by SHA;
 //! - [`docs`]: the error answers every OpenAPI operation shares;
 //! - [`http`]: fallbacks and layers every router gets;
+//! - [`idempotency`]: `Idempotency-Key`: a retried write answers its first outcome;
 //! - [`lambda`]: running a router under the Lambda runtime;
+//! - [`lifecycle`]: the process stopping, the invocation's deadline;
 //! - [`validate`]: value checks failing with a 422 naming the field;
 //! - [`telemetry`]: logging set-up for Lambda and for local runs.
 
@@ -21,8 +23,10 @@ pub mod docs;
 pub mod error;
 pub mod extract;
 pub mod http;
+pub mod idempotency;
 pub mod keys;
 pub mod lambda;
+pub mod lifecycle;
 pub mod models;
 pub mod scripts;
 pub mod state;
@@ -32,4 +36,5 @@ pub mod validate;
 pub use config::Config;
 pub use error::ApiError;
 pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use idempotency::Idempotency;
 pub use state::AppState;

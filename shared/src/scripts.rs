@@ -1,21 +1,58 @@
 //! The Lua scripts, each loaded once per process (`Script` hashes its source once) and run
 //! by `EVALSHA`, falling back to loading it on `NOSCRIPT` (after a Redis restart or a
 //! `SCRIPT FLUSH`). Each `.lua` file is headed by its `KEYS`, `ARGV` and return value.
+//!
+//! A script that changes state on behalf of a POST/PUT/PATCH/DELETE is a [`WriteScript`]:
+//! it exists plain, and wrapped in the idempotency envelope (`idempotency_open.lua` +
+//! script + `idempotency_close.lua`) for requests that carry an `Idempotency-Key`, so that
+//! the effect and the record of its outcome are one atomic step (see
+//! [`crate::idempotency`]).
 
 use std::sync::LazyLock;
 
 use redis::Script;
 
-macro_rules! script {
-    ($(#[$doc:meta])* $name:ident = $($file:literal)+) => {
-        $(#[$doc])*
-        pub static $name: LazyLock<Script> =
-            LazyLock::new(|| Script::new(concat!($(include_str!($file)),+)));
+/// Declared before every script, plain or wrapped: a script that changed nothing sets it to
+/// `false` so that the envelope does not record that outcome.
+macro_rules! plain {
+    ($($file:literal)+) => {
+        concat!("local idem_record = true\n", $(include_str!($file)),+)
     };
 }
 
+macro_rules! script {
+    ($(#[$doc:meta])* $name:ident = $($file:literal)+) => {
+        $(#[$doc])*
+        pub static $name: LazyLock<Script> = LazyLock::new(|| Script::new(plain!($($file)+)));
+    };
+}
+
+macro_rules! write_script {
+    ($(#[$doc:meta])* $name:ident = $($file:literal)+) => {
+        $(#[$doc])*
+        pub static $name: LazyLock<WriteScript> = LazyLock::new(|| WriteScript {
+            plain: Script::new(plain!($($file)+)),
+            idempotent: Script::new(concat!(
+                include_str!("scripts/idempotency_open.lua"),
+                $(include_str!($file)),+,
+                include_str!("scripts/idempotency_close.lua")
+            )),
+        });
+    };
+}
+
+/// A script that changes state, in its two forms.
+pub struct WriteScript {
+    /// As it is: returns the script's own result.
+    pub plain: Script,
+    /// Inside the idempotency envelope: takes the record key as its last key and the
+    /// request's fingerprint and the record's TTL (ms) as its last two arguments, and returns
+    /// `{replayed (1|0), result}`.
+    pub idempotent: Script,
+}
+
 script!(
-    /// Fixed-window counter (the original's INCR + EXPIRE), refusals not counted.
+    /// Fixed-window counter (INCR + EXPIRE in one step), refusals not counted.
     RATE_LIMIT_FIXED_WINDOW = "scripts/rate_limit_fixed_window.lua"
 );
 script!(
@@ -26,39 +63,104 @@ script!(
     /// Token bucket in a hash.
     RATE_LIMIT_TOKEN_BUCKET = "scripts/rate_limit_token_bucket.lua"
 );
-script!(
-    /// `SET NX PX` plus the next fencing token.
+write_script!(
+    /// `SET NX PX` plus the next fencing token; idempotent per holder token.
     LOCK_ACQUIRE = "scripts/lock_acquire.lua"
 );
-script!(
+write_script!(
     /// Compare-and-delete.
     LOCK_RELEASE = "scripts/lock_release.lua"
 );
-script!(
+write_script!(
     /// Compare-and-expire.
     LOCK_EXTEND = "scripts/lock_extend.lua"
 );
-script!(
+write_script!(
+    /// The end of the lock demo's hold: compare-and-delete, and the demo's outcome.
+    LOCK_HOLD_DONE = "scripts/lock_hold_done.lua"
+);
+write_script!(
     /// Field-level profile update keeping the TTL.
     USER_UPDATE = "scripts/user_update.lua"
+);
+write_script!(
+    /// Profile create/replace with its TTL (with an Idempotency-Key; else MULTI).
+    USER_CREATE = "scripts/user_create.lua"
+);
+write_script!(
+    /// Cache entry store (with an Idempotency-Key; else `SET EX`).
+    CACHE_SET = "scripts/cache_set.lua"
+);
+write_script!(
+    /// One key deleted (with an Idempotency-Key; else `UNLINK`).
+    UNLINK = "scripts/unlink.lua"
+);
+write_script!(
+    /// Tasks appended (with an Idempotency-Key; else `RPUSH`).
+    QUEUE_PUSH = "scripts/queue_push.lua"
+);
+write_script!(
+    /// Records (or, with no arguments, looks up) the outcome of a multi-step operation.
+    OUTCOME = "scripts/outcome.lua"
 );
 script!(
     /// Requeue expired claims, then pop.
     QUEUE_POP = "scripts/queue_requeue_expired.lua" "scripts/queue_pop.lua"
 );
-script!(
-    /// Requeue expired claims, then claim the head (LMOVE to processing).
+write_script!(
+    /// Requeue expired claims, then claim the head (LMOVE to processing); idempotent per
+    /// receipt.
     QUEUE_CLAIM = "scripts/queue_requeue_expired.lua" "scripts/queue_claim.lua"
 );
 script!(
     /// Requeue expired claims, then one page of the queue.
     QUEUE_PEEK = "scripts/queue_requeue_expired.lua" "scripts/queue_peek.lua"
 );
-script!(
+write_script!(
     /// Acknowledge a claim.
     QUEUE_ACK = "scripts/queue_ack.lua"
 );
-script!(
+write_script!(
     /// Delete a queue with its claims.
     QUEUE_CLEAR = "scripts/queue_clear.lua"
 );
+
+/// Whether a script may be sent again after its reply was lost: running it twice has the
+/// effect of running it once and answers the same. True of the scripts that only read (or
+/// only move lapsed claims back, which a second run finds done), of the claim and the
+/// acquire (idempotent per receipt and per token), and of every script inside the
+/// idempotency envelope (a second run replays the record the first one wrote).
+pub fn safe_to_resend(sha: &[u8]) -> bool {
+    static SAFE: LazyLock<Vec<String>> = LazyLock::new(|| {
+        let mut safe: Vec<String> = [
+            &*QUEUE_PEEK,
+            &QUEUE_CLAIM.plain,
+            &LOCK_ACQUIRE.plain,
+            &LOCK_EXTEND.plain,
+        ]
+        .iter()
+        .map(|s| s.get_hash().to_owned())
+        .collect();
+        safe.extend(
+            [
+                &*LOCK_ACQUIRE,
+                &*LOCK_RELEASE,
+                &*LOCK_EXTEND,
+                &*LOCK_HOLD_DONE,
+                &*USER_UPDATE,
+                &*USER_CREATE,
+                &*CACHE_SET,
+                &*UNLINK,
+                &*QUEUE_PUSH,
+                &*OUTCOME,
+                &*QUEUE_CLAIM,
+                &*QUEUE_ACK,
+                &*QUEUE_CLEAR,
+            ]
+            .iter()
+            .map(|s| s.idempotent.get_hash().to_owned()),
+        );
+        safe
+    });
+    SAFE.iter().any(|hash| hash.as_bytes() == sha)
+}

@@ -14,6 +14,7 @@
 //! (`REDIS_RESPONSE_TIMEOUT_MS`) that also covers waiting for a reconnect or a lookup: with
 //! Redis down, a request answers 503 in bounded time instead of hanging.
 
+mod retry;
 mod sentinel;
 
 use std::{sync::Arc, time::Duration};
@@ -24,7 +25,9 @@ use redis::{
     aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
     cluster::{ClusterClient, ClusterConfig},
     cluster_async::ClusterConnection,
-    cluster_routing::{RoutingInfo, SingleNodeRoutingInfo},
+    cluster_routing::{
+        MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo, SingleNodeRoutingInfo,
+    },
 };
 
 use crate::{
@@ -42,6 +45,9 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// Builds every Redis key under the configured prefix.
     pub keys: Keys,
+    /// Set when the process is stopping: work in flight that holds something (the lock
+    /// demo) gives it back.
+    pub shutdown: crate::lifecycle::Shutdown,
 }
 
 impl AppState {
@@ -66,11 +72,11 @@ impl AppState {
                 let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
                     .connection_timeout(config.connect_timeout)
                     .response_timeout(config.response_timeout)
-                    // MOVED/ASK/TRYAGAIN during a resharding or a failover are retried
-                    // quickly; the deadline bounds the whole anyway.
-                    .retries(5)
-                    .min_retry_wait(10)
-                    .max_retry_wait(200);
+                    // No retries inside the client: it would resend any command after an
+                    // I/O error, although one whose reply was lost may have run.
+                    // `retry::cluster_request` follows MOVED/ASK, waits out TRYAGAIN and
+                    // resends only what is safe to repeat.
+                    .retries(0);
                 if let Some(tls) = &config.tls {
                     builder = builder.certs(certificates(tls));
                 }
@@ -100,9 +106,11 @@ impl AppState {
             redis: Redis {
                 backend,
                 deadline: config.response_timeout,
+                last_use: retry::LastUse::default(),
             },
             keys: Keys::new(&config.key_prefix),
             config: Arc::new(config),
+            shutdown: crate::lifecycle::Shutdown::default(),
         })
     }
 
@@ -236,6 +244,7 @@ fn certificates(tls: &TlsFiles) -> redis::TlsCertificates {
 pub struct Redis {
     backend: Backend,
     deadline: Duration,
+    last_use: retry::LastUse,
 }
 
 #[derive(Clone)]
@@ -433,15 +442,6 @@ fn deadline_exceeded() -> RedisError {
     .into()
 }
 
-/// Whether a failed command may be sent once more: the connection it used was found
-/// broken (the server closed it while the process was idle or frozen, as a Lambda
-/// container is between invocations), so the command never reached Redis. The
-/// `ConnectionManager` has already started reconnecting; the retry waits for that.
-/// Time-outs are not retried: the command may have run.
-fn worth_one_retry(e: &RedisError) -> bool {
-    e.is_connection_dropped() && !e.is_timeout()
-}
-
 /// Sends each command of a (non-transactional) pipeline on its own, concurrently: for a
 /// cluster pipeline whose keys live in different slots (e.g. a profile and the shared hit
 /// counters), which one node cannot run as one batch.
@@ -451,7 +451,7 @@ async fn one_by_one(
 ) -> Result<Vec<Value>, RedisError> {
     let commands = pipeline.cmd_iter().map(|cmd| {
         let mut cluster = cluster.clone();
-        async move { cluster.req_packed_command(cmd).await }
+        async move { retry::cluster_request(&mut cluster, cmd).await }
     });
     futures_util::future::try_join_all(commands).await
 }
@@ -460,17 +460,51 @@ fn is_cross_slot(e: &RedisError) -> bool {
     e.kind() == ErrorKind::Server(ServerErrorKind::CrossSlot)
 }
 
+impl Redis {
+    /// Before a command that cannot be resent, on a connection idle for a while: a `PING`
+    /// (which can be) finds a connection the server closed meanwhile and reopens it, so
+    /// the write does not fail on it. (Errors are left to the command itself.)
+    async fn check_if_idle(&mut self, resendable: bool) {
+        if !self.last_use.touch() || resendable {
+            return;
+        }
+        let ping = redis::cmd("PING");
+        let _ = match &mut self.backend {
+            Backend::Single(manager) => match manager.req_packed_command(&ping).await {
+                Err(e) if retry::may_resend(&e, true) => manager.req_packed_command(&ping).await,
+                other => other,
+            },
+            Backend::Cluster(cluster) => {
+                let all = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllMasters,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                match cluster.route_command(ping.clone(), all.clone()).await {
+                    Err(e) if retry::may_resend(&e, true) => cluster.route_command(ping, all).await,
+                    other => other,
+                }
+            }
+            Backend::Sentinel(primary) => primary.req_packed_command(&ping).await,
+        };
+    }
+}
+
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let deadline = self.deadline;
         Box::pin(async move {
             tokio::time::timeout(deadline, async {
+                let resendable = retry::resendable(cmd);
+                self.check_if_idle(resendable).await;
                 match &mut self.backend {
+                    // Sent once more only when the error allows it (see `retry`).
                     Backend::Single(manager) => match manager.req_packed_command(cmd).await {
-                        Err(e) if worth_one_retry(&e) => manager.req_packed_command(cmd).await,
+                        Err(e) if retry::may_resend(&e, resendable) => {
+                            manager.req_packed_command(cmd).await
+                        }
                         other => other,
                     },
-                    Backend::Cluster(cluster) => cluster.req_packed_command(cmd).await,
+                    Backend::Cluster(cluster) => retry::cluster_request(cluster, cmd).await,
                     Backend::Sentinel(primary) => primary.req_packed_command(cmd).await,
                 }
             })
@@ -488,17 +522,19 @@ impl ConnectionLike for Redis {
         let deadline = self.deadline;
         Box::pin(async move {
             tokio::time::timeout(deadline, async {
+                let resendable = retry::resendable_pipeline(pipeline);
+                self.check_if_idle(resendable).await;
                 match &mut self.backend {
                     Backend::Single(manager) => {
                         match manager.req_packed_commands(pipeline, offset, count).await {
-                            Err(e) if worth_one_retry(&e) => {
+                            Err(e) if retry::may_resend(&e, resendable) => {
                                 manager.req_packed_commands(pipeline, offset, count).await
                             }
                             other => other,
                         }
                     }
                     Backend::Cluster(cluster) => {
-                        match cluster.req_packed_commands(pipeline, offset, count).await {
+                        match retry::cluster_pipeline(cluster, pipeline, offset, count).await {
                             Err(e) if is_cross_slot(&e) && !pipeline.is_transaction() => {
                                 one_by_one(cluster, pipeline).await
                             }

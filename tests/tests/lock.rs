@@ -26,7 +26,7 @@ async fn of_20_concurrent_holders_exactly_one_wins() {
     assert_eq!(w["locked"], true);
     assert_eq!(w["resource"], "payment_gateway");
     assert_eq!(w["processing_time"], 1.0);
-    assert_eq!(w["fencing_token"], 1);
+    assert!(w["fencing_token"].as_u64().unwrap() > 0, "{w}");
     assert_eq!(w["released"], true);
     assert!(w["message"].is_string());
     for l in losers {
@@ -117,6 +117,7 @@ async fn an_expired_lock_can_be_taken_again_and_its_old_token_is_void() {
     let app = TestApp::new().await;
     let r = app.post("/lock/job/acquire?ttl=60", json!(null)).await;
     let old_token = r.body["token"].as_str().unwrap().to_owned();
+    let old_fence = r.body["fencing_token"].as_u64().unwrap();
     // The holder "crashes"; make its TTL run out now instead of sleeping a minute.
     let mut conn = app.redis_conn().await;
     let () = conn.pexpire("demo_api:lock:{job}", 1).await.unwrap();
@@ -125,7 +126,10 @@ async fn an_expired_lock_can_be_taken_again_and_its_old_token_is_void() {
 
     let r = app.post("/lock/job/acquire?ttl=60", json!(null)).await;
     assert_eq!(r.status, 201, "{r:?}");
-    assert_eq!(r.body["fencing_token"], 2);
+    assert!(
+        r.body["fencing_token"].as_u64().unwrap() > old_fence,
+        "{r:?}"
+    );
     app.post("/lock/job/release", json!({"token": old_token}))
         .await
         .assert_problem(409, None);
@@ -161,7 +165,7 @@ async fn fencing_tokens_strictly_increase_under_contention() {
         assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");
     }
     let all: BTreeSet<u64> = per_client.into_iter().flatten().collect();
-    assert_eq!(all, (1..=160).collect(), "every grant got its own token");
+    assert_eq!(all.len(), 160, "every grant got its own token");
 }
 
 #[tokio::test]

@@ -11,17 +11,18 @@
 //! comes back exactly as it was sent. Reads the environment through `shared::Config`;
 //! run it locally with `cargo run -p local-runner`, on Lambda as the `cache` binary.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, Router, extract::State, http::StatusCode, response::Response, routing::get};
 use redis::AsyncCommands;
 use shared::{
-    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     config::MAX_TTL_SECONDS,
+    idempotency::Outcome,
     keys::identifier,
     models::{
         Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, json_or_string,
         ttl_from_redis,
     },
-    validate,
+    scripts, validate,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -64,8 +65,9 @@ async fn empty_key() -> ApiError {
 )]
 async fn put_entry(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiJson(body): ApiJson<PutEntry>,
-) -> Result<(StatusCode, Json<EntryStored>), ApiError> {
+) -> Result<Response, ApiError> {
     validate::identifier("key", &body.key)?;
     let ttl = validate::range(
         "ttl",
@@ -74,16 +76,26 @@ async fn put_entry(
         MAX_TTL_SECONDS,
     )?;
     let text = serde_json::to_string(&body.value)?;
-    let mut redis = state.redis.clone();
-    let () = redis.set_ex(state.keys.cache(&body.key), text, ttl).await?;
-    Ok((
+    let full = state.keys.cache(&body.key);
+    let stored = if idempotency.is_keyed() {
+        let outcome: Outcome<()> = idempotency
+            .run(&state, &scripts::CACHE_SET, &full, |s| {
+                s.key(&full).arg(&text).arg(ttl);
+            })
+            .await?;
+        outcome
+    } else {
+        let mut redis = state.redis.clone();
+        Outcome::fresh(redis.set_ex(&full, text, ttl).await?)
+    };
+    Ok(stored.respond((
         StatusCode::CREATED,
         Json(EntryStored {
             message: format!("Value cached under '{}' for {ttl} seconds", body.key),
             key: body.key,
             ttl_seconds: ttl,
         }),
-    ))
+    )))
 }
 
 /// `GET /cache/{key}`: the value and its remaining TTL.
@@ -137,20 +149,30 @@ async fn get_entry(
 )]
 async fn delete_entry(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(key): ApiPath<String>,
-) -> Result<Json<EntryDeleted>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("key", &key)?;
-    let mut redis = state.redis.clone();
-    let removed: u64 = redis.unlink(state.keys.cache(&key)).await?;
-    if removed == 0 {
-        return Err(ApiError::not_found(format!(
+    let full = state.keys.cache(&key);
+    let removed: Outcome<u64> = if idempotency.is_keyed() {
+        idempotency
+            .run(&state, &scripts::UNLINK, &full, |s| {
+                s.key(&full);
+            })
+            .await?
+    } else {
+        let mut redis = state.redis.clone();
+        Outcome::fresh(redis.unlink(&full).await?)
+    };
+    if removed.value == 0 {
+        return Ok(removed.respond(ApiError::not_found(format!(
             "key '{key}' is not in the cache"
-        )));
+        ))));
     }
-    Ok(Json(EntryDeleted {
+    Ok(removed.respond(Json(EntryDeleted {
         message: format!("Key '{key}' deleted"),
         key,
-    }))
+    })))
 }
 
 /// `GET /cache`: one page of keys matching `pattern`, by SCAN (never KEYS).

@@ -14,11 +14,13 @@
 
 use std::time::{Duration, Instant};
 
-use axum::{Json, Router, extract::State, http::StatusCode};
+use axum::{Extension, Json, Router, extract::State, http::StatusCode, response::Response};
 use redis::AsyncCommands;
 use shared::{
-    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
+    idempotency::Outcome,
     keys::identifier,
+    lifecycle::InvocationDeadline,
     models::{
         lock::{
             AcquireQuery, ExtendLock, HoldQuery, LockChanged, LockGrant, LockProcessed, LockStatus,
@@ -60,28 +62,34 @@ struct Grant {
 }
 
 /// Takes the lock on `resource` for `ttl_ms`, polling for up to `wait_ms` while it is held.
+/// With an Idempotency-Key the grant is recorded (a refusal is not: it changed nothing), so
+/// a retry after a lost answer gets the same grant back.
 async fn acquire(
     state: &AppState,
+    idempotency: &Idempotency,
     resource: &str,
     ttl_ms: u64,
     wait_ms: u64,
-) -> Result<Grant, ApiError> {
+) -> Result<Outcome<Grant>, ApiError> {
     let (lock, fence) = state.keys.lock(resource);
+    // One token for every attempt: the script is idempotent per token, so a resend after a
+    // lost reply answers the same grant.
     let token = random_token();
     let deadline = Instant::now() + Duration::from_millis(wait_ms);
-    let mut redis = state.redis.clone();
     loop {
-        let (granted, value): (i64, i64) = scripts::LOCK_ACQUIRE
-            .key(&lock)
-            .key(&fence)
-            .arg(&token)
-            .arg(ttl_ms)
-            .invoke_async(&mut redis)
+        let answer: Outcome<(i64, i64, String)> = idempotency
+            .run(state, &scripts::LOCK_ACQUIRE, &lock, |s| {
+                s.key(&lock).key(&fence).arg(&token).arg(ttl_ms);
+            })
             .await?;
+        let (granted, value, token) = answer.value;
         if granted == 1 {
-            return Ok(Grant {
-                token,
-                fencing_token: u64::try_from(value).unwrap_or(0),
+            return Ok(Outcome {
+                value: Grant {
+                    token,
+                    fencing_token: u64::try_from(value).unwrap_or(0),
+                },
+                replayed: answer.replayed,
             });
         }
         let retry_after_ms = u64::try_from(value).unwrap_or(0);
@@ -100,18 +108,6 @@ async fn acquire(
     }
 }
 
-/// Releases the lock if `token` still holds it.
-async fn release(state: &AppState, resource: &str, token: &str) -> Result<bool, ApiError> {
-    let (lock, _) = state.keys.lock(resource);
-    let mut redis = state.redis.clone();
-    let released: i64 = scripts::LOCK_RELEASE
-        .key(lock)
-        .arg(token)
-        .invoke_async(&mut redis)
-        .await?;
-    Ok(released == 1)
-}
-
 /// `POST /lock/{resource}`: acquire, hold for `processing_time` seconds, release.
 #[utoipa::path(
     post,
@@ -128,9 +124,11 @@ async fn release(state: &AppState, resource: &str, token: &str) -> Result<bool, 
 )]
 async fn hold_lock(
     State(state): State<AppState>,
+    idempotency: Idempotency,
+    deadline: Option<Extension<InvocationDeadline>>,
     ApiPath(resource): ApiPath<String>,
     ApiQuery(query): ApiQuery<HoldQuery>,
-) -> Result<Json<LockProcessed>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("resource", &resource)?;
     let processing = query.processing_time;
     if !processing.is_finite() || !(0.0..=MAX_PROCESSING_SECS).contains(&processing) {
@@ -165,31 +163,77 @@ async fn hold_lock(
         ));
     }
 
-    let grant = acquire(&state, &resource, query.ttl * 1000, query.wait_ms).await?;
+    let (lock, _) = state.keys.lock(&resource);
+    // A retry of a demo that already ran gets its outcome back (looked up, not recorded).
+    let earlier: Outcome<Vec<u64>> = idempotency
+        .run(&state, &scripts::OUTCOME, &lock, |_| {})
+        .await?;
+    if earlier.replayed {
+        return processed(resource, earlier);
+    }
+    // On Lambda, never hold past the invocation: a frozen environment would keep the lock
+    // until its TTL. Half a second is left for the release and the answer.
+    let mut hold = Duration::from_secs_f64(processing);
+    if let Some(Extension(deadline)) = deadline {
+        hold = hold.min(deadline.remaining(Duration::from_millis(500)));
+    }
+    let grant = acquire(
+        &state,
+        &Idempotency::default(),
+        &resource,
+        query.ttl * 1000,
+        query.wait_ms,
+    )
+    .await?
+    .value;
     // The work and the release run in their own task: if the client goes away mid-way, the
-    // lock is still released at the end instead of lingering until its TTL.
+    // lock is still released at the end instead of lingering until its TTL; a stopping
+    // process cuts the work short and releases.
     let work = {
         let state = state.clone();
-        let resource = resource.clone();
-        let token = grant.token.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_secs_f64(processing)).await;
-            release(&state, &resource, &token).await
+            let started = Instant::now();
+            let whole = tokio::select! {
+                () = tokio::time::sleep(hold) => true,
+                () = state.shutdown.triggered() => false,
+            };
+            let ran = if whole { hold } else { started.elapsed() };
+            let ran_ms = ran.as_millis() as u64;
+            let (lock, _) = state.keys.lock(&resource);
+            let done: Outcome<Vec<u64>> = idempotency
+                .run(&state, &scripts::LOCK_HOLD_DONE, &lock, |s| {
+                    s.key(&lock)
+                        .arg(&grant.token)
+                        .arg(grant.fencing_token)
+                        .arg(ran_ms);
+                })
+                .await?;
+            processed(resource, done)
         })
     };
-    let released = work
-        .await
-        .map_err(|e| ApiError::Internal(format!("lock task failed: {e}")))??;
-    Ok(Json(LockProcessed {
+    work.await
+        .map_err(|e| ApiError::Internal(format!("lock task failed: {e}")))?
+}
+
+/// The demo's answer from its recorded outcome `{released, fencing_token, ran_ms}`.
+fn processed(resource: String, outcome: Outcome<Vec<u64>>) -> Result<Response, ApiError> {
+    let [released, fencing_token, ran_ms] = outcome.value[..] else {
+        return Err(ApiError::Internal(format!(
+            "lock demo outcome has {} members, not 3",
+            outcome.value.len()
+        )));
+    };
+    let processing_time = ran_ms as f64 / 1000.0;
+    Ok(outcome.respond(Json(LockProcessed {
         message: format!(
-            "Processed '{resource}' for {processing} s under the lock, then released it"
+            "Processed '{resource}' for {processing_time} s under the lock, then released it"
         ),
         resource,
-        processing_time: processing,
+        processing_time,
         locked: true,
-        fencing_token: grant.fencing_token,
-        released,
-    }))
+        fencing_token,
+        released: released == 1,
+    })))
 }
 
 /// `POST /lock/{resource}/acquire`.
@@ -207,22 +251,23 @@ async fn hold_lock(
 )]
 async fn acquire_lock(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(resource): ApiPath<String>,
     ApiQuery(query): ApiQuery<AcquireQuery>,
-) -> Result<(StatusCode, Json<LockGrant>), ApiError> {
+) -> Result<Response, ApiError> {
     identifier("resource", &resource)?;
     let ttl = validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
     validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
-    let grant = acquire(&state, &resource, ttl * 1000, query.wait_ms).await?;
-    Ok((
+    let grant = acquire(&state, &idempotency, &resource, ttl * 1000, query.wait_ms).await?;
+    Ok(grant.respond((
         StatusCode::CREATED,
         Json(LockGrant {
             resource,
-            token: grant.token,
-            fencing_token: grant.fencing_token,
+            token: grant.value.token.clone(),
+            fencing_token: grant.value.fencing_token,
             ttl_ms: ttl * 1000,
         }),
-    ))
+    )))
 }
 
 /// The 409 for a token that does not hold the lock.
@@ -250,28 +295,27 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
 )]
 async fn extend_lock(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendLock>,
-) -> Result<Json<LockChanged>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("resource", &resource)?;
     validate::identifier("token", &body.token)?;
     let ttl = validate::range("ttl", body.ttl.unwrap_or(DEFAULT_TTL_SECS), 1, MAX_TTL_SECS)?;
     let (lock, _) = state.keys.lock(&resource);
-    let mut redis = state.redis.clone();
-    let extended: i64 = scripts::LOCK_EXTEND
-        .key(lock)
-        .arg(&body.token)
-        .arg(ttl * 1000)
-        .invoke_async(&mut redis)
+    let extended: Outcome<i64> = idempotency
+        .run(&state, &scripts::LOCK_EXTEND, &lock, |s| {
+            s.key(&lock).arg(&body.token).arg(ttl * 1000);
+        })
         .await?;
-    if extended != 1 {
+    if extended.value != 1 {
         return Err(not_holder(&resource, "extend"));
     }
-    Ok(Json(LockChanged {
+    Ok(extended.respond(Json(LockChanged {
         message: format!("Lock on '{resource}' extended by {ttl} s"),
         resource,
         ttl_ms: Some(ttl * 1000),
-    }))
+    })))
 }
 
 /// `POST /lock/{resource}/release`.
@@ -290,19 +334,26 @@ async fn extend_lock(
 )]
 async fn release_lock(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ReleaseLock>,
-) -> Result<Json<LockChanged>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("resource", &resource)?;
     validate::identifier("token", &body.token)?;
-    if !release(&state, &resource, &body.token).await? {
+    let (lock, _) = state.keys.lock(&resource);
+    let released: Outcome<i64> = idempotency
+        .run(&state, &scripts::LOCK_RELEASE, &lock, |s| {
+            s.key(&lock).arg(&body.token);
+        })
+        .await?;
+    if released.value != 1 {
         return Err(not_holder(&resource, "release"));
     }
-    Ok(Json(LockChanged {
+    Ok(released.respond(Json(LockChanged {
         message: format!("Lock on '{resource}' released"),
         resource,
         ttl_ms: None,
-    }))
+    })))
 }
 
 /// `GET /lock/{resource}`.

@@ -15,11 +15,12 @@
 //! removes it. Every script that hands tasks out first moves lapsed claims back to the head
 //! of the queue, so a consumer that dies between claim and ack loses nothing.
 
-use axum::{Json, Router, extract::State, http::StatusCode};
+use axum::{Json, Router, extract::State, http::StatusCode, response::Response};
 use redis::AsyncCommands;
 use serde_json::Value;
 use shared::{
-    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
+    idempotency::Outcome,
     keys::identifier,
     models::{
         json_or_string, now_rfc3339,
@@ -91,26 +92,45 @@ fn empty(name: &str) -> ApiError {
     ApiError::not_found(format!("queue '{name}' is empty"))
 }
 
+/// Appends `payloads` (RPUSH; the scripted twin with an Idempotency-Key) and returns the
+/// queue's length after the push.
+async fn append(
+    state: &AppState,
+    idempotency: &Idempotency,
+    name: &str,
+    payloads: &[String],
+) -> Result<Outcome<u64>, ApiError> {
+    let [pending, ..] = state.keys.queue(name);
+    if idempotency.is_keyed() {
+        return idempotency
+            .run(state, &scripts::QUEUE_PUSH, &pending, |s| {
+                s.key(&pending).arg(payloads);
+            })
+            .await;
+    }
+    let mut redis = state.redis.clone();
+    Ok(Outcome::fresh(redis.rpush(&pending, payloads).await?))
+}
+
 async fn push(
     state: AppState,
+    idempotency: Idempotency,
     name: String,
     task: NewTask,
-) -> Result<(StatusCode, Json<TaskQueued>), ApiError> {
+) -> Result<Response, ApiError> {
     identifier("name", &name)?;
     let id = task.id.clone();
     let payload = stored(task, "")?;
-    let [pending, ..] = state.keys.queue(&name);
-    let mut redis = state.redis.clone();
-    let length: u64 = redis.rpush(pending, payload).await?;
-    Ok((
+    let length = append(&state, &idempotency, &name, &[payload]).await?;
+    Ok(length.respond((
         StatusCode::CREATED,
         Json(TaskQueued {
             message: format!("Task '{id}' added to queue '{name}'"),
             task_id: id,
-            queue_position: length,
-            queue_length: length,
+            queue_position: length.value,
+            queue_length: length.value,
         }),
-    ))
+    )))
 }
 
 /// Runs `queue_pop.lua` for up to `count` tasks.
@@ -133,17 +153,22 @@ async fn pop_one(state: AppState, name: String) -> Result<Json<TaskPopped>, ApiE
     }))
 }
 
-async fn clear(state: AppState, name: String) -> Result<Json<QueueCleared>, ApiError> {
+async fn clear(
+    state: AppState,
+    idempotency: Idempotency,
+    name: String,
+) -> Result<Response, ApiError> {
     identifier("name", &name)?;
-    let mut redis = state.redis.clone();
-    let deleted_count: u64 = scripts::QUEUE_CLEAR
-        .key(&state.keys.queue(&name))
-        .invoke_async(&mut redis)
+    let keys = state.keys.queue(&name);
+    let deleted: Outcome<u64> = idempotency
+        .run(&state, &scripts::QUEUE_CLEAR, &keys[0], |s| {
+            s.key(&keys);
+        })
         .await?;
-    Ok(Json(QueueCleared {
+    Ok(deleted.respond(Json(QueueCleared {
         message: format!("Queue '{name}' cleared"),
-        deleted_count,
-    }))
+        deleted_count: deleted.value,
+    })))
 }
 
 /// `POST /queue/{name}`: appends a task (RPUSH).
@@ -160,10 +185,11 @@ async fn clear(state: AppState, name: String) -> Result<Json<QueueCleared>, ApiE
 )]
 async fn push_task(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(name): ApiPath<String>,
     ApiJson(task): ApiJson<NewTask>,
-) -> Result<(StatusCode, Json<TaskQueued>), ApiError> {
-    push(state, name, task).await
+) -> Result<Response, ApiError> {
+    push(state, idempotency, name, task).await
 }
 
 /// `POST /queue`: appends a task to `tasks`.
@@ -179,9 +205,10 @@ async fn push_task(
 )]
 async fn push_default(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiJson(task): ApiJson<NewTask>,
-) -> Result<(StatusCode, Json<TaskQueued>), ApiError> {
-    push(state, DEFAULT_QUEUE.to_owned(), task).await
+) -> Result<Response, ApiError> {
+    push(state, idempotency, DEFAULT_QUEUE.to_owned(), task).await
 }
 
 /// `GET /queue/{name}`: pops the oldest task (FIFO).
@@ -231,9 +258,10 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
 )]
 async fn clear_queue(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(name): ApiPath<String>,
-) -> Result<Json<QueueCleared>, ApiError> {
-    clear(state, name).await
+) -> Result<Response, ApiError> {
+    clear(state, idempotency, name).await
 }
 
 /// `DELETE /queue`: deletes `tasks`.
@@ -246,8 +274,11 @@ async fn clear_queue(
         (status = 200, description = "Cleared", body = QueueCleared)
     )
 )]
-async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleared>, ApiError> {
-    clear(state, DEFAULT_QUEUE.to_owned()).await
+async fn clear_default(
+    State(state): State<AppState>,
+    idempotency: Idempotency,
+) -> Result<Response, ApiError> {
+    clear(state, idempotency, DEFAULT_QUEUE.to_owned()).await
 }
 
 /// `POST /queue/{name}/batch`: appends every task in one RPUSH, after checking them all.
@@ -265,9 +296,10 @@ async fn clear_default(State(state): State<AppState>) -> Result<Json<QueueCleare
 )]
 async fn push_batch(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(name): ApiPath<String>,
     ApiJson(TaskBatch(tasks)): ApiJson<TaskBatch>,
-) -> Result<(StatusCode, Json<BatchQueued>), ApiError> {
+) -> Result<Response, ApiError> {
     identifier("name", &name)?;
     if tasks.is_empty() || tasks.len() as u64 > MAX_BATCH {
         return Err(ApiError::validation(
@@ -281,17 +313,15 @@ async fn push_batch(
         ids.push(task.id.clone());
         payloads.push(stored(task, &format!("[{i}]."))?);
     }
-    let [pending, ..] = state.keys.queue(&name);
-    let mut redis = state.redis.clone();
-    let queue_length: u64 = redis.rpush(pending, &payloads).await?;
-    Ok((
+    let queue_length = append(&state, &idempotency, &name, &payloads).await?;
+    Ok(queue_length.respond((
         StatusCode::CREATED,
         Json(BatchQueued {
             message: format!("{} tasks added to queue '{name}'", ids.len()),
             task_ids: ids,
-            queue_length,
+            queue_length: queue_length.value,
         }),
-    ))
+    )))
 }
 
 /// `GET /queue/{name}/batch?count=`: pops up to `count` tasks in one call.
@@ -372,26 +402,27 @@ async fn peek_queue(
 )]
 async fn claim_task(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<ClaimQuery>,
-) -> Result<Json<TaskClaimed>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("name", &name)?;
     let visibility = validate::range("visibility", query.visibility, 1, MAX_VISIBILITY_SECS)?;
-    let receipt = random_token();
-    let mut redis = state.redis.clone();
-    let claimed: Option<(String, u64, u64)> = scripts::QUEUE_CLAIM
-        .key(&state.keys.queue(&name))
-        .arg(&receipt)
-        .arg(visibility * 1000)
-        .invoke_async(&mut redis)
+    let keys = state.keys.queue(&name);
+    let claimed: Outcome<Option<(String, u64, u64, String)>> = idempotency
+        .run(&state, &scripts::QUEUE_CLAIM, &keys[0], |s| {
+            s.key(&keys).arg(random_token()).arg(visibility * 1000);
+        })
         .await?;
-    let (task, visible_again_at_ms, remaining_tasks) = claimed.ok_or_else(|| empty(&name))?;
-    Ok(Json(TaskClaimed {
-        task: json_or_string(task),
-        receipt,
-        visible_again_at_ms,
-        remaining_tasks,
-    }))
+    let Some((task, visible_again_at_ms, remaining_tasks, receipt)) = &claimed.value else {
+        return Err(empty(&name));
+    };
+    Ok(claimed.respond(Json(TaskClaimed {
+        task: json_or_string(task.clone()),
+        receipt: receipt.clone(),
+        visible_again_at_ms: *visible_again_at_ms,
+        remaining_tasks: *remaining_tasks,
+    })))
 }
 
 /// `POST /queue/{name}/ack`: the claimed task is done; remove it for good.
@@ -409,26 +440,27 @@ async fn claim_task(
 )]
 async fn ack_task(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AckClaim>,
-) -> Result<Json<TaskAcked>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("name", &name)?;
     validate::identifier("receipt", &body.receipt)?;
-    let mut redis = state.redis.clone();
-    let acked: Option<String> = scripts::QUEUE_ACK
-        .key(&state.keys.queue(&name))
-        .arg(&body.receipt)
-        .invoke_async(&mut redis)
+    let keys = state.keys.queue(&name);
+    let acked: Outcome<Option<String>> = idempotency
+        .run(&state, &scripts::QUEUE_ACK, &keys[0], |s| {
+            s.key(&keys).arg(&body.receipt);
+        })
         .await?;
-    let task = acked.ok_or_else(|| {
+    let task = acked.value.clone().ok_or_else(|| {
         ApiError::not_found(format!(
             "unknown receipt for queue '{name}': never issued, already acked, or its claim \
              lapsed and the task went back to the queue"
         ))
     })?;
-    Ok(Json(TaskAcked {
+    Ok(acked.respond(Json(TaskAcked {
         message: format!("Task '{}' acknowledged", task_id(&task)),
         receipt: body.receipt,
         task: json_or_string(task),
-    }))
+    })))
 }

@@ -10,10 +10,16 @@
 
 mod info;
 
-use axum::{Json, Router, extract::State};
+use axum::{
+    Json, Router,
+    extract::State,
+    response::{IntoResponse, Response},
+};
 use shared::{
-    ApiError, ApiQuery, AppState,
+    ApiError, ApiQuery, AppState, Idempotency,
+    idempotency::Outcome,
     models::stats::{Health, ResetDone, Stats, StatsQuery},
+    scripts,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -175,7 +181,21 @@ async fn count_prefix_keys(
         (status = 200, description = "Deleted", body = ResetDone)
     )
 )]
-async fn reset_data(State(state): State<AppState>) -> Result<Json<ResetDone>, ApiError> {
+async fn reset_data(
+    State(state): State<AppState>,
+    idempotency: Idempotency,
+) -> Result<Response, ApiError> {
+    // With an Idempotency-Key a retry answers the first outcome. The reset is many steps,
+    // so its record is written after them, not with them; deleting everything twice is
+    // harmless, so an outcome lost in between costs only a second pass.
+    let anchor = state.keys.reset_outcome();
+    let earlier: Outcome<Vec<u64>> = idempotency
+        .run(&state, &scripts::OUTCOME, &anchor, |_| {})
+        .await?;
+    if earlier.replayed {
+        let keys_deleted = earlier.value.first().copied().unwrap_or(0);
+        return Ok(earlier.respond(reset_done(&state, keys_deleted)));
+    }
     let pattern = state.keys.everything_pattern();
     let mut redis = state.redis.clone();
     let mut cursor = 0u64;
@@ -194,13 +214,24 @@ async fn reset_data(State(state): State<AppState>) -> Result<Json<ResetDone>, Ap
             break;
         }
     }
-    Ok(Json(ResetDone {
+    if idempotency.is_keyed() {
+        let _: Outcome<Vec<u64>> = idempotency
+            .run(&state, &scripts::OUTCOME, &anchor, |s| {
+                s.arg(keys_deleted);
+            })
+            .await?;
+    }
+    Ok(reset_done(&state, keys_deleted).into_response())
+}
+
+fn reset_done(state: &AppState, keys_deleted: u64) -> Json<ResetDone> {
+    Json(ResetDone {
         message: format!(
             "Deleted {keys_deleted} keys with the '{}' prefix",
             state.keys.prefix()
         ),
         keys_deleted,
-    }))
+    })
 }
 
 /// `GET /health`.

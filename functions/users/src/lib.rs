@@ -10,12 +10,13 @@
 //! Hits and misses are counted in Redis (`{prefix}stats:profiles`) so `/stats` reports the
 //! hit rate across every instance. Reads the environment through `shared::Config`.
 
-use axum::{Json, Router, extract::State, http::StatusCode, routing::get};
+use axum::{Json, Router, extract::State, http::StatusCode, response::Response, routing::get};
 use redis::AsyncCommands;
 use serde_json::{Map, Value};
 use shared::{
-    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     config::MAX_TTL_SECONDS,
+    idempotency::Outcome,
     keys::identifier,
     models::{
         now_rfc3339, ttl_from_redis,
@@ -73,8 +74,9 @@ async fn empty_id() -> ApiError {
 )]
 async fn create_profile(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiJson(body): ApiJson<CreateProfile>,
-) -> Result<(StatusCode, Json<ProfileCreated>), ApiError> {
+) -> Result<Response, ApiError> {
     validate::identifier("user_id", &body.user_id)?;
     validate::text("name", &body.name, MAX_TEXT)?;
     validate::email("email", &body.email)?;
@@ -104,19 +106,32 @@ async fn create_profile(
         fields.push(("city", city));
     }
     let key = state.keys.user(&body.user_id);
-    let mut redis = state.redis.clone();
-    // MULTI: a reader never sees the old profile mixed with the new, nor one without a TTL.
-    let () = redis::pipe()
-        .atomic()
-        .del(&key)
-        .ignore()
-        .hset_multiple(&key, &fields)
-        .ignore()
-        .expire(&key, ttl as i64)
-        .ignore()
-        .query_async(&mut redis)
-        .await?;
-    Ok((
+    let stored: Outcome<()> = if idempotency.is_keyed() {
+        idempotency
+            .run(&state, &scripts::USER_CREATE, &key, |s| {
+                s.key(&key).arg(ttl);
+                for (field, value) in &fields {
+                    s.arg(*field).arg(value);
+                }
+            })
+            .await?
+    } else {
+        let mut redis = state.redis.clone();
+        // MULTI: a reader never sees the old profile mixed with the new, nor one without a TTL.
+        Outcome::fresh(
+            redis::pipe()
+                .atomic()
+                .del(&key)
+                .ignore()
+                .hset_multiple(&key, &fields)
+                .ignore()
+                .expire(&key, ttl as i64)
+                .ignore()
+                .query_async(&mut redis)
+                .await?,
+        )
+    };
+    Ok(stored.respond((
         StatusCode::CREATED,
         Json(ProfileCreated {
             message: "User profile cached successfully".to_owned(),
@@ -124,7 +139,7 @@ async fn create_profile(
             cache_key: key,
             ttl_seconds: ttl,
         }),
-    ))
+    )))
 }
 
 /// `GET /users/{user_id}`: the profile (or `?fields=`) with `cache_hit` and TTL.
@@ -210,9 +225,10 @@ async fn get_profile(
 )]
 async fn update_profile(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(user_id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateProfile>,
-) -> Result<Json<ProfileUpdated>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("user_id", &user_id)?;
     let mut set: Vec<(&str, String)> = Vec::new();
     let mut remove: Vec<&str> = Vec::new();
@@ -253,28 +269,33 @@ async fn update_profile(
     }
     set.push(("updated_at", now_rfc3339()));
 
-    let mut invocation = scripts::USER_UPDATE.key(state.keys.user(&user_id));
-    invocation.arg(set.len());
-    for (field, value) in &set {
-        invocation.arg(*field).arg(value);
-    }
-    for field in &remove {
-        invocation.arg(*field);
-    }
-    let mut redis = state.redis.clone();
-    let updated: Option<(i64, Vec<(String, String)>)> = invocation.invoke_async(&mut redis).await?;
-    let Some((pttl, pairs)) = updated else {
+    let key = state.keys.user(&user_id);
+    let updated: Outcome<Option<Updated>> = idempotency
+        .run(&state, &scripts::USER_UPDATE, &key, |s| {
+            s.key(&key).arg(set.len());
+            for (field, value) in &set {
+                s.arg(*field).arg(value);
+            }
+            for field in &remove {
+                s.arg(*field);
+            }
+        })
+        .await?;
+    let Some((pttl, pairs)) = &updated.value else {
         return Err(ApiError::not_found(format!(
             "no cached profile for user '{user_id}' to update"
         )));
     };
-    Ok(Json(ProfileUpdated {
+    Ok(updated.respond(Json(ProfileUpdated {
         message: "User profile updated".to_owned(),
         user_id,
-        profile: typed(pairs),
-        ttl_seconds: ttl_from_redis(pttl).map(|ms| ms.div_ceil(1000)),
-    }))
+        profile: typed(pairs.clone()),
+        ttl_seconds: ttl_from_redis(*pttl).map(|ms| ms.div_ceil(1000)),
+    })))
 }
+
+/// What `user_update.lua` returns for an existing profile: its PTTL and its fields.
+type Updated = (i64, Vec<(String, String)>);
 
 /// `DELETE /users/{user_id}`.
 #[utoipa::path(
@@ -290,20 +311,30 @@ async fn update_profile(
 )]
 async fn delete_profile(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(user_id): ApiPath<String>,
-) -> Result<Json<ProfileDeleted>, ApiError> {
+) -> Result<Response, ApiError> {
     identifier("user_id", &user_id)?;
-    let mut redis = state.redis.clone();
-    let removed: u64 = redis.unlink(state.keys.user(&user_id)).await?;
-    if removed == 0 {
-        return Err(ApiError::not_found(format!(
+    let key = state.keys.user(&user_id);
+    let removed: Outcome<u64> = if idempotency.is_keyed() {
+        idempotency
+            .run(&state, &scripts::UNLINK, &key, |s| {
+                s.key(&key);
+            })
+            .await?
+    } else {
+        let mut redis = state.redis.clone();
+        Outcome::fresh(redis.unlink(&key).await?)
+    };
+    if removed.value == 0 {
+        return Ok(removed.respond(ApiError::not_found(format!(
             "no cached profile for user '{user_id}'"
-        )));
+        ))));
     }
-    Ok(Json(ProfileDeleted {
+    Ok(removed.respond(Json(ProfileDeleted {
         message: format!("User profile '{user_id}' deleted"),
         user_id,
-    }))
+    })))
 }
 
 /// `?fields=name,email` → the field names, each one a profile field, comma-separated with

@@ -6,4 +6,5 @@
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
+idem_record = false
 return 0

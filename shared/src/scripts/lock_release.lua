@@ -5,4 +5,5 @@
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
+idem_record = false
 return 0

@@ -5,6 +5,7 @@
 --          and the task handed out again)
 local payload = redis.call('HGET', KEYS[3], ARGV[1])
 if not payload then
+  idem_record = false
   return nil
 end
 redis.call('LREM', KEYS[2], 1, payload)

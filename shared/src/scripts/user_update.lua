@@ -6,6 +6,7 @@
 -- ARGV[2n+2..]   fields to remove
 -- Returns  nil when the profile does not exist, else {pttl_ms, {field, value, ...}}
 if redis.call('EXISTS', KEYS[1]) == 0 then
+  idem_record = false
   return nil
 end
 local n = tonumber(ARGV[1])

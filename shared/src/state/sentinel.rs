@@ -6,8 +6,9 @@
 //! `ROLE` as a primary. When a command fails in a way that says the primary moved (refused
 //! or dropped connection, time-out, `READONLY` from a demoted primary, `MASTERDOWN`), the
 //! connection is dropped and the next command looks the primary up again. A command that
-//! certainly did not run (refused, dropped before sending, `READONLY`) is sent once more to
-//! the new primary; one that may have run (time-out) is not.
+//! certainly did not run (refused, `READONLY`, `MASTERDOWN`) is sent once more to the new
+//! primary; one that may have run (dropped, time-out) only when it is safe to repeat
+//! (`super::retry`).
 
 use std::sync::{Mutex, PoisonError};
 
@@ -118,27 +119,28 @@ impl SentinelPrimary {
 
     /// After a failed command: when the failure says the primary may have moved, drops the
     /// connection (if still the one that failed) so the next command asks the Sentinels.
-    /// Returns whether the command certainly did not run, and may be sent again.
-    fn failed(&self, generation: u64, e: &RedisError) -> bool {
+    /// Returns whether the command may be sent again: it certainly did not run, or it is
+    /// `resendable` and failed on the connection.
+    fn failed(&self, generation: u64, e: &RedisError, resendable: bool) -> bool {
         let read_only = matches!(
             e.kind(),
             ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
         );
-        let not_sent = e.is_connection_refusal() || (e.is_connection_dropped() && !e.is_timeout());
-        if read_only || not_sent || e.is_io_error() || e.is_timeout() {
+        let again = read_only || super::retry::may_resend(e, resendable);
+        if again || e.is_io_error() || e.is_timeout() || e.is_connection_dropped() {
             let mut current = self.current.lock().unwrap_or_else(PoisonError::into_inner);
             if current.as_ref().is_some_and(|(g, _)| *g == generation) {
                 tracing::warn!(error = %e, "the primary stopped answering; asking the Sentinels again");
                 *current = None;
             }
         }
-        read_only || not_sent
+        again
     }
 
     pub(super) async fn req_packed_command(&self, cmd: &Cmd) -> Result<Value, RedisError> {
         let (generation, mut manager) = self.connection().await?;
         match manager.req_packed_command(cmd).await {
-            Err(e) if self.failed(generation, &e) => {
+            Err(e) if self.failed(generation, &e, super::retry::resendable(cmd)) => {
                 let (_, mut manager) = self.connection().await?;
                 manager.req_packed_command(cmd).await
             }
@@ -154,7 +156,7 @@ impl SentinelPrimary {
     ) -> Result<Vec<Value>, RedisError> {
         let (generation, mut manager) = self.connection().await?;
         match manager.req_packed_commands(pipeline, offset, count).await {
-            Err(e) if self.failed(generation, &e) => {
+            Err(e) if self.failed(generation, &e, super::retry::resendable_pipeline(pipeline)) => {
                 let (_, mut manager) = self.connection().await?;
                 manager.req_packed_commands(pipeline, offset, count).await
             }

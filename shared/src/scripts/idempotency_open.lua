@@ -1,0 +1,25 @@
+-- Idempotency envelope, first half (the second is idempotency_close.lua). A route's script
+-- runs as `body()` between the two halves, so its effect and the record of its outcome are
+-- one atomic step: a retry with the same Idempotency-Key finds the record and gets the first
+-- outcome back instead of acting again.
+-- Appended after the route script's own KEYS and ARGV (and removed before it runs):
+-- KEYS[#KEYS]    the record key (same hash slot as the route script's keys)
+-- ARGV[#ARGV-1]  the request's fingerprint (hash of method, path, query and body)
+-- ARGV[#ARGV]    how long the record is kept, milliseconds
+-- Returns  {1, recorded result} for a replay, {0, result} after running the body;
+--          error IDEMPOTENCY_MISMATCH when the key was used for a different request.
+-- The body may set `idem_record = false` when it changed nothing (a lock held by someone
+-- else): such an outcome is not recorded, so a retry tries again.
+local idem_ttl = table.remove(ARGV)
+local idem_fingerprint = table.remove(ARGV)
+local idem_key = table.remove(KEYS)
+local idem_stored = redis.call('GET', idem_key)
+if idem_stored then
+  local record = cmsgpack.unpack(idem_stored)
+  if record[1] ~= idem_fingerprint then
+    return redis.error_reply('IDEMPOTENCY_MISMATCH this Idempotency-Key was used for a different request')
+  end
+  return {1, record[2]}
+end
+local idem_record = true
+local function body()
