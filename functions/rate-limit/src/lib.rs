@@ -30,7 +30,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The rate-limit routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A check counts the request: HEAD must not run it, and no cache may keep a verdict.
+    shared::http::guard_methods(routes, &openapi, &["/rate-limit/check"]).with_state(state)
 }
 
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.
