@@ -109,7 +109,8 @@ struct Methods {
 /// other method (OPTIONS, HEAD where not allowed, `PURGE`, ...) is a 405 problem with
 /// `Allow`, and no handler runs. HEAD is allowed on a GET route unless the path is in
 /// `state_changing_gets` (OpenAPI templates, `/queue/{name}`); those routes' GET and HEAD
-/// answers, problems included, carry `Cache-Control: no-store`. Routes absent from
+/// answers, problems included, carry `Cache-Control: no-store` (those made before routing,
+/// a 401 or the time-limit 503, are not cacheable by default anyway). Routes absent from
 /// `openapi` are left as they are.
 pub fn guard_methods<S>(
     router: Router<S>,
@@ -128,6 +129,15 @@ where
             (path.clone(), methods_of(item, state_changing_get))
         })
         .collect();
+    for path in state_changing_gets {
+        if table
+            .get(*path)
+            .is_none_or(|m| !m.allowed.contains(&Method::GET))
+        {
+            // A misspelt path would leave HEAD running its handler: say so at start.
+            tracing::warn!(path, "state-changing GET not found among the OpenAPI paths");
+        }
+    }
     let table = Arc::new(table);
     // A route layer runs after routing, on a matched path only, so `MatchedPath` names the
     // template. It also wraps each route's method fallback, but [`finish`] would later swap a
@@ -148,6 +158,8 @@ fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
         (Method::PUT, item.put.is_some()),
         (Method::PATCH, item.patch.is_some()),
         (Method::DELETE, item.delete.is_some()),
+        (Method::OPTIONS, item.options.is_some()),
+        (Method::TRACE, item.trace.is_some()),
     ];
     let allowed: Vec<Method> = declared
         .into_iter()
