@@ -56,9 +56,22 @@ fn allowed(reply_allow: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// Everything stored, key by key (type and content; TTLs left out, they tick).
+/// A key prefix of this file's own: snapshots look at its keys only, so data a test server
+/// did not get from this test (another test's, loaded at start) cannot make them differ.
+const PREFIX: &str = "http_methods:";
+
+/// The app on a fresh Redis, with [`PREFIX`].
+async fn app() -> TestApp {
+    TestApp::with_config(|c| c.key_prefix = PREFIX.into()).await
+}
+
+/// Everything the app stored, key by key (type and content; TTLs left out, they tick).
 async fn snapshot(conn: &mut RawRedis) -> BTreeMap<String, String> {
-    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query_async(conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{PREFIX}*"))
+        .query_async(conn)
+        .await
+        .unwrap();
     let mut all = BTreeMap::new();
     for key in keys {
         let kind: String = redis::cmd("TYPE")
@@ -125,7 +138,7 @@ fn assert_405_with_allow(r: &Reply, what: &str, expected: &BTreeSet<String>) {
 
 #[tokio::test]
 async fn head_changes_nothing_and_is_405_on_state_changing_gets() {
-    let app = TestApp::new().await;
+    let app = app().await;
     seed(&app).await;
     let mut conn = app.redis_conn().await;
     let before = snapshot(&mut conn).await;
@@ -154,7 +167,7 @@ async fn head_changes_nothing_and_is_405_on_state_changing_gets() {
 
 #[tokio::test]
 async fn state_changing_gets_are_never_cached() {
-    let app = TestApp::new().await;
+    let app = app().await;
     seed(&app).await;
     // Each route's GET answers with a success (first: the seed has tasks for every pop) and
     // with a problem: both carry no-store.
@@ -181,7 +194,7 @@ async fn state_changing_gets_are_never_cached() {
 
 #[tokio::test]
 async fn options_and_unknown_methods_change_nothing_on_every_route() {
-    let app = TestApp::new().await;
+    let app = app().await;
     seed(&app).await;
     let mut conn = app.redis_conn().await;
     let before = snapshot(&mut conn).await;
@@ -203,7 +216,7 @@ async fn options_and_unknown_methods_change_nothing_on_every_route() {
 
 #[tokio::test]
 async fn head_on_the_lambda_functions_changes_nothing() {
-    let app = TestApp::new().await;
+    let app = app().await;
     seed(&app).await;
     let mut conn = app.redis_conn().await;
     let before = snapshot(&mut conn).await;
