@@ -2,18 +2,27 @@
 //! problem+json for unknown paths (404) and methods (405), the optional API key, the
 //! request time limit, the body size limit, and a panic guard that turns a bug into a 500
 //! problem instead of a dropped connection.
+//!
+//! [`guard_methods`] is applied by each function to its own routes: it answers every method
+//! a route does not declare in its OpenAPI description with a 405 problem carrying `Allow`,
+//! before any handler runs. axum would otherwise answer HEAD by running the GET handler and
+//! dropping the body, which for a GET that pops, counts or requeues means `curl -I` changes
+//! state. So a GET that changes state gets no HEAD, and its answers carry
+//! `Cache-Control: no-store`: a cache that kept one would replay a pop or a rate-limit
+//! verdict instead of asking again.
 
-use std::{any::Any, sync::Arc, time::Duration};
+use std::{any::Any, collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request},
-    http::{HeaderMap, Method, Uri, header},
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::{HeaderMap, HeaderValue, Method, Uri, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use subtle::ConstantTimeEq;
 use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::{OpenApi, PathItem};
 
 use crate::{config::Config, error::ApiError};
 
@@ -87,6 +96,112 @@ async fn within(limit: Duration, request: Request, next: Next) -> Response {
         ))
         .into_response(),
     }
+}
+
+/// What a route accepts, from its OpenAPI path item.
+#[derive(Debug)]
+struct Methods {
+    /// The declared methods, plus HEAD when the route has a GET that changes nothing.
+    allowed: Vec<Method>,
+    /// The `Allow` header naming them.
+    allow: HeaderValue,
+    /// Whether its GET changes state (no HEAD, answers never cached).
+    state_changing_get: bool,
+}
+
+/// Restricts every route of `router` to the methods `openapi` declares for its path: any
+/// other method (OPTIONS, HEAD where not allowed, `PURGE`, ...) is a 405 problem with
+/// `Allow`, and no handler runs. HEAD is allowed on a GET route unless the path is in
+/// `state_changing_gets` (OpenAPI templates, `/queue/{name}`); those routes' GET and HEAD
+/// answers, problems included, carry `Cache-Control: no-store` (those made before routing,
+/// a 401 or the time-limit 503, are not cacheable by default anyway). Routes absent from
+/// `openapi` are left as they are.
+pub fn guard_methods<S>(
+    router: Router<S>,
+    openapi: &OpenApi,
+    state_changing_gets: &[&str],
+) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    let table: HashMap<String, Methods> = openapi
+        .paths
+        .paths
+        .iter()
+        .map(|(path, item)| {
+            let state_changing_get = state_changing_gets.contains(&path.as_str());
+            (path.clone(), methods_of(item, state_changing_get))
+        })
+        .collect();
+    for path in state_changing_gets {
+        if table
+            .get(*path)
+            .is_none_or(|m| !m.allowed.contains(&Method::GET))
+        {
+            // A misspelt path would leave HEAD running its handler: say so at start.
+            tracing::warn!(path, "state-changing GET not found among the OpenAPI paths");
+        }
+    }
+    let table = Arc::new(table);
+    // A route layer runs after routing, on a matched path only, so `MatchedPath` names the
+    // template. It also wraps each route's method fallback, but [`finish`] would later swap a
+    // default fallback for its own, unwrapped: set it first, so it stays wrapped.
+    router
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
+            let table = table.clone();
+            async move { check_method(&table, request, next).await }
+        }))
+}
+
+fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
+    let declared = [
+        (Method::GET, item.get.is_some()),
+        (Method::HEAD, item.get.is_some() && !state_changing_get),
+        (Method::POST, item.post.is_some()),
+        (Method::PUT, item.put.is_some()),
+        (Method::PATCH, item.patch.is_some()),
+        (Method::DELETE, item.delete.is_some()),
+        (Method::OPTIONS, item.options.is_some()),
+        (Method::TRACE, item.trace.is_some()),
+    ];
+    let allowed: Vec<Method> = declared
+        .into_iter()
+        .filter_map(|(method, present)| present.then_some(method))
+        .collect();
+    let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
+    let allow = HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""));
+    Methods {
+        allowed,
+        allow,
+        state_changing_get,
+    }
+}
+
+async fn check_method(table: &HashMap<String, Methods>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| table.get(path.as_str()));
+    let Some(route) = route else {
+        return next.run(request).await;
+    };
+    let method = request.method().clone();
+    let mut response = if route.allowed.contains(&method) {
+        next.run(request).await
+    } else {
+        let mut refused = ApiError::MethodNotAllowed.into_response();
+        refused
+            .headers_mut()
+            .insert(header::ALLOW, route.allow.clone());
+        refused
+    };
+    if route.state_changing_get && (method == Method::GET || method == Method::HEAD) {
+        response
+            .headers_mut()
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

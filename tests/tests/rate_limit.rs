@@ -1,9 +1,12 @@
-//! Rate limiting (API.md "Rate limiting"), against a real redis-server per test.
+//! Rate limiting, against a real redis-server (or cluster) per test: the answers, exactness
+//! under concurrency, counts and `Retry-After` when the limit is lowered between calls,
+//! microsecond timing (scripts run inside one `MULTI`), and bounded work per call.
 
 use std::sync::Arc;
 
-use api_tests::TestApp;
+use api_tests::{RawRedis, TestApp};
 use redis::AsyncCommands;
+use shared::{models::random_token, scripts};
 
 const ALGORITHMS: [&str; 3] = ["fixed_window", "sliding_window", "token_bucket"];
 
@@ -88,7 +91,8 @@ async fn retry_after_is_never_too_early_and_every_key_expires() {
         let key = format!("demo_api:ratelimit:{algorithm}:30:late");
         let pttl: i64 = conn.pttl(&key).await.unwrap();
         assert!(pttl > 0, "{algorithm}: key without TTL ({pttl})");
-        assert!(pttl <= 30_000, "{algorithm}: {pttl}");
+        // Deadlines computed from microseconds are rounded up to the next millisecond.
+        assert!(pttl <= 30_001, "{algorithm}: {pttl}");
         if algorithm != "token_bucket" {
             // The window (fixed) or the oldest admission (sliding) ends no later than this.
             assert!(
@@ -197,4 +201,261 @@ async fn bad_parameters_are_422_naming_the_field() {
     for (path, field) in cases {
         app.get(path).await.assert_problem(422, Some(field));
     }
+}
+
+/// Runs one rate-limit script directly, as the handler does (`limit`, window in ms, nonce).
+fn invoke(
+    pipe: &mut redis::Pipeline,
+    script: &redis::Script,
+    key: &str,
+    limit: u64,
+    window_ms: u64,
+) {
+    pipe.cmd("EVALSHA")
+        .arg(script.get_hash())
+        .arg(1)
+        .arg(key)
+        .arg(limit)
+        .arg(window_ms)
+        .arg(random_token());
+}
+
+/// Makes sure `script` is loaded on the node that holds `key` (a first call, then the key
+/// is deleted), so that an `EVALSHA` inside `MULTI` cannot meet `NOSCRIPT`.
+async fn load(conn: &mut RawRedis, script: &redis::Script, key: &str) {
+    let _: Vec<i64> = script
+        .key(key)
+        .arg(1)
+        .arg(1000)
+        .arg(random_token())
+        .invoke_async(conn)
+        .await
+        .unwrap();
+    let () = conn.del(key).await.unwrap();
+}
+
+#[tokio::test]
+async fn sliding_window_never_admits_more_than_limit_within_one_multi() {
+    // Scripts inside one MULTI run a few microseconds apart. Times printed at 100 µs
+    // resolution made two calls' members equal, so ZADD moved a member instead of adding
+    // one and the log stopped growing. Each attempt: two admissions, the oldest removed, then
+    // three more calls with limit 2: exactly one of them may pass.
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let script = &*scripts::RATE_LIMIT_SLIDING_WINDOW;
+    for attempt in 0..40 {
+        let key = app
+            .state
+            .keys
+            .rate_limit("sliding_window", 60, &format!("m{attempt}"));
+        load(&mut conn, script, &key).await;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        invoke(&mut pipe, script, &key, 2, 60_000);
+        invoke(&mut pipe, script, &key, 2, 60_000);
+        pipe.cmd("ZPOPMIN").arg(&key).ignore();
+        for _ in 0..3 {
+            invoke(&mut pipe, script, &key, 2, 60_000);
+        }
+        let answers: Vec<Vec<i64>> = pipe.query_async(&mut conn).await.unwrap();
+        let allowed: Vec<i64> = answers.iter().map(|a| a[0]).collect();
+        assert_eq!(allowed, [1, 1, 1, 0, 0], "attempt {attempt}: {answers:?}");
+        let stored: u64 = conn.zcard(&key).await.unwrap();
+        assert_eq!(stored, 2, "attempt {attempt}");
+    }
+}
+
+#[tokio::test]
+async fn token_bucket_counts_stay_in_range_when_the_limit_drops_within_one_multi() {
+    // A bucket filled under limit 1000 is checked a few microseconds later with limit 10.
+    // Its stored time used to be rounded (up, half the time) to 100 µs, so the later call saw
+    // no time passing, skipped the clamp and reported ~990 tokens over a limit of 10.
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let script = &*scripts::RATE_LIMIT_TOKEN_BUCKET;
+    for attempt in 0..40 {
+        let key = app
+            .state
+            .keys
+            .rate_limit("token_bucket", 60, &format!("m{attempt}"));
+        load(&mut conn, script, &key).await;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        invoke(&mut pipe, script, &key, 1000, 60_000);
+        invoke(&mut pipe, script, &key, 10, 60_000);
+        let answers: Vec<Vec<i64>> = pipe.query_async(&mut conn).await.unwrap();
+        let [allowed, current, remaining, ..] = answers[1][..] else {
+            panic!("{answers:?}");
+        };
+        assert_eq!(allowed, 1, "attempt {attempt}: {answers:?}");
+        assert!(
+            (0..=10).contains(&current),
+            "attempt {attempt}: {answers:?}"
+        );
+        assert!(
+            (0..=10).contains(&remaining),
+            "attempt {attempt}: {answers:?}"
+        );
+        assert_eq!(current + remaining, 10, "attempt {attempt}: {answers:?}");
+    }
+}
+
+#[tokio::test]
+async fn token_bucket_survives_the_redis_clock_going_back() {
+    // A failover to a node whose clock is behind, or an NTP step: the stored time is then in
+    // the future. Tokens must still be clamped to the (lowered) limit, and nothing refilled.
+    let app = TestApp::new().await;
+    let r = app.get(&check("back", 1000, 60, "token_bucket")).await;
+    assert_eq!(r.status, 200);
+    let mut conn = app.redis_conn().await;
+    let key = app.state.keys.rate_limit("token_bucket", 60, "back");
+    let ts: f64 = conn.hget(&key, "ts").await.unwrap();
+    let () = conn
+        .hset(&key, "ts", format!("{}", ts as i64 + 10_000_000))
+        .await
+        .unwrap();
+    for i in 1..=3u64 {
+        let r = app.get(&check("back", 2, 60, "token_bucket")).await;
+        let body = &r.body;
+        assert!(body["current_count"].as_u64().unwrap() <= 2, "{r:?}");
+        assert!(body["remaining"].as_u64().unwrap() <= 2, "{r:?}");
+        assert_eq!(r.status, if i <= 2 { 200 } else { 429 }, "call {i}: {r:?}");
+    }
+}
+
+/// Moves a limiter's state `secs` seconds into the past, as if that much time had passed.
+async fn age(conn: &mut RawRedis, algorithm: &str, key: &str, secs: u64) {
+    let us = secs as f64 * 1e6;
+    match algorithm {
+        "fixed_window" => {
+            let pttl: i64 = conn.pttl(key).await.unwrap();
+            let left = pttl - secs as i64 * 1000;
+            if left > 0 {
+                let () = conn.pexpire(key, left).await.unwrap();
+            } else {
+                let () = conn.del(key).await.unwrap();
+            }
+        }
+        "sliding_window" => {
+            let members: Vec<(String, f64)> = conn.zrange_withscores(key, 0, -1).await.unwrap();
+            for (m, score) in members {
+                let () = conn.zadd(key, m, score - us).await.unwrap();
+            }
+        }
+        _ => {
+            let ts: f64 = conn.hget(key, "ts").await.unwrap();
+            let () = conn
+                .hset(key, "ts", format!("{}", (ts - us) as i64))
+                .await
+                .unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn lowering_the_limit_keeps_counts_sane_and_retry_after_never_early() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    for algorithm in ALGORITHMS {
+        let key = app.state.keys.rate_limit(algorithm, 60, "low");
+        for _ in 0..5 {
+            let r = app.get(&check("low", 5, 60, algorithm)).await;
+            assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+        }
+        if algorithm == "sliding_window" {
+            // Admissions 50, 40, 30, 20 and 10 s ago: with limit 2 the next slot frees when
+            // the fourth slides out (in 40 s), not the oldest (in 10 s).
+            let members: Vec<(String, f64)> = conn.zrange_withscores(&key, 0, -1).await.unwrap();
+            let now = members[4].1;
+            for (i, (m, _)) in members.into_iter().enumerate() {
+                let at = now - (50.0 - 10.0 * i as f64) * 1e6;
+                let () = conn.zadd(&key, m, at).await.unwrap();
+            }
+        }
+        let r = app.get(&check("low", 2, 60, algorithm)).await;
+        assert_eq!(r.status, 429, "{algorithm}: {r:?}");
+        let current = r.body["current_count"].as_u64().unwrap();
+        assert!(current <= 5, "{algorithm}: {r:?}");
+        assert_eq!(r.body["remaining"], 0, "{algorithm}: {r:?}");
+        let retry: u64 = r.header("retry-after").parse().unwrap();
+        assert!((1..=60).contains(&retry), "{algorithm}: {r:?}");
+        if algorithm == "sliding_window" {
+            assert_eq!(retry, 40, "{r:?}");
+        }
+        assert!(r.body["reset_in_seconds"].as_u64().unwrap() <= 60, "{r:?}");
+        // After Retry-After seconds (on Redis's clock) the next call passes.
+        age(&mut conn, algorithm, &key, retry).await;
+        let r = app.get(&check("low", 2, 60, algorithm)).await;
+        assert_eq!(r.status, 200, "{algorithm} after {retry} s: {r:?}");
+        assert!(r.body["current_count"].as_u64().unwrap() <= 2, "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_never_early_per_redis_time() {
+    // Every algorithm, refused at various points of its window: waiting exactly Retry-After
+    // (state aged by that much; real time only adds to it) always gets the next call in.
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    for algorithm in ALGORITHMS {
+        for (round, limit) in [1u64, 2, 3, 7].into_iter().enumerate() {
+            let user = format!("never-early-{round}");
+            let key = app.state.keys.rate_limit(algorithm, 5, &user);
+            let mut refused = None;
+            for _ in 0..=limit {
+                let r = app.get(&check(&user, limit, 5, algorithm)).await;
+                if r.status == 429 {
+                    refused = Some(r);
+                    break;
+                }
+            }
+            let r = refused.unwrap_or_else(|| panic!("{algorithm}: never refused"));
+            let retry: u64 = r.header("retry-after").parse().unwrap();
+            assert!((1..=5).contains(&retry), "{algorithm}: {r:?}");
+            age(&mut conn, algorithm, &key, retry).await;
+            let r = app.get(&check(&user, limit, 5, algorithm)).await;
+            assert_eq!(r.status, 200, "{algorithm} limit {limit}: {r:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn sliding_window_work_per_call_is_bounded() {
+    // 10,000 expired admissions (as a limit of 1,000,000 leaves behind): one call must not
+    // delete them all at once, yet must count only the live ones.
+    const TRIM_PER_CALL: u64 = 100;
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let key = app.state.keys.rate_limit("sliding_window", 10, "big");
+    let r = app.get(&check("big", 2, 10, "sliding_window")).await;
+    assert_eq!(r.status, 200);
+    let live: Vec<(String, f64)> = conn.zrange_withscores(&key, 0, -1).await.unwrap();
+    let old = live[0].1 - 20e6;
+    for chunk in 0..10 {
+        let members: Vec<(f64, String)> = (0..1000)
+            .map(|i| (old + (chunk * 1000 + i) as f64, format!("old{chunk}-{i}")))
+            .collect();
+        let () = conn.zadd_multiple(&key, &members).await.unwrap();
+    }
+    let mut stored: u64 = conn.zcard(&key).await.unwrap();
+    assert_eq!(stored, 10_001);
+    // One live admission: one more call passes, the next is refused; each removes at most
+    // TRIM_PER_CALL of the expired ones, oldest first.
+    for (i, expected) in [200u16, 429, 429].into_iter().enumerate() {
+        let r = app.get(&check("big", 2, 10, "sliding_window")).await;
+        assert_eq!(r.status, expected, "call {i}: {r:?}");
+        let after: u64 = conn.zcard(&key).await.unwrap();
+        let added = u64::from(expected == 200);
+        assert!(
+            after + TRIM_PER_CALL >= stored + added,
+            "call {i} removed {} members",
+            stored + added - after
+        );
+        assert!(after < stored + added, "call {i} removed nothing");
+        stored = after;
+    }
+    assert_eq!(
+        app.get(&check("big", 2, 10, "sliding_window")).await.body["current_count"],
+        2
+    );
 }

@@ -55,7 +55,19 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The queue routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // Pops hand tasks out, and every GET (a page too) moves lapsed claims back: no HEAD, never cached.
+    shared::http::guard_methods(
+        routes,
+        &openapi,
+        &[
+            "/queue",
+            "/queue/{name}",
+            "/queue/{name}/batch",
+            "/queue/{name}/all",
+        ],
+    )
+    .with_state(state)
 }
 
 /// Checks a task and turns it into what is stored. `at` prefixes field names (`[3].`).

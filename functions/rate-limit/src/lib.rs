@@ -18,7 +18,10 @@ use axum::{
 };
 use shared::{
     ApiError, ApiQuery, AppState,
-    models::rate_limit::{Algorithm, CheckQuery, RateLimitDecision},
+    models::{
+        random_token,
+        rate_limit::{Algorithm, CheckQuery, RateLimitDecision},
+    },
     scripts, validate,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -30,7 +33,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The rate-limit routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A check counts the request: HEAD must not run it, and no cache may keep a verdict.
+    shared::http::guard_methods(routes, &openapi, &["/rate-limit/check"]).with_state(state)
 }
 
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.
@@ -71,15 +76,20 @@ async fn check_rate_limit(
         .keys
         .rate_limit(query.algorithm.as_str(), query.window, &query.user_id);
     let mut redis = state.redis.clone();
-    let (allowed, current, remaining, reset_ms, retry_ms): (i64, u64, i64, i64, i64) = script
-        .key(key)
-        .arg(query.limit)
-        .arg(query.window * 1000)
-        .invoke_async(&mut redis)
-        .await?;
+    let mut invocation = script.key(key);
+    invocation.arg(query.limit).arg(query.window * 1000);
+    if query.algorithm == Algorithm::SlidingWindow {
+        // The new log member: unique even for two requests in the same microsecond.
+        invocation.arg(random_token());
+    }
+    let (allowed, current, remaining, reset_ms, retry_ms): (i64, i64, i64, i64, i64) =
+        invocation.invoke_async(&mut redis).await?;
 
     let allowed = allowed == 1;
-    let remaining = u64::try_from(remaining).unwrap_or(0);
+    // The scripts keep both within 0..=limit (and current may exceed a lowered limit); never
+    // let a negative number wrap into a huge unsigned one here either.
+    let current = u64::try_from(current).unwrap_or(0);
+    let remaining = u64::try_from(remaining).unwrap_or(0).min(query.limit);
     // Rounded up: a client that waits this long is never refused for being early.
     let reset_in_seconds = secs_ceil(reset_ms);
     let retry_after = secs_ceil(retry_ms).max(1);

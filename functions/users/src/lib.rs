@@ -53,7 +53,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The users routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A lookup counts a hit or a miss: HEAD must not run it, and no cache may keep it.
+    shared::http::guard_methods(routes, &openapi, &["/users/{user_id}"]).with_state(state)
 }
 
 async fn empty_id() -> ApiError {
