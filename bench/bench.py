@@ -237,6 +237,10 @@ def main():
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk row (default 10)")
     ap.add_argument("--cold-runs", type=int, default=7, help="cold starts per function (median)")
     ap.add_argument("--scale", action="store_true", help="also load 1,000,000 keys and time big-data paths")
+    ap.add_argument("--baseline", metavar="RUNNER_BIN",
+                    help="another local-runner binary (e.g. built from an earlier commit): its runner "
+                         "rows are measured in the same run, each right after this build's, and "
+                         "compared")
     args = ap.parse_args()
 
     runner_bin = os.path.join(RELEASE, "local-runner")
@@ -265,27 +269,16 @@ def main():
                 rows.append(("webdis SET", wrk(f"http://127.0.0.1:{webdis_port}/SET/bench:webdis2/value", args.duration)))
             os.unlink(conf.name)
 
-        port = free_port()
-        env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port), "RUST_LOG": "warn"}
-        with Proc([runner_bin], env=env) as runner:
-            wait_port(port)
-            base = f"http://127.0.0.1:{port}"
-            call(port, "POST", "/cache", {"key": "bench", "value": "world", "ttl": 3600})
-            call(port, "POST", "/users", {"user_id": "bench", "name": "Bench", "email": "bench@example.com"})
-            call(port, "DELETE", "/queue/tasks")
-            # A head start, so pops never find the queue empty (every answer is a 2xx).
-            for _ in range(100):
-                call(port, "POST", "/queue/tasks/batch", [{"id": str(i), "title": "t"} for i in range(1000)])
-            rows.append(("runner GET /cache/{key}", wrk(f"{base}/cache/bench", args.duration)))
-            rows.append(("runner POST /cache", wrk(f"{base}/cache", args.duration, "post_cache")))
-            rows.append(("runner GET /users/{id}", wrk(f"{base}/users/bench", args.duration)))
-            rows.append(("runner GET /rate-limit/check",
-                         wrk(f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1", args.duration)))
-            rows.append(("runner POST+GET /queue/tasks", wrk(base, args.duration, "queue")))
-            results["runner_peak_rss_mb"] = peak_rss_mb(runner.p.pid)
-
-            if args.scale:
-                results["scale"] = scale(redis_port, port)
+        runner_rows, results["runner_peak_rss_mb"], scale_results = measure_runner(
+            runner_bin, redis_port, args)
+        rows += runner_rows
+        if scale_results:
+            results["scale"] = scale_results
+        if args.baseline:
+            base_rows, base_rss, _ = measure_runner(args.baseline, redis_port, args, scale_too=False)
+            results["baseline"] = {"binary": args.baseline, "peak_rss_mb": base_rss,
+                                   "rows": [{"row": name, **{k: v for k, v in r.items() if k != "raw"}}
+                                            for name, r in base_rows]}
 
         cold = {}
         for name in FUNCTIONS:
@@ -313,6 +306,32 @@ def main():
     print(render(results))
 
 
+def measure_runner(runner_bin, redis_port, args, scale_too=True):
+    """The runner rows for one binary, on the shared Redis (emptied first)."""
+    redis_cli(redis_port, "FLUSHALL")
+    rows = []
+    port = free_port()
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port), "RUST_LOG": "warn"}
+    with Proc([runner_bin], env=env) as runner:
+        wait_port(port)
+        base = f"http://127.0.0.1:{port}"
+        call(port, "POST", "/cache", {"key": "bench", "value": "world", "ttl": 3600})
+        call(port, "POST", "/users", {"user_id": "bench", "name": "Bench", "email": "bench@example.com"})
+        call(port, "DELETE", "/queue/tasks")
+        # A head start, so pops never find the queue empty (every answer is a 2xx).
+        for _ in range(100):
+            call(port, "POST", "/queue/tasks/batch", [{"id": str(i), "title": "t"} for i in range(1000)])
+        rows.append(("runner GET /cache/{key}", wrk(f"{base}/cache/bench", args.duration)))
+        rows.append(("runner POST /cache", wrk(f"{base}/cache", args.duration, "post_cache")))
+        rows.append(("runner GET /users/{id}", wrk(f"{base}/users/bench", args.duration)))
+        rows.append(("runner GET /rate-limit/check",
+                     wrk(f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1", args.duration)))
+        rows.append(("runner POST+GET /queue/tasks", wrk(base, args.duration, "queue")))
+        rss = peak_rss_mb(runner.p.pid)
+        scale_results = scale(redis_port, port) if (args.scale and scale_too) else None
+    return rows, rss, scale_results
+
+
 def render(results):
     m = results["machine"]
     out = [f"Machine: {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, Redis {m['redis']}; "
@@ -331,6 +350,15 @@ def render(results):
         out.append(f"| {name} | {f['size_mb']:.2f} MB | {f['cold_start_ms']:.1f} ms |")
     if "scale" in results:
         out += ["", "Scale (1,000,000 keys):", ""] + [f"- {k}: {v}" for k, v in results["scale"].items()]
+    if "baseline" in results:
+        b = results["baseline"]
+        out += ["", f"Against the baseline {b['binary']} (same run, same Redis; peak RSS "
+                    f"{b['peak_rss_mb']:.1f} MB):", "",
+                "| row | this build req/s | baseline req/s | ratio |", "|---|---:|---:|---:|"]
+        now = {r["row"]: r for r in results["rows"]}
+        for r in b["rows"]:
+            mine = now[r["row"]]
+            out.append(f"| {r['row']} | {mine['rps']:,.0f} | {r['rps']:,.0f} | {mine['rps'] / r['rps']:.2f} |")
     return "\n".join(out)
 
 
