@@ -18,28 +18,21 @@ use crate::idempotency;
 /// - state-changing operations: the `Idempotency-Key` header (400 malformed, 422 reused).
 pub fn add_problem_responses(api: &mut OpenApi) {
     for item in api.paths.paths.values_mut() {
-        for op in [
-            &mut item.post,
-            &mut item.patch,
-            &mut item.put,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            add_idempotency_key(op);
-        }
-        for op in [
-            &mut item.get,
-            &mut item.post,
-            &mut item.patch,
-            &mut item.put,
-            &mut item.delete,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            add_to(op);
+        // (state-changing, operation)
+        let operations = [
+            (false, &mut item.get),
+            (true, &mut item.post),
+            (true, &mut item.patch),
+            (true, &mut item.put),
+            (true, &mut item.delete),
+        ];
+        for (writes, op) in operations {
+            if let Some(op) = op {
+                if writes {
+                    add_idempotency_key(op);
+                }
+                add_to(op);
+            }
         }
     }
 }

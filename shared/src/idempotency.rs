@@ -188,6 +188,26 @@ impl Idempotency {
     }
 }
 
+impl Idempotency {
+    /// Deletes `key` (`UNLINK`; its scripted twin with a key, so that a retry answers as the
+    /// first call did instead of "not found"). Returns how many keys were removed.
+    pub async fn unlink(&self, state: &AppState, key: &str) -> Result<Outcome<u64>, ApiError> {
+        if self.is_keyed() {
+            return self
+                .run(state, &crate::scripts::UNLINK, key, |s| {
+                    s.key(key);
+                })
+                .await;
+        }
+        let mut redis = state.redis.clone();
+        let removed: u64 = redis::cmd("UNLINK")
+            .arg(key)
+            .query_async(&mut redis)
+            .await?;
+        Ok(Outcome::fresh(removed))
+    }
+}
+
 /// The envelope's `IDEMPOTENCY_MISMATCH` error as a 422; other errors as usual.
 fn mismatch(e: RedisError) -> ApiError {
     if e.code() == Some("IDEMPOTENCY_MISMATCH") {

@@ -77,13 +77,12 @@ async fn put_entry(
     )?;
     let text = serde_json::to_string(&body.value)?;
     let full = state.keys.cache(&body.key);
-    let stored = if idempotency.is_keyed() {
-        let outcome: Outcome<()> = idempotency
+    let stored: Outcome<()> = if idempotency.is_keyed() {
+        idempotency
             .run(&state, &scripts::CACHE_SET, &full, |s| {
                 s.key(&full).arg(&text).arg(ttl);
             })
-            .await?;
-        outcome
+            .await?
     } else {
         let mut redis = state.redis.clone();
         Outcome::fresh(redis.set_ex(&full, text, ttl).await?)
@@ -153,17 +152,7 @@ async fn delete_entry(
     ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     identifier("key", &key)?;
-    let full = state.keys.cache(&key);
-    let removed: Outcome<u64> = if idempotency.is_keyed() {
-        idempotency
-            .run(&state, &scripts::UNLINK, &full, |s| {
-                s.key(&full);
-            })
-            .await?
-    } else {
-        let mut redis = state.redis.clone();
-        Outcome::fresh(redis.unlink(&full).await?)
-    };
+    let removed = idempotency.unlink(&state, &state.keys.cache(&key)).await?;
     if removed.value == 0 {
         return Ok(removed.respond(ApiError::not_found(format!(
             "key '{key}' is not in the cache"

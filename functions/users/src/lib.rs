@@ -317,17 +317,9 @@ async fn delete_profile(
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     identifier("user_id", &user_id)?;
-    let key = state.keys.user(&user_id);
-    let removed: Outcome<u64> = if idempotency.is_keyed() {
-        idempotency
-            .run(&state, &scripts::UNLINK, &key, |s| {
-                s.key(&key);
-            })
-            .await?
-    } else {
-        let mut redis = state.redis.clone();
-        Outcome::fresh(redis.unlink(&key).await?)
-    };
+    let removed = idempotency
+        .unlink(&state, &state.keys.user(&user_id))
+        .await?;
     if removed.value == 0 {
         return Ok(removed.respond(ApiError::not_found(format!(
             "no cached profile for user '{user_id}'"
