@@ -70,6 +70,19 @@ impl ProxyStats {
     pub fn resets(&self) -> u64 {
         self.resets_before_send + self.resets_after_send + self.dropped_replies + self.forced_resets
     }
+
+    /// What happened since `earlier` (a snapshot of the same proxy).
+    pub fn since(&self, earlier: &Self) -> Self {
+        Self {
+            connections: self.connections - earlier.connections,
+            frames_forwarded: self.frames_forwarded - earlier.frames_forwarded,
+            replies_forwarded: self.replies_forwarded - earlier.replies_forwarded,
+            resets_before_send: self.resets_before_send - earlier.resets_before_send,
+            resets_after_send: self.resets_after_send - earlier.resets_after_send,
+            dropped_replies: self.dropped_replies - earlier.dropped_replies,
+            forced_resets: self.forced_resets - earlier.forced_resets,
+        }
+    }
 }
 
 #[derive(Default)]
