@@ -17,7 +17,7 @@ use std::time::Duration;
 use api_tests::proxy::{
     FaultProxy,
     apps::{Api, Runner, proxied_app},
-    resp::arg_bytes,
+    resp::{self, arg_bytes},
 };
 use http::Method;
 use redis::AsyncCommands;
@@ -64,46 +64,62 @@ async fn proxy_drop_reply_runs_the_command_and_drops_the_connection() {
 }
 
 /// A reset before forwarding means the command did not run; after forwarding, that it ran.
-/// Sequential INCRs show both: the count lies between the acknowledged INCRs and those plus
-/// the after-send resets.
+/// One INCR per raw connection (no handshake, so every fault hits an INCR) makes the count
+/// exact: the acknowledged INCRs plus those reset after they were sent.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn proxy_random_resets_strike_before_and_after_commands() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let seed = seed();
     let redis = api_tests::start_redis(&[]);
     let proxy = FaultProxy::to_port(redis.port()).await;
-    let client = redis::Client::open(proxy.url()).unwrap();
     let mut direct = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
         .await
         .unwrap();
-    proxy.set_random_resets(0.2, seed);
-    let (mut acknowledged, mut failed) = (0u64, 0u64);
-    for _ in 0..300 {
-        // A fresh connection per command, as resets kill the old one; bounded by the
-        // client's own connect time-out.
-        let Ok(mut conn) = client.get_multiplexed_async_connection().await else {
-            failed += 1;
-            continue;
-        };
-        match conn.incr::<_, _, i64>("n", 1).await {
-            Ok(_) => acknowledged += 1,
-            Err(_) => failed += 1,
+    proxy.set_random_resets(0.3, seed);
+    let incr = resp::command(&[b"INCR", b"n"]);
+    let (mut acknowledged, mut reset) = (0u64, 0u64);
+    for _ in 0..200 {
+        let mut conn = tokio::net::TcpStream::connect(proxy.addr).await.unwrap();
+        conn.write_all(&incr).await.unwrap();
+        let mut reply = Vec::new();
+        // Ends with the reply's CRLF, or at the reset (EOF or an error).
+        let answered = tokio::time::timeout(GUARD, async {
+            let mut buf = [0u8; 64];
+            loop {
+                match conn.read(&mut buf).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => reply.extend_from_slice(&buf[..n]),
+                }
+                if reply.ends_with(b"\r\n") {
+                    return true;
+                }
+            }
+        })
+        .await
+        .expect("neither answered nor reset");
+        if answered {
+            assert!(reply.starts_with(b":"), "{reply:?}");
+            acknowledged += 1;
+        } else {
+            reset += 1;
         }
     }
     proxy.stop_random_resets();
     let stats = proxy.stats();
-    let n: i64 = direct.get("n").await.unwrap();
-    let n = u64::try_from(n).unwrap();
+    let n: u64 = direct.get("n").await.unwrap();
+    let context = format!("seed {seed}: n={n}, acknowledged {acknowledged}, {stats:?}");
     assert!(
         stats.resets_before_send > 0 && stats.resets_after_send > 0,
-        "seed {seed}: {stats:?}"
+        "{context}"
     );
-    assert!(failed > 0, "seed {seed}: {stats:?}");
-    assert!(
-        acknowledged <= n && n <= acknowledged + stats.resets_after_send,
-        "seed {seed}: n={n}, acknowledged {acknowledged}, {stats:?}"
+    assert_eq!(
+        reset,
+        stats.resets_before_send + stats.resets_after_send,
+        "{context}"
     );
+    assert_eq!(n, acknowledged + stats.resets_after_send, "{context}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
