@@ -197,14 +197,15 @@ struct Grant {
 /// grant order; a release answered before the TTL could lapse must be a 200.
 pub async fn locks(api: &Api, proxy: &FaultProxy) {
     const CONTENDERS: u64 = 4;
-    const CYCLES: u64 = 4;
+    const CYCLES: u64 = 6;
     const TTL: Duration = Duration::from_secs(1);
     let seed = seed();
     let at_start = proxy.stats();
     for round in 0..rounds() {
         let resource = format!("r{round}");
         let before = proxy.stats();
-        proxy.set_random_resets(RESET_P, seed.wrapping_add(round));
+        // Twice the rate: releases are few, and a lost release reply is what this run hunts.
+        proxy.set_random_resets(2.0 * RESET_P, seed.wrapping_add(round));
         let mut contenders = JoinSet::new();
         for c in 0..CONTENDERS {
             let (api, resource) = (api.clone(), resource.clone());
