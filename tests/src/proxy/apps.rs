@@ -6,7 +6,7 @@ use std::{
     io::{BufRead, BufReader},
     path::PathBuf,
     process::{Child, Command, Stdio},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use axum::{Router, body::Body};
@@ -66,6 +66,10 @@ pub fn runner_binary() -> PathBuf {
     target.join("debug").join("local-runner")
 }
 
+/// How long the runner may take to say it listens (it checks Redis first, bounded by
+/// `REDIS_CONNECT_TIMEOUT_MS`).
+const START_BOUND: Duration = Duration::from_secs(30);
+
 /// The runner binary serving on a free port against `redis_url`; killed on drop.
 pub struct Runner {
     child: Child,
@@ -92,22 +96,32 @@ impl Runner {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("start local-runner");
-        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        // Its stdout is read on a thread of its own (and drained to the end, so the runner
+        // never blocks on a full pipe); here we wait for "listening", with a bound.
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + START_BOUND;
         let mut seen = Vec::new();
-        // Ends at "listening", or at EOF when the runner exits (bounded by its start-up).
-        for line in lines.by_ref().map_while(Result::ok) {
-            let listening = line.contains("listening");
-            seen.push(line);
-            if listening {
-                break;
+        while !seen
+            .last()
+            .is_some_and(|l: &String| l.contains("listening"))
+        {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                // Exited, or silent past the bound.
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("local-runner did not start within {START_BOUND:?}: {seen:#?}");
+                }
             }
         }
-        assert!(
-            seen.iter().any(|l| l.contains("listening")),
-            "local-runner did not start: {seen:#?}"
-        );
-        // Keep draining its stdout so it never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
         Self {
             child,
             base: format!("http://127.0.0.1:{port}"),
