@@ -11,6 +11,7 @@
 //! or restart "the" Redis skip themselves there ([`TestApp::on_cluster`]).
 
 pub mod lambda;
+pub mod proxy;
 pub mod runtime_api;
 pub mod tls;
 pub mod topology;

@@ -1,0 +1,363 @@
+//! Faults on the wire between the API and Redis, through the fault proxy
+//! (`api_tests::proxy`): a command that ran but whose reply was lost, resets at random, a
+//! slow or silent link. What must hold: a retry with the same `Idempotency-Key` gets the
+//! first outcome instead of acting twice; no task lost or duplicated with claim/ack; no two
+//! holders of one lock; fencing tokens only grow; never more than `limit` admitted.
+//!
+//! The randomized runs print their seed (`FAULT_SEED` replays one; `FAULT_ROUNDS` sets how
+//! many rounds each checker runs) and name it in every assertion.
+
+mod wire_faults {
+    pub mod checkers;
+    mod proxy_checks;
+    pub mod support;
+}
+
+use std::time::Duration;
+
+use api_tests::proxy::{
+    FaultProxy,
+    apps::{Api, Runner, proxied_app},
+    resp::arg_bytes,
+};
+use http::Method;
+use redis::AsyncCommands;
+use serde_json::json;
+use wire_faults::{
+    checkers,
+    support::{
+        assert_applied_or_maybe, assert_replayed, assert_unavailable, until_answered, warm_up,
+    },
+};
+
+/// Hang guard only: the API's own bound is REDIS_RESPONSE_TIMEOUT_MS (500 in tests).
+const GUARD: Duration = Duration::from_secs(10);
+
+// ---- Regressions: the reproduced breaks, each a reply lost after the command ran ----
+
+/// The claim ran in Redis, its reply was lost. Re-sending it would claim the next task
+/// under the same receipt and strand the first in the processing list with no lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claim_with_lost_reply_is_replayed_and_strands_nothing() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    for id in ["t1", "t2"] {
+        let task = json!({"id": id, "title": id});
+        let r = until_answered(&api, Method::POST, "/queue/q", Some(&task), id).await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let [pending, processing, claims, leases] = app.state.keys.queue("q");
+    // Only the claim script (of what follows) names the leases key.
+    proxy.drop_reply_of_next(&arg_bytes(leases.as_bytes()));
+    let claim = "/queue/q/claim?visibility=30";
+    let first = tokio::time::timeout(GUARD, api.send(Method::POST, claim, None, Some("k1")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!proxy.drop_armed(), "the claim never reached Redis");
+    assert_applied_or_maybe(&first, 200);
+    if first.status == 200 {
+        assert_eq!(first.body["task"]["id"], "t1", "{first:?}");
+    }
+    let again = until_answered(&api, Method::POST, claim, None, "k1").await;
+    assert_eq!(again.status, 200, "{again:?}");
+    assert_eq!(again.body["task"]["id"], "t1", "{again:?}");
+    assert_replayed(&again);
+    if first.status == 200 {
+        assert_eq!(again.body["receipt"], first.body["receipt"]);
+    }
+    let ack = json!({"receipt": again.body["receipt"]});
+    let r = until_answered(&api, Method::POST, "/queue/q/ack", Some(&ack), "a1").await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let next = until_answered(&api, Method::POST, claim, None, "k2").await;
+    assert_eq!(next.status, 200, "{next:?}");
+    assert_eq!(next.body["task"]["id"], "t2", "{next:?}");
+    let ack = json!({"receipt": next.body["receipt"]});
+    let r = until_answered(&api, Method::POST, "/queue/q/ack", Some(&ack), "a2").await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let mut redis = app.redis_conn().await;
+    let stuck: Vec<String> = redis.lrange(&processing, 0, -1).await.unwrap();
+    assert!(stuck.is_empty(), "tasks stranded in processing: {stuck:?}");
+    let left: (u64, u64, u64) = (
+        redis.llen(&pending).await.unwrap(),
+        redis.hlen(&claims).await.unwrap(),
+        redis.zcard(&leases).await.unwrap(),
+    );
+    assert_eq!(left, (0, 0, 0), "(queued, claims, leases) left over");
+}
+
+/// The acquire ran (the lock is ours), its reply was lost: the retry must hand us our
+/// grant, not a 409 against our own lost token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquire_with_lost_reply_is_granted_once_not_refused_by_itself() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    let (lock, fence) = app.state.keys.lock("r");
+    // Only the acquire script names the fencing counter.
+    proxy.drop_reply_of_next(&arg_bytes(fence.as_bytes()));
+    let acquire = "/lock/r/acquire?ttl=30";
+    let first = tokio::time::timeout(GUARD, api.send(Method::POST, acquire, None, Some("g1")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!proxy.drop_armed(), "the acquire never reached Redis");
+    assert_applied_or_maybe(&first, 201);
+    let again = until_answered(&api, Method::POST, acquire, None, "g1").await;
+    assert_eq!(
+        again.status, 201,
+        "refused by its own lost grant: {again:?}"
+    );
+    assert_replayed(&again);
+    if first.status == 201 {
+        assert_eq!(again.body["token"], first.body["token"]);
+        assert_eq!(again.body["fencing_token"], first.body["fencing_token"]);
+    }
+    let mut redis = app.redis_conn().await;
+    let holder: Option<String> = redis.get(&lock).await.unwrap();
+    assert_eq!(
+        holder.as_deref(),
+        again.body["token"].as_str(),
+        "the granted token does not hold the lock"
+    );
+    let release = json!({"token": again.body["token"]});
+    let r = until_answered(&api, Method::POST, "/lock/r/release", Some(&release), "u1").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let status = api.send(Method::GET, "/lock/r", None, None).await.unwrap();
+    assert_eq!(status.body["locked"], false, "{status:?}");
+}
+
+/// The push ran, its reply was lost: the retry must not queue a second copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_with_lost_reply_is_queued_once() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    let [pending, ..] = app.state.keys.queue("q");
+    proxy.drop_reply_of_next(&arg_bytes(pending.as_bytes()));
+    let task = json!({"id": "only", "title": "once"});
+    let first = tokio::time::timeout(
+        GUARD,
+        api.send(Method::POST, "/queue/q", Some(&task), Some("p1")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!proxy.drop_armed(), "the push never reached Redis");
+    assert_applied_or_maybe(&first, 201);
+    let again = until_answered(&api, Method::POST, "/queue/q", Some(&task), "p1").await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_replayed(&again);
+    let mut redis = app.redis_conn().await;
+    let queued: Vec<String> = redis.lrange(&pending, 0, -1).await.unwrap();
+    assert_eq!(queued.len(), 1, "copies queued: {queued:?}");
+}
+
+/// Ack, release and delete ran, their replies were lost: the retry must answer the
+/// recorded 200, not a false 404/409 ("unknown receipt", "not the holder", "no such key").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ack_release_delete_with_lost_reply_answer_the_recorded_200() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+
+    // Ack: the receipt names exactly that ack.
+    let task = json!({"id": "t", "title": "t"});
+    let r = until_answered(&api, Method::POST, "/queue/q", Some(&task), "p").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let claimed = until_answered(
+        &api,
+        Method::POST,
+        "/queue/q/claim?visibility=30",
+        None,
+        "c",
+    )
+    .await;
+    assert_eq!(claimed.status, 200, "{claimed:?}");
+    let receipt = claimed.body["receipt"].as_str().unwrap().to_owned();
+    let ack = json!({"receipt": receipt});
+    lost_reply_then_retry(
+        &api,
+        &proxy,
+        receipt.as_bytes(),
+        "/queue/q/ack",
+        Some(&ack),
+        "ack",
+    )
+    .await;
+    let [_, processing, ..] = app.state.keys.queue("q");
+    let mut redis = app.redis_conn().await;
+    let left: u64 = redis.llen(&processing).await.unwrap();
+    assert_eq!(left, 0, "the acked task is still in processing");
+
+    // Release: the token names exactly that release.
+    let grant = until_answered(&api, Method::POST, "/lock/r/acquire?ttl=30", None, "g").await;
+    assert_eq!(grant.status, 201, "{grant:?}");
+    let token = grant.body["token"].as_str().unwrap().to_owned();
+    let release = json!({"token": token});
+    lost_reply_then_retry(
+        &api,
+        &proxy,
+        token.as_bytes(),
+        "/lock/r/release",
+        Some(&release),
+        "rel",
+    )
+    .await;
+    let (lock, _) = app.state.keys.lock("r");
+    let held: bool = redis.exists(&lock).await.unwrap();
+    assert!(!held, "released, yet still locked");
+
+    // Delete: the full cache key as one argument.
+    let entry = json!({"key": "doomed", "value": 1});
+    let r = until_answered(&api, Method::POST, "/cache", Some(&entry), "s").await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let key = app.state.keys.cache("doomed");
+    proxy.drop_reply_of_next(&arg_bytes(key.as_bytes()));
+    let first = tokio::time::timeout(
+        GUARD,
+        api.send(Method::DELETE, "/cache/doomed", None, Some("del")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!proxy.drop_armed(), "the delete never reached Redis");
+    assert_applied_or_maybe(&first, 200);
+    let again = until_answered(&api, Method::DELETE, "/cache/doomed", None, "del").await;
+    assert_eq!(
+        again.status, 200,
+        "false 404 for a delete that happened: {again:?}"
+    );
+    assert_replayed(&again);
+}
+
+/// POSTs `path` with its reply dropped (the command carrying `needle`), then retries with
+/// the same key: the first answer is 200 or "may have been applied", the retry the 200.
+async fn lost_reply_then_retry(
+    api: &Api,
+    proxy: &FaultProxy,
+    needle: &[u8],
+    path: &str,
+    body: Option<&serde_json::Value>,
+    key: &str,
+) {
+    proxy.drop_reply_of_next(&arg_bytes(needle));
+    let first = tokio::time::timeout(GUARD, api.send(Method::POST, path, body, Some(key)))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!proxy.drop_armed(), "{path} never reached Redis");
+    assert_applied_or_maybe(&first, 200);
+    let again = until_answered(api, Method::POST, path, body, key).await;
+    assert_eq!(
+        again.status, 200,
+        "false answer for {path} that happened: {again:?}"
+    );
+    assert_replayed(&again);
+}
+
+/// A link slower than the response time-out: the push runs, its reply comes too late. The
+/// API must say "may have been applied", and the retry must find the first push recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_answered_too_late_is_a_maybe_503_and_the_retry_does_not_repeat_it() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    // 2 x 300 ms per round trip against a 500 ms deadline.
+    proxy.set_latency(Duration::from_millis(300));
+    let task = json!({"id": "slow", "title": "slow"});
+    let first = tokio::time::timeout(
+        GUARD,
+        api.send(Method::POST, "/queue/q", Some(&task), Some("late")),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_applied_or_maybe(&first, 201);
+    assert_eq!(first.status, 503, "{first:?}");
+    proxy.set_latency(Duration::ZERO);
+    let again = until_answered(&api, Method::POST, "/queue/q", Some(&task), "late").await;
+    assert_eq!(again.status, 201, "{again:?}");
+    assert_replayed(&again);
+    let [pending, ..] = app.state.keys.queue("q");
+    let mut redis = app.redis_conn().await;
+    let queued: Vec<String> = redis.lrange(&pending, 0, -1).await.unwrap();
+    assert_eq!(queued.len(), 1, "copies queued: {queued:?}");
+}
+
+/// Redis silent (a black hole): a 503 within the deadline that says the write may have
+/// been applied; once the link is back, the retry gets one outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_redis_is_a_maybe_503_then_the_retry_succeeds() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    proxy.black_hole(true);
+    let entry = json!({"key": "quiet", "value": 7});
+    let first = tokio::time::timeout(
+        GUARD,
+        api.send(Method::POST, "/cache", Some(&entry), Some("q1")),
+    )
+    .await
+    .expect("no answer while Redis is silent")
+    .unwrap();
+    assert_unavailable(&first);
+    assert_applied_or_maybe(&first, 201);
+    proxy.black_hole(false);
+    let again = until_answered(&api, Method::POST, "/cache", Some(&entry), "q1").await;
+    assert_eq!(again.status, 201, "{again:?}");
+    let read = until_answered(&api, Method::GET, "/cache/quiet", None, "read").await;
+    assert_eq!(read.body["value"], 7, "{read:?}");
+    drop(app);
+}
+
+// ---- Randomized fault runs with checkers ----
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_under_random_resets_loses_and_duplicates_nothing() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    let redis = app.redis_conn().await;
+    checkers::queue(&api, &proxy, redis, &app.state.keys, "in-process").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn locks_under_random_resets_never_overlap_and_fence_in_order() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    checkers::locks(&api, &proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_under_random_resets_admit_at_most_the_limit() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    let redis = app.redis_conn().await;
+    checkers::rate_limits(&api, &proxy, redis, &app.state.keys).await;
+}
+
+/// The same queue checker, black-box over HTTP against the `local-runner` binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn runner_binary_queue_under_random_resets_loses_and_duplicates_nothing() {
+    let redis = api_tests::start_redis(&[]);
+    let proxy = FaultProxy::to_port(redis.port()).await;
+    let url = proxy.url();
+    let runner = tokio::task::spawn_blocking(move || Runner::start(&url))
+        .await
+        .unwrap();
+    let api = Api::http(&runner.base, GUARD);
+    let direct = api_tests::RawRedis::Single(
+        redis::Client::open(redis.url())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap(),
+    );
+    // The runner's default prefix.
+    let keys = shared::keys::Keys::new(&shared::Config::from_lookup(|_| None).unwrap().key_prefix);
+    checkers::queue(&api, &proxy, direct, &keys, "runner binary").await;
+    drop(runner);
+}
