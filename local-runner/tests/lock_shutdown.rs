@@ -67,7 +67,10 @@ fn sigterm_ends_a_hold_in_flight_and_releases_its_lock() {
     let lock = "demo_api:lock:{held}";
     let started = Instant::now();
     while redis(redis_server.port(), &format!("EXISTS {lock}")) != ":1" {
-        assert!(started.elapsed() < Duration::from_secs(10), "the hold never took the lock");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the hold never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 
