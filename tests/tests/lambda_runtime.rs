@@ -20,9 +20,7 @@ use serde_json::{Value, json};
 /// (release, optimised for size) that scripts/lambda-build.sh uses.
 fn release_binary(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
+    let status = api_tests::nested_cargo()
         .args([
             "build",
             "--profile",

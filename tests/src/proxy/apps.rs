@@ -39,25 +39,8 @@ pub fn runner_binary() -> PathBuf {
         return PathBuf::from(bin);
     }
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .current_dir(&root)
-        .args(["build", "--locked", "--quiet", "-p", "local-runner"]);
-    // Drop what cargo set for this test process: ring's build script reruns when
-    // CARGO_MANIFEST_DIR changes, which would rebuild the TLS stack (and all above it) on
-    // every run, here and again in the next `cargo test`.
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name == "CARGO_MANIFEST_DIR"
-            || name == "CARGO_MANIFEST_PATH"
-            || name == "CARGO_PRIMARY_PACKAGE"
-            || name == "CARGO_CRATE_NAME"
-            || name.starts_with("CARGO_PKG_")
-        {
-            build.env_remove(&*name);
-        }
-    }
+    let mut build = crate::nested_cargo();
+    build.args(["build", "--locked", "--quiet", "-p", "local-runner"]);
     let status = build.status().expect("run cargo build");
     assert!(status.success(), "cargo build -p local-runner failed");
     let target = std::env::var_os("CARGO_TARGET_DIR")
