@@ -14,7 +14,7 @@
 //! | `REDIS_CONNECT_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
-//! | `REQUEST_TIMEOUT_MS` | `28000` | 100..=900000 (API Gateway stops at 29 s) |
+//! | `REQUEST_TIMEOUT_MS` | `28000` | 100..=900000 and more than `REDIS_RESPONSE_TIMEOUT_MS` (API Gateway stops at 29 s) |
 //! | `IDEMPOTENCY_TTL_SECS` | `86400` | 1..=604800: how long the outcome of a request with an `Idempotency-Key` is kept |
 //! | `API_KEY` | unset (open API) | 16 to 512 characters; then every route but `/health` and the docs needs it |
 //! | `REDIS_TLS_CA_FILE` | system roots | PEM file of the CA that signed the Redis server's certificate |
@@ -173,7 +173,7 @@ impl Config {
         }
         let topology = topology(&get, &redis_url)?;
 
-        Ok(Self {
+        Self {
             redis_url,
             redis_url_is_explicit: explicit_url.is_some(),
             key_prefix,
@@ -211,7 +211,25 @@ impl Config {
             api_key: api_key(get("API_KEY"))?,
             tls: tls_files(&get)?,
             topology,
-        })
+        }
+        .checked()
+    }
+
+    /// Rules between settings. A request time limit at or below one Redis call's would cut
+    /// requests short while Redis is still expected to answer, and answer "timed out" for
+    /// writes that then go through.
+    fn checked(self) -> Result<Self, ConfigError> {
+        if self.request_timeout <= self.response_timeout {
+            return Err(ConfigError {
+                variable: "REQUEST_TIMEOUT_MS",
+                value: self.request_timeout.as_millis().to_string(),
+                expected: format!(
+                    "more than REDIS_RESPONSE_TIMEOUT_MS ({} ms)",
+                    self.response_timeout.as_millis()
+                ),
+            });
+        }
+        Ok(self)
     }
 
     /// The Redis URL with any password replaced by `***`, safe for logs.
@@ -454,6 +472,18 @@ mod tests {
         assert!(e.to_string().contains("from 1 to 31536000"), "{e}");
         let e = with(&[("MAX_CONNECTIONS", "lots")]).unwrap_err();
         assert!(e.to_string().starts_with("invalid MAX_CONNECTIONS"), "{e}");
+    }
+
+    #[test]
+    fn the_request_limit_must_exceed_one_redis_call() {
+        let e = with(&[
+            ("REQUEST_TIMEOUT_MS", "200"),
+            ("REDIS_RESPONSE_TIMEOUT_MS", "5000"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.variable, "REQUEST_TIMEOUT_MS");
+        assert!(e.to_string().contains("REDIS_RESPONSE_TIMEOUT_MS"), "{e}");
+        assert!(with(&[("REQUEST_TIMEOUT_MS", "1001")]).is_ok());
     }
 
     #[test]

@@ -81,6 +81,17 @@ pub enum ApiError {
         /// Extra members, e.g. `connected: false`.
         extensions: Extensions,
     },
+    /// 503: the whole request took longer than `REQUEST_TIMEOUT_MS`. What it was doing may
+    /// have been applied.
+    #[error(
+        "the request took longer than {limit_ms} ms (REQUEST_TIMEOUT_MS): if it changes data, \
+         it may have been applied. Retry it with the same Idempotency-Key to get its outcome \
+         without applying it twice."
+    )]
+    RequestTimeout {
+        /// The configured limit, ms.
+        limit_ms: u64,
+    },
     /// 500: a bug or an unexpected Redis answer. Logged; the client gets a generic sentence.
     #[error("internal error: {0}")]
     Internal(String),
@@ -156,7 +167,9 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable { .. } | Self::RequestTimeout { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,6 +186,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
             Self::Validation { .. } => "/problems/validation-error",
             Self::Unavailable { .. } => "/problems/redis-unavailable",
+            Self::RequestTimeout { .. } => "/problems/request-timeout",
             Self::Internal(_) => "/problems/internal-error",
         }
     }
@@ -224,6 +238,11 @@ impl IntoResponse for ApiError {
                     None,
                     Extensions::new(),
                 )
+            }
+            Self::RequestTimeout { .. } => {
+                let mut outcome = Extensions::new();
+                outcome.insert("outcome".to_owned(), "unknown".into());
+                (self.to_string(), None, outcome)
             }
             other => (other.to_string(), None, Extensions::new()),
         };

@@ -90,10 +90,9 @@ fn carries(headers: &HeaderMap, key: &str) -> bool {
 async fn within(limit: Duration, request: Request, next: Next) -> Response {
     match tokio::time::timeout(limit, next.run(request)).await {
         Ok(response) => response,
-        Err(_) => ApiError::unavailable(format!(
-            "the request took longer than {} ms (REQUEST_TIMEOUT_MS); try again",
-            limit.as_millis()
-        ))
+        Err(_) => ApiError::RequestTimeout {
+            limit_ms: limit.as_millis() as u64,
+        }
         .into_response(),
     }
 }

@@ -14,7 +14,7 @@
 //! - Outcomes that changed nothing (a lock held by someone else, an empty queue, an unknown
 //!   receipt) are not recorded: retrying them is harmless, and may succeed.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     body::Body,
@@ -23,10 +23,14 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use redis::{FromRedisValue, RedisError, ScriptInvocation};
+use redis::{FromRedisValue, RedisError, ScriptInvocation, Value};
 use sha2::{Digest, Sha256};
 
-use crate::{AppState, error::ApiError, scripts::WriteScript};
+use crate::{
+    AppState,
+    error::ApiError,
+    scripts::{self, WriteScript},
+};
 
 /// The request header.
 pub const HEADER: &str = "idempotency-key";
@@ -165,27 +169,106 @@ impl Idempotency {
         anchor: &str,
         args: impl FnOnce(&mut ScriptInvocation<'_>),
     ) -> Result<Outcome<T>, ApiError> {
+        self.step(state, script, anchor, Step::Run, args).await
+    }
+
+    /// The first step of a request made of several (the lock demo, the reset): with a key,
+    /// the recorded outcome of an earlier request (`Some`: answer it), or `None` after
+    /// marking this one in progress for `expected` (a retry meanwhile is a 409, not a
+    /// second run). Without a key, `None`.
+    pub async fn begin(
+        &self,
+        state: &AppState,
+        anchor: &str,
+        expected: Duration,
+    ) -> Result<Option<Outcome<Vec<u64>>>, ApiError> {
+        if !self.is_keyed() {
+            return Ok(None);
+        }
+        let earlier: Outcome<Vec<u64>> = self
+            .step(
+                state,
+                &scripts::OUTCOME,
+                anchor,
+                Step::Begin(expected),
+                |_| {},
+            )
+            .await?;
+        Ok(earlier.replayed.then_some(earlier))
+    }
+
+    /// The last step of a request [`Idempotency::begin`] started: runs `script` and records
+    /// its outcome over the in-progress mark (an outcome that changed nothing removes it).
+    pub async fn finish<T: FromRedisValue>(
+        &self,
+        state: &AppState,
+        script: &WriteScript,
+        anchor: &str,
+        args: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<Outcome<T>, ApiError> {
+        self.step(state, script, anchor, Step::Finish, args).await
+    }
+
+    /// Forgets a request [`Idempotency::begin`] started that failed before changing
+    /// anything, so that its retry runs (best effort: the mark expires anyway).
+    pub async fn abandon(&self, state: &AppState, anchor: &str) {
+        if self.is_keyed() {
+            let _: Result<Outcome<Vec<u64>>, _> =
+                self.finish(state, &scripts::OUTCOME, anchor, |_| {}).await;
+        }
+    }
+
+    async fn step<T: FromRedisValue>(
+        &self,
+        state: &AppState,
+        script: &WriteScript,
+        anchor: &str,
+        step: Step,
+        args: impl FnOnce(&mut ScriptInvocation<'_>),
+    ) -> Result<Outcome<T>, ApiError> {
         let mut redis = state.redis.clone();
         let Some(keyed) = &self.0 else {
             let mut invocation = script.plain.prepare_invoke();
             args(&mut invocation);
             return Ok(Outcome::fresh(invocation.invoke_async(&mut redis).await?));
         };
+        let (mode, ttl) = match step {
+            Step::Run => ("run", state.config.idempotency_ttl),
+            Step::Begin(expected) => ("begin", expected),
+            Step::Finish => ("finish", state.config.idempotency_ttl),
+        };
         let mut invocation = script.idempotent.prepare_invoke();
         args(&mut invocation);
         invocation
             .key(state.keys.idempotency(anchor, &keyed.key))
             .arg(&keyed.fingerprint)
-            .arg(state.config.idempotency_ttl.as_millis() as u64);
-        let (replayed, value): (i64, T) = invocation
+            .arg(ttl.as_millis().max(1) as u64)
+            .arg(mode);
+        let (status, value): (i64, Value) = invocation
             .invoke_async(&mut redis)
             .await
             .map_err(mismatch)?;
+        if status == 2 {
+            return Err(ApiError::conflict(
+                "a request with this Idempotency-Key is still in progress; retry once it has \
+                 answered to get its outcome",
+            ));
+        }
         Ok(Outcome {
-            value,
-            replayed: replayed == 1,
+            value: redis::from_redis_value(value).map_err(RedisError::from)?,
+            replayed: status == 1,
         })
     }
+}
+
+/// How one call takes part in a request's idempotency record.
+enum Step {
+    /// One script is the whole request.
+    Run,
+    /// The first step of several: mark the request in progress for this long.
+    Begin(Duration),
+    /// The last step: record the outcome over the mark.
+    Finish,
 }
 
 impl Idempotency {
@@ -194,7 +277,7 @@ impl Idempotency {
     pub async fn unlink(&self, state: &AppState, key: &str) -> Result<Outcome<u64>, ApiError> {
         if self.is_keyed() {
             return self
-                .run(state, &crate::scripts::UNLINK, key, |s| {
+                .run(state, &scripts::UNLINK, key, |s| {
                     s.key(key);
                 })
                 .await;

@@ -110,6 +110,12 @@ impl Keys {
         )
     }
 
+    /// Whether `key` is an idempotency record (see [`Keys::idempotency`]).
+    pub fn is_idempotency_record(&self, key: &[u8]) -> bool {
+        key.strip_prefix(self.prefix.as_bytes())
+            .is_some_and(|rest| rest.starts_with(b"idem:"))
+    }
+
     /// `{prefix}stats:reset`: no key is stored there; it anchors the idempotency record of
     /// `POST /stats/reset` (the record goes in its slot).
     pub fn reset_outcome(&self) -> String {

@@ -233,6 +233,10 @@ async fn request_time_limit_answers_503_and_the_lock_is_still_released() {
             .unwrap()
             .contains("REQUEST_TIMEOUT_MS")
     );
+    // Not Redis's fault, and the work may have been applied: its own type, and it says so.
+    assert_eq!(r.body["type"], "/problems/request-timeout", "{r:?}");
+    assert_eq!(r.body["outcome"], "unknown", "{r:?}");
+    assert_eq!(r.header("retry-after"), "1", "{r:?}");
     let mut released = false;
     for _ in 0..40 {
         if app.get("/lock/slow").await.body["locked"] == false {

@@ -405,3 +405,129 @@ async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_sa
     let len: u64 = admin.llen(&app.state.keys.queue("q")[0]).await.unwrap();
     assert_eq!(len, 2, "the paused push ran once, the retry added nothing");
 }
+
+#[tokio::test]
+async fn a_replayed_grant_whose_lock_went_to_another_is_a_409_not_a_second_holder() {
+    let app = TestApp::new().await;
+    let first = keyed(&app, Method::POST, "/lock/stale/acquire?ttl=60", None, "g").await;
+    assert_eq!(first.status, 201, "{first:?}");
+    // The grant lapses (as after its TTL) and someone else takes the lock.
+    let (lock, _) = app.state.keys.lock("stale");
+    let mut conn = app.redis_conn().await;
+    let () = conn.del(&lock).await.unwrap();
+    let other = app.post("/lock/stale/acquire?ttl=60", json!(null)).await;
+    assert_eq!(other.status, 201, "{other:?}");
+    let retry = keyed(&app, Method::POST, "/lock/stale/acquire?ttl=60", None, "g").await;
+    retry.assert_problem(409, None);
+    assert_eq!(
+        retry.body["fencing_token"], first.body["fencing_token"],
+        "{retry:?}"
+    );
+    // While the recorded grant still holds, the retry is a plain replay.
+    let again = keyed(&app, Method::POST, "/lock/held/acquire?ttl=60", None, "h").await;
+    let replay = keyed(&app, Method::POST, "/lock/held/acquire?ttl=60", None, "h").await;
+    assert_eq!(again.body, replay.body);
+    assert_eq!(replay.header("idempotent-replayed"), "true");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_racing_the_running_demo_is_a_409_then_replays_its_outcome() {
+    let app = std::sync::Arc::new(TestApp::new().await);
+    let path = "/lock/race?processing_time=1&wait_ms=3000";
+    let first = {
+        let app = app.clone();
+        tokio::spawn(async move { keyed(&app, Method::POST, path, None, "demo").await })
+    };
+    let (lock, _) = app.state.keys.lock("race");
+    let mut conn = app.redis_conn().await;
+    for _ in 0..200 {
+        if conn.exists::<_, bool>(&lock).await.unwrap() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let racing = keyed(&app, Method::POST, path, None, "demo").await;
+    racing.assert_problem(409, None);
+    assert!(
+        racing.body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("in progress"),
+        "{racing:?}"
+    );
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200, "{first:?}");
+    let after = keyed(&app, Method::POST, path, None, "demo").await;
+    assert_eq!(
+        after.body, first.body,
+        "the retry answers the first outcome"
+    );
+    assert_eq!(after.header("idempotent-replayed"), "true");
+    // One demo ran: a second would have left a later fence.
+    let (_, fence) = app.state.keys.lock("race");
+    let last: u64 = conn.get(&fence).await.unwrap();
+    assert_eq!(last, first.body["fencing_token"].as_u64().unwrap());
+}
+
+#[tokio::test]
+async fn a_reset_keeps_idempotency_records_so_retries_still_replay() {
+    let app = TestApp::new().await;
+    let task = json!({"id": "1", "title": "a"});
+    let r = keyed(&app, Method::POST, "/queue/rq", Some(task.clone()), "push").await;
+    assert_eq!(r.status, 201);
+    assert_eq!(app.post("/stats/reset", json!(null)).await.status, 200);
+    let retry = keyed(&app, Method::POST, "/queue/rq", Some(task), "push").await;
+    assert_eq!(retry.header("idempotent-replayed"), "true", "{retry:?}");
+    assert_eq!(
+        app.get("/queue/rq/all").await.body["queue_length"],
+        0,
+        "not queued again"
+    );
+    // A delete of something missing changed nothing: not recorded, so not replayed.
+    let first = keyed(&app, Method::DELETE, "/cache/missing", None, "del").await;
+    first.assert_problem(404, None);
+    let second = keyed(&app, Method::DELETE, "/cache/missing", None, "del").await;
+    second.assert_problem(404, None);
+    assert_eq!(second.header("idempotent-replayed"), "");
+}
+
+/// The cap covers the wait for the lock as well as the hold.
+#[tokio::test]
+async fn on_lambda_a_hold_after_a_wait_still_ends_before_the_deadline() {
+    use lambda_http::{Adapter, LambdaEvent, request::LambdaRequest};
+    use tower::Service;
+    let app = TestApp::new().await;
+    let other = app.post("/lock/busy/acquire?ttl=1", json!(null)).await;
+    assert_eq!(other.status, 201, "{other:?}");
+    let event = api_tests::lambda::event(
+        api_tests::lambda::Source::HttpV2,
+        &api_tests::lambda::Call {
+            method: "POST",
+            path: "/lock/busy",
+            query: &[("processing_time", "3"), ("wait_ms", "2000"), ("ttl", "10")],
+            body: None,
+            base64: false,
+        },
+    );
+    let request: LambdaRequest = serde_json::from_value(event).unwrap();
+    let mut context = lambda_http::Context::default();
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    context.deadline = now_ms + 2_500;
+    let mut adapter = Adapter::from(shared::lambda::handler(app.router.clone()));
+    let started = std::time::Instant::now();
+    let response = adapter
+        .call(LambdaEvent::new(request, context))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(2_500),
+        "ran {:?}, past the invocation's deadline",
+        started.elapsed()
+    );
+    let raw = serde_json::to_value(&response).unwrap();
+    let body: Value = serde_json::from_str(raw["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["released"], true, "{body}");
+}

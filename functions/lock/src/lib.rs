@@ -164,28 +164,42 @@ async fn hold_lock(
     }
 
     let (lock, _) = state.keys.lock(&resource);
-    // A retry of a demo that already ran gets its outcome back (looked up, not recorded).
-    let earlier: Outcome<Vec<u64>> = idempotency
-        .run(&state, &scripts::OUTCOME, &lock, |_| {})
-        .await?;
-    if earlier.replayed {
+    // With an Idempotency-Key: a retry of a demo that already ran gets its outcome back, one
+    // that races a demo still running gets a 409, and this one is marked as running for as
+    // long as it can take.
+    let expected = Duration::from_secs_f64(processing)
+        + Duration::from_millis(query.wait_ms)
+        + Duration::from_secs(5);
+    if let Some(earlier) = idempotency.begin(&state, &lock, expected).await? {
         return processed(resource, earlier);
     }
-    // On Lambda, never hold past the invocation: a frozen environment would keep the lock
-    // until its TTL. Half a second is left for the release and the answer.
-    let mut hold = Duration::from_secs_f64(processing);
-    if let Some(Extension(deadline)) = deadline {
-        hold = hold.min(deadline.remaining(Duration::from_millis(500)));
-    }
-    let grant = acquire(
+    // On Lambda, never wait or hold past the invocation: a frozen environment would keep
+    // the lock until its TTL. Half a second is left for the release and the answer.
+    let margin = Duration::from_millis(500);
+    let left = |deadline: &Option<Extension<InvocationDeadline>>| {
+        deadline
+            .as_ref()
+            .map_or(Duration::MAX, |Extension(d)| d.remaining(margin))
+    };
+    let wait_ms = query
+        .wait_ms
+        .min(u64::try_from(left(&deadline).as_millis()).unwrap_or(u64::MAX));
+    let grant = match acquire(
         &state,
         &Idempotency::default(),
         &resource,
         query.ttl * 1000,
-        query.wait_ms,
+        wait_ms,
     )
-    .await?
-    .value;
+    .await
+    {
+        Ok(grant) => grant.value,
+        Err(e) => {
+            idempotency.abandon(&state, &lock).await;
+            return Err(e);
+        }
+    };
+    let hold = Duration::from_secs_f64(processing).min(left(&deadline));
     // The work and the release run in their own task: if the client goes away mid-way, the
     // lock is still released at the end instead of lingering until its TTL; a stopping
     // process cuts the work short and releases.
@@ -201,7 +215,7 @@ async fn hold_lock(
             let ran_ms = ran.as_millis() as u64;
             let (lock, _) = state.keys.lock(&resource);
             let done: Outcome<Vec<u64>> = idempotency
-                .run(&state, &scripts::LOCK_HOLD_DONE, &lock, |s| {
+                .finish(&state, &scripts::LOCK_HOLD_DONE, &lock, |s| {
                     s.key(&lock)
                         .arg(&grant.token)
                         .arg(grant.fencing_token)
@@ -259,6 +273,17 @@ async fn acquire_lock(
     let ttl = validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
     validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
     let grant = acquire(&state, &idempotency, &resource, ttl * 1000, query.wait_ms).await?;
+    if grant.replayed && !still_holds(&state, &resource, &grant.value.token).await? {
+        // The recorded grant is history: its lock expired or was released (and may be
+        // someone else's now). Replaying "201, you hold it" would make two holders.
+        return Err(ApiError::conflict(format!(
+            "this Idempotency-Key's grant on '{resource}' (fencing token {}) has expired or \
+             was released; acquire again with a new key",
+            grant.value.fencing_token
+        ))
+        .with("resource", resource)
+        .with("fencing_token", grant.value.fencing_token));
+    }
     Ok(grant.respond((
         StatusCode::CREATED,
         Json(LockGrant {
@@ -268,6 +293,14 @@ async fn acquire_lock(
             ttl_ms: ttl * 1000,
         }),
     )))
+}
+
+/// Whether `token` holds the lock on `resource` now.
+async fn still_holds(state: &AppState, resource: &str, token: &str) -> Result<bool, ApiError> {
+    let (lock, _) = state.keys.lock(resource);
+    let mut redis = state.redis.clone();
+    let holder: Option<String> = redis.get(lock).await?;
+    Ok(holder.as_deref() == Some(token))
 }
 
 /// The 409 for a token that does not hold the lock.

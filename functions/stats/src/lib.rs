@@ -185,23 +185,47 @@ async fn reset_data(
     State(state): State<AppState>,
     idempotency: Idempotency,
 ) -> Result<Response, ApiError> {
-    // With an Idempotency-Key a retry answers the first outcome. The reset is many steps,
-    // so its record is written after them, not with them; deleting everything twice is
-    // harmless, so an outcome lost in between costs only a second pass.
+    // With an Idempotency-Key a retry answers the first outcome, and one racing a reset
+    // still running gets a 409. The reset is many steps, so its record is written after
+    // them, not with them; deleting everything twice is harmless, so an outcome lost in
+    // between costs only a second pass.
     let anchor = state.keys.reset_outcome();
-    let earlier: Outcome<Vec<u64>> = idempotency
-        .run(&state, &scripts::OUTCOME, &anchor, |_| {})
-        .await?;
-    if earlier.replayed {
+    if let Some(earlier) = idempotency
+        .begin(&state, &anchor, state.config.request_timeout)
+        .await?
+    {
         let keys_deleted = earlier.value.first().copied().unwrap_or(0);
         return Ok(earlier.respond(reset_done(&state, keys_deleted)));
     }
+    let keys_deleted = match delete_prefix(&state).await {
+        Ok(n) => n,
+        Err(e) => {
+            idempotency.abandon(&state, &anchor).await;
+            return Err(e);
+        }
+    };
+    if idempotency.is_keyed() {
+        let _: Outcome<Vec<u64>> = idempotency
+            .finish(&state, &scripts::OUTCOME, &anchor, |s| {
+                s.arg(keys_deleted);
+            })
+            .await?;
+    }
+    Ok(reset_done(&state, keys_deleted).into_response())
+}
+
+/// Deletes every key under the prefix but the idempotency records, by SCAN + UNLINK in
+/// batches; returns how many went.
+async fn delete_prefix(state: &AppState) -> Result<u64, ApiError> {
     let pattern = state.keys.everything_pattern();
     let mut redis = state.redis.clone();
     let mut cursor = 0u64;
     let mut keys_deleted = 0u64;
     loop {
-        let (next, keys) = redis.scan_step(cursor, &pattern, SCAN_COUNT).await?;
+        let (next, mut keys) = redis.scan_step(cursor, &pattern, SCAN_COUNT).await?;
+        // Idempotency records stay (they expire by themselves): deleting one would let the
+        // retry of a request that already took effect apply it again.
+        keys.retain(|key| !state.keys.is_idempotency_record(key));
         if !keys.is_empty() {
             let removed: u64 = redis::cmd("UNLINK")
                 .arg(&keys)
@@ -211,17 +235,9 @@ async fn reset_data(
         }
         cursor = next;
         if cursor == 0 {
-            break;
+            return Ok(keys_deleted);
         }
     }
-    if idempotency.is_keyed() {
-        let _: Outcome<Vec<u64>> = idempotency
-            .run(&state, &scripts::OUTCOME, &anchor, |s| {
-                s.arg(keys_deleted);
-            })
-            .await?;
-    }
-    Ok(reset_done(&state, keys_deleted).into_response())
 }
 
 fn reset_done(state: &AppState, keys_deleted: u64) -> Json<ResetDone> {

@@ -4,12 +4,17 @@
 -- outcome back instead of acting again.
 -- Appended after the route script's own KEYS and ARGV (and removed before it runs):
 -- KEYS[#KEYS]    the record key (same hash slot as the route script's keys)
--- ARGV[#ARGV-1]  the request's fingerprint (hash of method, path, query and body)
--- ARGV[#ARGV]    how long the record is kept, milliseconds
--- Returns  {1, recorded result} for a replay, {0, result} after running the body;
+-- ARGV[#ARGV-2]  the request's fingerprint (hash of method, path, query and body)
+-- ARGV[#ARGV-1]  how long the record is kept, milliseconds
+-- ARGV[#ARGV]    mode: `run` (the usual), `begin` (a request of several steps starts: record
+--                that it is in progress, for ARGV[#ARGV-1] ms only) or `finish` (its last
+--                step: run the body even over its own in-progress record, and record)
+-- Returns  {1, recorded result} for a replay, {2, false} while the first request with this
+--          key is still in progress, {0, result} after running the body;
 --          error IDEMPOTENCY_MISMATCH when the key was used for a different request.
 -- The body may set `idem_record = false` when it changed nothing (a lock held by someone
 -- else): such an outcome is not recorded, so a retry tries again.
+local idem_mode = table.remove(ARGV)
 local idem_ttl = table.remove(ARGV)
 local idem_fingerprint = table.remove(ARGV)
 local idem_key = table.remove(KEYS)
@@ -19,7 +24,13 @@ if idem_stored then
   if record[1] ~= idem_fingerprint then
     return redis.error_reply('IDEMPOTENCY_MISMATCH this Idempotency-Key was used for a different request')
   end
-  return {1, record[2]}
+  -- record[3]: in progress (written by `begin`)
+  if not record[3] then
+    return {1, record[2]}
+  end
+  if idem_mode ~= 'finish' then
+    return {2, false}
+  end
 end
 local idem_record = true
 local function body()
