@@ -13,6 +13,9 @@
 //!   different request is a 422.
 //! - Outcomes that changed nothing (a lock held by someone else, an empty queue, an unknown
 //!   receipt) are not recorded: retrying them is harmless, and may succeed.
+//! - A request of several steps (the lock demo, the reset) marks itself in progress first
+//!   ([`Idempotency::begin`]), so that a retry racing it is a 409 rather than a second run,
+//!   and records its outcome with its last step ([`Idempotency::finish`]).
 
 use std::{sync::Arc, time::Duration};
 
