@@ -300,8 +300,7 @@ async fn on_lambda_a_hold_never_outlives_the_invocation() {
             method: "POST",
             path: "/lock/frozen",
             query: &[("processing_time", "20"), ("ttl", "30")],
-            body: None,
-            base64: false,
+            ..Default::default()
         },
     );
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
