@@ -7,6 +7,11 @@
 //! | `POST /queue/{name}/batch` | one `RPUSH` of every task |
 //! | `GET /queue/{name}/batch?count=` | `queue_pop.lua`: `LPOP count` |
 //! | `GET /queue/{name}/all?offset=&limit=` | `queue_peek.lua`: `LRANGE` page + `LLEN` |
+//!
+//! Pops and pages are bounded by bytes as well as by count
+//! ([`shared::lambda::RESPONSE_BODY_BUDGET`]): the scripts stop before the task that would
+//! take the answer past it, so a batch pop never removes a task its answer cannot carry
+//! under Lambda's payload limit.
 //! | `DELETE /queue/{name}` | `queue_clear.lua` |
 //! | `POST /queue/{name}/claim?visibility=` | `queue_claim.lua`: `LMOVE` to the processing list + lease |
 //! | `POST /queue/{name}/ack` `{receipt}` | `queue_ack.lua` |
@@ -152,6 +157,8 @@ async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<Strin
     Ok(scripts::QUEUE_POP
         .key(&state.keys.queue(name))
         .arg(count)
+        .arg(shared::lambda::RESPONSE_BODY_BUDGET)
+        .arg(shared::lambda::PER_ITEM_BYTES)
         .invoke_async(&mut redis)
         .await?)
 }
@@ -389,13 +396,17 @@ async fn peek_queue(
         .key(&state.keys.queue(&name))
         .arg(offset)
         .arg(limit)
+        .arg(shared::lambda::RESPONSE_BODY_BUDGET)
+        .arg(shared::lambda::PER_ITEM_BYTES)
         .invoke_async(&mut redis)
         .await?;
+    let next_offset = offset + tasks.len() as u64;
     Ok(Json(QueuePage {
         queue_length,
         tasks: tasks.into_iter().map(json_or_string).collect(),
         offset,
         limit,
+        next_offset,
     }))
 }
 
