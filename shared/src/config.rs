@@ -24,6 +24,7 @@
 //! | `REDIS_SENTINELS` | none (required in sentinel mode) | Sentinels, `host:port` or URLs, comma-separated |
 //! | `REDIS_SENTINEL_MASTER` | `mymaster` | the name the Sentinels monitor the primary under |
 //! | `REDIS_SENTINEL_PASSWORD` | unset | the Sentinels' own `requirepass`, when they have one |
+//! | `SECRETS_ARN` | unset | Lambda only: a Secrets Manager secret whose JSON settings (`REDIS_URL`, `API_KEY`) replace the environment's, read by `shared::secrets` at init |
 //! | `CORS_ALLOW_ORIGINS` | unset (no CORS) | browser origins allowed to call the API, `https://app.example.com` comma-separated, or `*` |
 //!
 //! In cluster and sentinel mode `REDIS_URL` still gives the scheme (`rediss://` for TLS), the
