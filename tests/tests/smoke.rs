@@ -9,7 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use api_tests::{TestApp, start_redis};
+use api_tests::TestApp;
+use local_runner::redis_process::redis_server_bin;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -97,7 +98,15 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
         );
         return;
     };
-    let redis = start_redis(&[]);
+    // The workspace's `[workspace.metadata.lambda.watch]` sets REDIS_URL to 127.0.0.1:6379,
+    // and cargo-lambda 1.9 lets that win over `--env-var`: serve a Redis of our own there.
+    let Some(_redis) = redis_on_6379() else {
+        eprintln!(
+            "SKIP smoke_script_passes_against_cargo_lambda_watch: 127.0.0.1:6379 is taken, and \
+             cargo lambda watch uses the REDIS_URL of the workspace metadata (that port)"
+        );
+        return;
+    };
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -105,15 +114,17 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
         .port();
     // The emulator compiles each function at its first request: a debug build, in the
     // workspace's target directory.
-    let mut child = Command::new(&bin)
+    let child = Command::new(&bin)
         .current_dir(repo())
         .args(["lambda", "watch", "--invoke-port", &port.to_string()])
-        .args(["--env-var", &format!("REDIS_URL={}", redis.url())])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()
         .expect("start cargo lambda watch");
+    // The emulator and the functions it starts are one process group: ended together, also
+    // when an assertion below fails.
+    let _watch = GroupOnDrop(child);
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     // Wait for every function to have been built and to answer (not a 5xx), up to 15 min.
@@ -146,9 +157,85 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
         }
     }
     smoke(&base, None).await;
-    // The emulator and its children (the functions) are one process group: end them all.
-    let _ = Command::new("kill")
-        .args(["-TERM", &format!("-{}", child.id())])
-        .status();
-    let _ = child.wait();
+    // CORS is the functions' (off by default), not the emulator's permissive layer.
+    let r = http
+        .get(format!("{base}/health"))
+        .header("origin", "https://elsewhere.example")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        r.headers().get("access-control-allow-origin").is_none()
+            && r.headers()
+                .get("access-control-allow-credentials")
+                .is_none(),
+        "cargo lambda watch added CORS headers: {:?}",
+        r.headers()
+    );
+}
+
+/// A private `redis-server` on 127.0.0.1:6379 (no persistence), stopped when dropped; `None`
+/// when the port is taken.
+fn redis_on_6379() -> Option<KillOnDrop> {
+    drop(std::net::TcpListener::bind("127.0.0.1:6379").ok()?);
+    let dir = std::env::temp_dir().join(format!("smoke-redis-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let child = Command::new(redis_server_bin().expect("redis-server"))
+        .args([
+            "--port",
+            "6379",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .arg("--dir")
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start redis-server");
+    let started = Instant::now();
+    while std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "redis-server on 6379 did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(KillOnDrop(child))
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A process group leader whose group is stopped when dropped: SIGINT first (cargo-lambda
+/// stops on Ctrl-C, and was seen to ignore SIGTERM), SIGKILL after 10 s.
+struct GroupOnDrop(std::process::Child);
+
+impl Drop for GroupOnDrop {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.0.id());
+        let _ = Command::new("kill")
+            .args(["-s", "INT", "--", &group])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = Command::new("kill")
+            .args(["-s", "KILL", "--", &group])
+            .status();
+        let _ = self.0.wait();
+    }
 }
