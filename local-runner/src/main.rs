@@ -86,6 +86,10 @@ struct Cli {
     /// The Sentinels' own password, when they have one.
     #[arg(long, env = "REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
     redis_sentinel_password: Option<String>,
+    /// Browser origins allowed to call the API (CORS), comma-separated, or *.
+    /// Unset: no CORS headers, and OPTIONS is a 405 like every undeclared method.
+    #[arg(long, env = "CORS_ALLOW_ORIGINS")]
+    cors_allow_origins: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +127,7 @@ impl Cli {
             "REDIS_SENTINELS" => self.redis_sentinels.clone(),
             "REDIS_SENTINEL_MASTER" => self.redis_sentinel_master.clone(),
             "REDIS_SENTINEL_PASSWORD" => self.redis_sentinel_password.clone(),
+            "CORS_ALLOW_ORIGINS" => self.cors_allow_origins.clone(),
             _ => None,
         }
     }

@@ -24,6 +24,8 @@
 //! | `REDIS_SENTINELS` | none (required in sentinel mode) | Sentinels, `host:port` or URLs, comma-separated |
 //! | `REDIS_SENTINEL_MASTER` | `mymaster` | the name the Sentinels monitor the primary under |
 //! | `REDIS_SENTINEL_PASSWORD` | unset | the Sentinels' own `requirepass`, when they have one |
+//! | `SECRETS_ARN` | unset | Lambda only: a Secrets Manager secret whose JSON settings (`REDIS_URL`, `API_KEY`) replace the environment's, read by `shared::secrets` at init |
+//! | `CORS_ALLOW_ORIGINS` | unset (no CORS) | browser origins allowed to call the API, `https://app.example.com` comma-separated, or `*` |
 //!
 //! In cluster and sentinel mode `REDIS_URL` still gives the scheme (`rediss://` for TLS), the
 //! user and password of the data nodes and, for sentinel, the database; its host is one more
@@ -74,6 +76,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// One Redis, a Redis Cluster, or a primary found through Sentinels (`REDIS_MODE`).
     pub topology: Topology,
+    /// Origins whose browser code may call the API (`CORS_ALLOW_ORIGINS`); empty: no CORS
+    /// headers at all, and preflight `OPTIONS` stays a 405 like every undeclared method.
+    pub cors_allow_origins: Vec<String>,
 }
 
 /// How the service reaches Redis (`REDIS_MODE`).
@@ -211,6 +216,7 @@ impl Config {
             api_key: api_key(get("API_KEY"))?,
             tls: tls_files(&get)?,
             topology,
+            cors_allow_origins: cors_origins(get("CORS_ALLOW_ORIGINS"))?,
         }
         .checked()
     }
@@ -259,6 +265,7 @@ impl fmt::Debug for Config {
                 &self.tls.as_ref().is_some_and(|t| t.client.is_some()),
             )
             .field("mode", &self.topology.name())
+            .field("cors_allow_origins", &self.cors_allow_origins)
             .finish()
     }
 }
@@ -297,6 +304,40 @@ fn api_key(raw: Option<String>) -> Result<Option<String>, ConfigError> {
         }),
         other => Ok(other),
     }
+}
+
+/// `CORS_ALLOW_ORIGINS`: `*`, or origins as a browser sends them in `Origin` (scheme, host,
+/// optional port; no path, no trailing slash, which would never match).
+fn cors_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Ok(Vec::new());
+    };
+    let origins: Vec<String> = raw.split(',').map(|o| o.trim().to_owned()).collect();
+    let origin_ok = |o: &str| {
+        let Some((scheme, rest)) = o.split_once("://") else {
+            return false;
+        };
+        matches!(scheme, "http" | "https")
+            && !rest.is_empty()
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    };
+    let valid = if origins.iter().any(|o| o == "*") {
+        origins.len() == 1
+    } else {
+        origins.iter().all(|o| origin_ok(o))
+    };
+    if !valid {
+        return Err(ConfigError {
+            variable: "CORS_ALLOW_ORIGINS",
+            value: raw,
+            expected: "* alone, or origins such as https://app.example.com,http://localhost:3000 \
+                       (scheme://host[:port], no path)"
+                .to_owned(),
+        });
+    }
+    Ok(origins)
 }
 
 /// Reads the TLS files named by `REDIS_TLS_*`.

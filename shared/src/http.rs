@@ -1,7 +1,7 @@
 //! What every router gets around its routes, in a function and in the local runner alike:
 //! problem+json for unknown paths (404) and methods (405), the optional API key, the
-//! request time limit, the body size limit, and a panic guard that turns a bug into a 500
-//! problem instead of a dropped connection.
+//! request time limit, the body size limit, a panic guard that turns a bug into a 500
+//! problem instead of a dropped connection, and CORS when `CORS_ALLOW_ORIGINS` is set.
 //!
 //! [`guard_methods`] is applied by each function to its own routes: it answers every method
 //! a route does not declare in its OpenAPI description with a 405 problem carrying `Allow`,
@@ -21,7 +21,10 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use subtle::ConstantTimeEq;
-use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    cors::{AllowOrigin, CorsLayer},
+};
 use utoipa::openapi::{OpenApi, PathItem};
 
 use crate::{config::Config, error::ApiError};
@@ -48,13 +51,79 @@ pub fn finish(router: Router, config: &Config) -> Router {
             async move { require_api_key(&key, request, next).await }
         }));
     }
-    router
+    let router = router
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             within(limit, request, next)
         }))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CatchPanicLayer::custom(panic_response));
+    // Outermost, so a preflight is answered before the API key, routing and the method
+    // guard (a browser sends no credentials with it), and every answer, errors included,
+    // carries the headers a browser needs to read it.
+    match cors(&config.cors_allow_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
 }
+
+/// The CORS layer for `CORS_ALLOW_ORIGINS`, `None` when it is empty. The same rules as the
+/// template's `CorsConfiguration` on the HTTP API (API Gateway answers preflights itself
+/// there): these methods and request headers, the response headers a client reads.
+pub fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow_origin = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+    };
+    let header = |name: &'static str| http::HeaderName::from_static(name);
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow_origin)
+            .allow_methods(
+                CORS_METHODS
+                    .iter()
+                    .filter_map(|m| Method::from_bytes(m.as_bytes()).ok())
+                    .collect::<Vec<_>>(),
+            )
+            .allow_headers(
+                CORS_ALLOW_HEADERS
+                    .iter()
+                    .map(|h| header(h))
+                    .collect::<Vec<_>>(),
+            )
+            .expose_headers(
+                CORS_EXPOSE_HEADERS
+                    .iter()
+                    .map(|h| header(h))
+                    .collect::<Vec<_>>(),
+            )
+            .max_age(Duration::from_secs(CORS_MAX_AGE_SECS)),
+    )
+}
+
+/// Methods a browser may use cross-origin (`AllowMethods` in the template).
+pub const CORS_METHODS: &[&str] = &["GET", "POST", "PATCH", "DELETE"];
+/// Request headers a browser may send cross-origin (`AllowHeaders` in the template).
+pub const CORS_ALLOW_HEADERS: &[&str] = &[
+    "content-type",
+    "authorization",
+    "x-api-key",
+    "idempotency-key",
+];
+/// Response headers browser code may read (`ExposeHeaders` in the template).
+pub const CORS_EXPOSE_HEADERS: &[&str] = &[
+    "idempotent-replayed",
+    "retry-after",
+    "ratelimit-limit",
+    "ratelimit-remaining",
+    "ratelimit-reset",
+    "x-request-id",
+];
+/// How long a browser may cache a preflight answer (`MaxAge` in the template).
+pub const CORS_MAX_AGE_SECS: u64 = 600;
 
 /// Routes anyone may call even when `API_KEY` is set: the health check (for load balancers)
 /// and the documentation.

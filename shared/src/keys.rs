@@ -225,6 +225,76 @@ pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> 
     Ok(value)
 }
 
+/// Characters a path identifier (cache key, user id, lock resource, queue name) may not
+/// hold, each with the door that would change it. These identifiers are read back through
+/// the URL path, and not every front door hands the path over as the client sent it:
+///
+/// - An HTTP API decodes the path before the function sees it ("API Gateway decodes
+///   URL-encoded request parameters before passing them to your backend integration",
+///   <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-routes.html>):
+///   an encoded `/` becomes a separator, an encoded `?` starts the query, an encoded `%`
+///   is decoded again by the router.
+/// - `lambda_http` then parses that path as a URL (`Url::parse` in its `build_request_uri`):
+///   a `#` starts a fragment, which is dropped, a `\` is read as `/`, tabs and line breaks
+///   are removed, and `.`/`..` segments are resolved.
+/// - `+` means a space to form decoders; proxies and gateways that decode a path that way
+///   would read another identifier.
+///
+/// Everything else (spaces, `:`, `@`, `*`, braces, any non-ASCII letter) survives every
+/// door: an HTTP API's decoded path is re-encoded by `lambda_http`, the others keep it
+/// encoded and the router decodes it once.
+pub const PATH_FORBIDDEN: &[(char, &str)] = &[
+    (
+        '/',
+        "it separates path segments (an HTTP API decodes %2F to /)",
+    ),
+    (
+        '?',
+        "it starts the query (an HTTP API decodes %3F to ? and cuts the path there)",
+    ),
+    (
+        '#',
+        "it starts a URL fragment, which is dropped (an HTTP API decodes %23 to #)",
+    ),
+    ('%', "an HTTP API refuses %25 and decodes %252F twice"),
+    ('\\', "URL parsers read it as /"),
+    ('+', "form decoders read it as a space"),
+];
+
+/// JSON Schema `pattern` of a path identifier ([`path_identifier`]): no character of
+/// [`PATH_FORBIDDEN`], no control character, and not `.` or `..` (dot segments, which
+/// clients and URL parsers resolve away). Spelled without look-ahead, which Rust's regex
+/// crate lacks: two characters or fewer must include one that is not a dot.
+pub const PATH_IDENTIFIER: &str = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$";
+
+/// Checks an identifier that is read back through a URL path: [`identifier`]'s length
+/// rule, then [`PATH_FORBIDDEN`], control characters and dot segments. The error names
+/// the character and why, so a client learns the rule from the first refusal.
+pub fn path_identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    identifier(field, value)?;
+    let refuse = |why: String| Err(ApiError::bad_request(field, why));
+    for c in value.chars() {
+        if let Some((_, why)) = PATH_FORBIDDEN.iter().find(|(f, _)| *f == c) {
+            return refuse(format!(
+                "{field} must not contain {c:?}: {why}, so it could not be read back by its \
+                 URL on every front door (HTTP API, REST API, Function URL)"
+            ));
+        }
+        if c.is_ascii_control() {
+            return refuse(format!(
+                "{field} must not contain the control character {c:?}: URL parsers drop or \
+                 refuse it"
+            ));
+        }
+    }
+    if value == "." || value == ".." {
+        return refuse(format!(
+            "{field} must not be {value:?}: URL parsers resolve it as a dot segment"
+        ));
+    }
+    Ok(value)
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -274,6 +344,30 @@ mod tests {
             assert!(record.starts_with("demo_api:idem:{"), "{record}");
             assert_eq!(slot(record.as_bytes()), slot(anchor.as_bytes()), "{anchor}");
         }
+    }
+
+    #[test]
+    fn path_identifiers_refuse_what_a_front_door_changes() {
+        let re = regex::Regex::new(PATH_IDENTIFIER).unwrap();
+        for ok in [
+            "hello", "user:1", "a b", "ü", "*", "{x}", "a.b", "...", ".a", "a@b;c=d",
+        ] {
+            assert!(path_identifier("key", ok).is_ok(), "{ok}");
+            assert!(re.is_match(ok), "{ok}");
+        }
+        for bad in [
+            "a/b", "a?b", "a#b", "a%2Fb", "a\\b", "a+b", "a\nb", "a\tb", "\x7f", ".", "..",
+        ] {
+            let e = path_identifier("key", bad).unwrap_err().to_string();
+            assert!(e.starts_with("key must not"), "{bad}: {e}");
+            assert!(!re.is_match(bad), "{bad}");
+        }
+        assert!(
+            path_identifier("key", "a/b")
+                .unwrap_err()
+                .to_string()
+                .contains("'/'")
+        );
     }
 
     #[test]

@@ -6,6 +6,23 @@
 
 use std::convert::Infallible;
 
+/// The most a synchronous invocation may answer: "For synchronous invocations, the maximum
+/// payload size is 6 MB" (<https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>).
+/// A bigger answer fails the invocation and API Gateway answers 500 instead, after the
+/// handler has done its work (a pop has already removed the tasks).
+pub const RESPONSE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
+
+/// What the variable part of one answer (the tasks of a pop or a page) may add up to. The
+/// body travels as a JSON string inside the response payload, where every `"` and `\` is
+/// escaped, so a body can grow to twice its size there (base64, for binary bodies, only
+/// to 4/3): half the limit, less room for the envelope, headers and the body's other fields.
+/// Applied by the runner too, so no answer works locally that would fail on Lambda.
+pub const RESPONSE_BODY_BUDGET: usize = RESPONSE_PAYLOAD_LIMIT / 2 - 64 * 1024;
+
+/// What one item of a list answer costs on top of its own bytes (separator, framing), in
+/// [`RESPONSE_BODY_BUDGET`] accounting.
+pub const PER_ITEM_BYTES: usize = 16;
+
 use axum::{Router, http::Uri, response::Response};
 use lambda_http::{Request, RequestExt, request::RequestContext};
 use tower::{Service, ServiceExt};

@@ -29,6 +29,7 @@ pub mod lambda;
 pub mod lifecycle;
 pub mod models;
 pub mod scripts;
+pub mod secrets;
 pub mod state;
 pub mod telemetry;
 pub mod validate;

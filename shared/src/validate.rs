@@ -21,6 +21,13 @@ pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> 
     crate::keys::identifier(field, value).map_err(|e| ApiError::validation(field, e.to_string()))
 }
 
+/// An identifier given in a body that is later read back through a URL path (cache key,
+/// user id): [`crate::keys::path_identifier`]'s rule, refused as a 422 like every body field.
+pub fn path_identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+    crate::keys::path_identifier(field, value)
+        .map_err(|e| ApiError::validation(field, e.to_string()))
+}
+
 /// JSON Schema `pattern` of non-blank text: at least one character that is not ASCII
 /// whitespace. Spelled with an explicit class, not `\S`, because `\s` differs between the
 /// regex dialects that read the schema (Rust, Python, ECMAScript).

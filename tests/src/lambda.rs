@@ -1,13 +1,20 @@
 //! Driving a function's router the way the Lambda runtime does: an event's JSON is parsed
 //! by `lambda_http` into a request, the router answers, and `lambda_http` turns the answer
 //! into the response JSON API Gateway expects.
+//!
+//! The events follow what each front door is documented (or, where AWS is silent, has been
+//! observed) to deliver, not our own idea of it; each rule cites its source where it is
+//! applied. In short: an HTTP API decodes the path (a decoded `?` cuts it), a REST API and a
+//! Function URL hand it over as the client sent it; query strings stay encoded in v2's
+//! `rawQueryString`; repeated query parameters and headers are comma-joined in v2 and listed
+//! in v1's `multiValue*` maps; cookies are v2's `cookies` array and v1's `Cookie` header.
 
 use axum::Router;
 use lambda_http::{Adapter, Service, lambda_runtime::LambdaEvent, request::LambdaRequest};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 /// Which front door the event comes through.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// REST API (payload v1) on a named stage (`prod`).
     RestV1,
@@ -27,16 +34,55 @@ pub struct Call<'a> {
     pub method: &'a str,
     /// The path, percent-encoded as a client sends it (`/cache/a%20b`).
     pub path: &'a str,
-    /// Query parameters, decoded.
+    /// Query parameters, decoded; a name may repeat.
     pub query: &'a [(&'a str, &'a str)],
+    /// Extra request headers (lower-case names); a name may repeat.
+    pub headers: &'a [(&'a str, &'a str)],
+    /// Cookies, `name=value` each.
+    pub cookies: &'a [&'a str],
     /// The body, if any.
     pub body: Option<&'a str>,
     /// Send the body base64-encoded, as API Gateway does for binary media types.
     pub base64: bool,
 }
 
-/// The event JSON `source` would deliver for `call`.
+/// The front door answered by itself: the function is not invoked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The status the front door answers.
+    pub status: u16,
+}
+
+/// The event JSON `source` would deliver for `call`. Panics when the front door would
+/// refuse the request itself (see [`front_door`]).
 pub fn event(source: Source, call: &Call<'_>) -> Value {
+    front_door(source, call).expect("the front door passes this request on")
+}
+
+/// The path an HTTP API hands over for `path` as sent: percent-decoded, and cut at a
+/// decoded `?` (what follows is not sent at all). "API Gateway decodes URL-encoded request
+/// parameters before passing them to your backend integration"
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-routes.html>).
+/// Decoded once more when the result still holds an escape (`%252F` reaches the function
+/// as `/`), and a `%` that is then no escape is refused with a 400: both observed on live
+/// HTTP APIs (Stack Exchange "AWS API Gateway expects the request URL to be encoded twice",
+/// summarised at <https://www.volcengine.com/article/1333845>; captures cited in
+/// <https://github.com/middleapi/standard-server/pull/93>), not documented by AWS.
+pub fn http_api_path(path: &str) -> Result<String, Refused> {
+    let once = decode(path).ok_or(Refused { status: 400 })?;
+    let twice = if once.contains('%') {
+        decode(&once).ok_or(Refused { status: 400 })?
+    } else {
+        once
+    };
+    Ok(match twice.split_once('?') {
+        Some((before, _)) => before.to_owned(),
+        None => twice,
+    })
+}
+
+/// The event `source` would deliver for `call`, or how the front door refuses it.
+pub fn front_door(source: Source, call: &Call<'_>) -> Result<Value, Refused> {
     let body = call.body.map(|b| {
         if call.base64 {
             base64(b.as_bytes())
@@ -44,63 +90,105 @@ pub fn event(source: Source, call: &Call<'_>) -> Value {
             b.to_owned()
         }
     });
-    let mut headers = json!({"host": "api.example.com", "user-agent": "test"});
+    // Headers as a list first: v1 and v2 fold repeated ones differently.
+    let mut header_list: Vec<(String, String)> = vec![("user-agent".into(), "test".into())];
     if call.body.is_some() {
-        headers["content-type"] = json!("application/json");
+        header_list.push(("content-type".into(), "application/json".into()));
+    }
+    for (k, v) in call.headers {
+        header_list.push(((*k).to_owned(), (*v).to_owned()));
     }
     let raw_query: Vec<String> = call
         .query
         .iter()
         .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
         .collect();
-    let query_map: serde_json::Map<String, Value> = call
-        .query
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), json!(v)))
-        .collect();
     match source {
-        Source::RestV1 => json!({
-            "resource": "/{proxy+}",
-            // REST APIs hand the path over decoded.
-            "path": decode(call.path),
-            "httpMethod": call.method,
-            "headers": headers,
-            "multiValueHeaders": {},
-            "queryStringParameters": if call.query.is_empty() { Value::Null } else { Value::Object(query_map.clone()) },
-            "multiValueQueryStringParameters": if call.query.is_empty() { Value::Null } else {
-                Value::Object(query_map.iter().map(|(k, v)| (k.clone(), json!([v]))).collect())
-            },
-            "pathParameters": null,
-            "stageVariables": null,
-            "requestContext": {
-                "accountId": "123456789012",
-                "resourceId": "abc123",
-                "stage": "prod",
-                "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-                "identity": {"sourceIp": "127.0.0.1", "userAgent": "test"},
-                "resourcePath": "/{proxy+}",
-                "httpMethod": call.method,
-                "apiId": "1234567890",
-                "path": format!("/prod{}", decode(call.path)),
-                "protocol": "HTTP/1.1",
-                "domainName": "api.example.com"
-            },
-            "body": body,
-            "isBase64Encoded": call.base64
-        }),
-        Source::HttpV2 | Source::FunctionUrl => {
-            let domain = match source {
-                Source::FunctionUrl => "abcdefghij.lambda-url.eu-west-1.on.aws",
-                _ => "api.example.com",
+        // REST API proxy integration input, payload v1: `queryStringParameters` keeps the
+        // last value of a repeated name, `multiValueQueryStringParameters` all of them; the
+        // same for headers; cookies are a plain `Cookie` header
+        // (<https://docs.aws.amazon.com/apigateway/latest/developerguide/set-up-lambda-proxy-integrations.html#api-gateway-simple-proxy-for-lambda-input-format>).
+        // `path` is the resource path as the client sent it, still percent-encoded (observed,
+        // <https://github.com/middleapi/standard-server/pull/93>), and without the stage,
+        // which only `requestContext.path` carries.
+        Source::RestV1 => {
+            let mut list = header_list;
+            list.push(("host".into(), "api.example.com".into()));
+            if !call.cookies.is_empty() {
+                list.push(("cookie".into(), call.cookies.join("; ")));
+            }
+            let (single, multi) = v1_maps(&list);
+            let query: Vec<(String, String)> = call
+                .query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let (query_single, query_multi) = v1_maps(&query);
+            let none_if_empty = |m: Map<String, Value>| {
+                if m.is_empty() {
+                    Value::Null
+                } else {
+                    Value::Object(m)
+                }
             };
-            headers["host"] = json!(domain);
-            json!({
+            Ok(json!({
+                "resource": "/{proxy+}",
+                "path": call.path,
+                "httpMethod": call.method,
+                "headers": single,
+                "multiValueHeaders": multi,
+                "queryStringParameters": none_if_empty(query_single),
+                "multiValueQueryStringParameters": none_if_empty(query_multi),
+                "pathParameters": {"proxy": call.path.trim_start_matches('/')},
+                "stageVariables": null,
+                "requestContext": {
+                    "accountId": "123456789012",
+                    "resourceId": "abc123",
+                    "stage": "prod",
+                    "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+                    "identity": {"sourceIp": "127.0.0.1", "userAgent": "test"},
+                    "resourcePath": "/{proxy+}",
+                    "httpMethod": call.method,
+                    "apiId": "1234567890",
+                    "path": format!("/prod{}", call.path),
+                    "protocol": "HTTP/1.1",
+                    "domainName": "api.example.com"
+                },
+                "body": body,
+                "isBase64Encoded": call.base64
+            }))
+        }
+        // Payload v2 (HTTP API and Function URL): repeated headers and query parameters are
+        // joined with commas, cookies come as the `cookies` array and no `Cookie` header,
+        // `rawQueryString` is the query as sent
+        // (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>,
+        // <https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html>).
+        Source::HttpV2 | Source::FunctionUrl => {
+            let (domain, path) = match source {
+                // A Function URL keeps the path encoded (observed, like a REST API:
+                // <https://github.com/middleapi/standard-server/pull/93>).
+                Source::FunctionUrl => (
+                    "abcdefghij.lambda-url.eu-west-1.on.aws",
+                    call.path.to_owned(),
+                ),
+                _ => ("api.example.com", http_api_path(call.path)?),
+            };
+            let mut list = header_list;
+            list.push(("host".into(), domain.into()));
+            let headers = v2_map(&list);
+            let query: Vec<(String, String)> = call
+                .query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let query_map = v2_map(&query);
+            let mut event = json!({
                 "version": "2.0",
                 "routeKey": "$default",
-                "rawPath": call.path,
+                "rawPath": path,
                 "rawQueryString": raw_query.join("&"),
                 "headers": headers,
-                "queryStringParameters": if call.query.is_empty() { Value::Null } else { Value::Object(query_map) },
+                "queryStringParameters": if query_map.is_empty() { Value::Null } else { Value::Object(query_map) },
                 "requestContext": {
                     "accountId": "123456789012",
                     "apiId": "abcdefghij",
@@ -108,7 +196,7 @@ pub fn event(source: Source, call: &Call<'_>) -> Value {
                     "domainPrefix": "abcdefghij",
                     "http": {
                         "method": call.method,
-                        "path": call.path,
+                        "path": path,
                         "protocol": "HTTP/1.1",
                         "sourceIp": "127.0.0.1",
                         "userAgent": "test"
@@ -121,9 +209,42 @@ pub fn event(source: Source, call: &Call<'_>) -> Value {
                 },
                 "body": body,
                 "isBase64Encoded": call.base64
-            })
+            });
+            if !call.cookies.is_empty() {
+                event["cookies"] = json!(call.cookies);
+            }
+            Ok(event)
         }
     }
+}
+
+/// v1's single-value map (the last value of a repeated name) and multi-value map.
+fn v1_maps(pairs: &[(String, String)]) -> (Map<String, Value>, Map<String, Value>) {
+    let mut single = Map::new();
+    let mut multi: Map<String, Value> = Map::new();
+    for (k, v) in pairs {
+        single.insert(k.clone(), json!(v));
+        match multi.get_mut(k).and_then(Value::as_array_mut) {
+            Some(values) => values.push(json!(v)),
+            None => {
+                multi.insert(k.clone(), json!([v]));
+            }
+        }
+    }
+    (single, multi)
+}
+
+/// v2's map: the values of a repeated name joined with commas.
+fn v2_map(pairs: &[(String, String)]) -> Map<String, Value> {
+    let mut map: Map<String, Value> = Map::new();
+    for (k, v) in pairs {
+        let joined = match map.get(k).and_then(Value::as_str) {
+            Some(before) => format!("{before},{v}"),
+            None => v.clone(),
+        };
+        map.insert(k.clone(), json!(joined));
+    }
+    map
 }
 
 /// An answer, as API Gateway reads it from the function.
@@ -187,11 +308,21 @@ fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn decode(s: &str) -> String {
+/// Percent-decodes `s`; `None` when a `%` starts no escape or the bytes are not UTF-8.
+fn decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let escapes_ok = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || (bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if !escapes_ok {
+        return None;
+    }
     percent_encoding::percent_decode_str(s)
         .decode_utf8()
-        .expect("utf-8 path")
-        .into_owned()
+        .ok()
+        .map(|d| d.into_owned())
 }
 
 fn base64(data: &[u8]) -> String {

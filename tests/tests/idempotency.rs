@@ -300,8 +300,7 @@ async fn on_lambda_a_hold_never_outlives_the_invocation() {
             method: "POST",
             path: "/lock/frozen",
             query: &[("processing_time", "20"), ("ttl", "30")],
-            body: None,
-            base64: false,
+            ..Default::default()
         },
     );
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
@@ -505,8 +504,7 @@ async fn on_lambda_a_hold_after_a_wait_still_ends_before_the_deadline() {
             method: "POST",
             path: "/lock/busy",
             query: &[("processing_time", "3"), ("wait_ms", "2000"), ("ttl", "10")],
-            body: None,
-            base64: false,
+            ..Default::default()
         },
     );
     let request: LambdaRequest = serde_json::from_value(event).unwrap();

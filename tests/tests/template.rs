@@ -1,24 +1,37 @@
-//! `template.yaml` (AWS SAM) and the routers agree: every function's events are exactly
-//! the routes its router documents, and nothing else.
+//! `template.yaml` (AWS SAM) and the routers agree, and a deploy with the defaults is safe:
+//! every function's events are exactly the paths its router documents (each with `ANY`, so
+//! the function itself answers undeclared methods with its 405 problem, as the runner does),
+//! the docs function is the `$default` route (unknown paths get the 404 problem, not API
+//! Gateway's own body), no secret sits in an environment variable, an API key is required,
+//! the parameters' patterns accept what the functions accept, and CORS is the runner's.
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use api_tests::lambda::{Call, SOURCES, event, invoke};
 use axum::Router;
 
 type Routes = BTreeSet<(String, String)>;
 
-/// `{function binary: {(METHOD, path)}}` from the template's HttpApi events. The template
-/// is written in a fixed shape (see the file), which this reads line by line.
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
+}
+
+/// `{crate: {(METHOD, path)}}` from the template's HttpApi events; the `DefaultRoute` event
+/// (no Path, no Method: SAM's `$default` route) is `("ANY", "$default")`. The template is
+/// written in a fixed shape (see its head), which this reads line by line.
 fn template_routes() -> BTreeMap<String, Routes> {
-    let text =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap();
     let mut out: BTreeMap<String, Routes> = BTreeMap::new();
     let mut function = None;
     let mut path = None;
-    for line in text.lines() {
+    for line in template().lines() {
         let trimmed = line.trim();
-        if let Some(dir) = trimmed.strip_prefix("CodeUri: target/lambda/") {
+        if let Some(dir) = trimmed.strip_prefix("CodeUri: functions/") {
             function = Some(dir.trim_end_matches('/').to_owned());
+        } else if trimmed == "DefaultRoute:" {
+            let f = function.clone().expect("events belong to a function");
+            out.entry(f)
+                .or_default()
+                .insert(("ANY".to_owned(), "$default".to_owned()));
         } else if let Some(p) = trimmed.strip_prefix("Path: ") {
             path = Some(p.to_owned());
         } else if let Some(m) = trimmed.strip_prefix("Method: ") {
@@ -33,18 +46,29 @@ fn template_routes() -> BTreeMap<String, Routes> {
 
 fn documented(api: utoipa_axum::router::OpenApiRouter<shared::AppState>) -> Routes {
     let doc = serde_json::to_value(api.into_openapi()).unwrap();
-    let mut out = Routes::new();
-    for (path, item) in doc["paths"].as_object().unwrap() {
-        for method in item.as_object().unwrap().keys() {
-            out.insert((method.to_uppercase(), path.clone()));
-        }
-    }
-    out
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|path| ("ANY".to_owned(), path.clone()))
+        .collect()
 }
 
 #[test]
-fn template_events_are_exactly_the_routers_routes() {
+fn template_events_are_the_routers_paths_and_a_default_route() {
     let template = template_routes();
+    let mut docs: Routes = [
+        "/",
+        "/openapi.json",
+        "/docs",
+        "/docs/{proxy+}",
+        "/redoc",
+        "/redoc/redoc.standalone.js",
+    ]
+    .iter()
+    .map(|p| ("ANY".to_owned(), (*p).to_owned()))
+    .collect();
+    docs.insert(("ANY".to_owned(), "$default".to_owned()));
     let expected: BTreeMap<String, Routes> = [
         ("cache", documented(cache::api())),
         ("users", documented(users::api())),
@@ -52,25 +76,168 @@ fn template_events_are_exactly_the_routers_routes() {
         ("lock", documented(lock::api())),
         ("queue", documented(queue::api())),
         ("stats", documented(stats::api())),
-        (
-            "docs",
-            [
-                "/",
-                "/openapi.json",
-                "/docs",
-                "/docs/{proxy+}",
-                "/redoc",
-                "/redoc/redoc.standalone.js",
-            ]
-            .iter()
-            .map(|p| ("GET".to_owned(), (*p).to_owned()))
-            .collect(),
-        ),
+        ("docs", docs),
     ]
     .into_iter()
     .map(|(f, r)| (f.to_owned(), r))
     .collect();
     assert_eq!(template, expected);
+}
+
+/// What the `$default` route's function answers for what no route matches, on every door:
+/// a problem+json 404, for any method (HEAD included: its answer has no body to read, but
+/// the status and type are the problem's).
+#[tokio::test]
+async fn the_default_route_answers_problem_json() {
+    let config = shared::Config::from_lookup(|_| None).unwrap();
+    let docs = shared::http::finish(docs::router(), &config);
+    for source in SOURCES {
+        for (method, path) in [
+            ("GET", "/nope"),
+            ("GET", "/cache/"),
+            ("GET", "/users/"),
+            ("DELETE", "/queue/a/b/c"),
+            ("POST", "/stats/reset/now"),
+            ("HEAD", "/nope"),
+        ] {
+            let call = Call {
+                method,
+                path,
+                ..Call::default()
+            };
+            let r = invoke(&docs, event(source, &call)).await;
+            assert_eq!(r.status, 404, "{method} {path} via {source:?}: {r:?}");
+            assert_eq!(
+                r.header("content-type"),
+                "application/problem+json",
+                "{method} {path} via {source:?}"
+            );
+            if method != "HEAD" {
+                assert_eq!(r.body["status"], 404);
+            }
+        }
+    }
+}
+
+/// Lines of one top-level entry of `Parameters:` (`name:` up to the next parameter).
+fn parameter(name: &str) -> Vec<String> {
+    let text = template();
+    let mut lines = text
+        .lines()
+        .skip_while(|l| l.trim_end() != format!("  {name}:"))
+        .skip(1);
+    let mut out = Vec::new();
+    for line in lines.by_ref() {
+        if !line.starts_with("    ") {
+            break;
+        }
+        out.push(line.trim().to_owned());
+    }
+    assert!(!out.is_empty(), "parameter {name} not found");
+    out
+}
+
+fn allowed_pattern(name: &str) -> regex::Regex {
+    let lines = parameter(name);
+    let pattern = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("AllowedPattern: "))
+        .unwrap_or_else(|| panic!("{name} has no AllowedPattern"));
+    regex::Regex::new(pattern).unwrap()
+}
+
+#[test]
+fn a_deploy_with_the_defaults_is_not_open() {
+    let key = parameter("ApiKey");
+    assert!(
+        !key.iter().any(|l| l.starts_with("Default:")),
+        "ApiKey must have no default: {key:?}"
+    );
+    assert!(key.contains(&"MinLength: 16".to_owned()), "{key:?}");
+    assert!(key.contains(&"NoEcho: true".to_owned()), "{key:?}");
+    let pattern = allowed_pattern("ApiKey");
+    assert!(!pattern.is_match(&"k".repeat(15)));
+    assert!(pattern.is_match(&"0123456789abcdef".repeat(4)));
+    assert!(!pattern.is_match(&format!("{} ", "k".repeat(16))));
+    // Every key the template accepts, the functions accept (and the other way round for
+    // what a header can carry).
+    assert!(shared::Config::from_lookup(|n| (n == "API_KEY").then(|| "k".repeat(16))).is_ok());
+
+    // No secret in an environment variable: REDIS_URL and API_KEY live in the secret.
+    for line in template().lines() {
+        let t = line.trim();
+        assert!(
+            !t.starts_with("REDIS_URL:") && !t.starts_with("API_KEY:"),
+            "a secret in an environment variable: {t}"
+        );
+    }
+    assert!(template().contains("SECRETS_ARN: !Ref ApiSecret"));
+    // Throttled, by default.
+    assert!(template().contains("ThrottlingRateLimit: !Ref ThrottlingRateLimit"));
+}
+
+#[test]
+fn parameter_patterns_refuse_what_would_fail_at_init() {
+    let url = allowed_pattern("RedisUrl");
+    for ok in [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:token@master.my-cache.xxxxxx.euw1.cache.amazonaws.com:6379/0",
+        "rediss://app:secret@cfg.my-cache.xxxxxx.euw1.cache.amazonaws.com:6379",
+        "redis://[::1]:6379",
+    ] {
+        assert!(url.is_match(ok), "{ok}");
+        assert!(
+            shared::Config::from_lookup(|n| (n == "REDIS_URL").then(|| ok.into())).is_ok(),
+            "{ok}"
+        );
+    }
+    for bad in [
+        "",
+        "127.0.0.1:6379",
+        "http://host:6379",
+        "redis://host:6379/0 ",
+        "redis://pa\"ss@host",
+    ] {
+        assert!(!url.is_match(bad), "{bad}");
+    }
+    let prefix = allowed_pattern("KeyPrefix");
+    assert!(prefix.is_match("demo_api:") && !prefix.is_match("a b") && !prefix.is_match(""));
+    let cors = allowed_pattern("CorsAllowOrigins");
+    for ok in [
+        "",
+        "*",
+        "https://app.example.com",
+        "https://a.b,http://localhost:3000",
+    ] {
+        assert!(cors.is_match(ok), "{ok}");
+        let parsed =
+            shared::Config::from_lookup(|n| (n == "CORS_ALLOW_ORIGINS").then(|| ok.into()));
+        assert!(parsed.is_ok(), "{ok}");
+    }
+    for bad in ["app.example.com", "https://a.b/", "*,https://a.b"] {
+        assert!(!cors.is_match(bad), "{bad}");
+    }
+}
+
+/// The HTTP API's `CorsConfiguration` is the runner's CORS layer, list for list.
+#[test]
+fn cors_configuration_is_the_runners() {
+    let text = template();
+    let list = |key: &str| -> Vec<String> {
+        let line = text
+            .lines()
+            .map(str::trim)
+            .find_map(|l| l.strip_prefix(&format!("{key}: [")))
+            .unwrap_or_else(|| panic!("{key} not in the template"));
+        line.trim_end_matches(']')
+            .split(',')
+            .map(|s| s.trim().to_owned())
+            .collect()
+    };
+    assert_eq!(list("AllowMethods"), shared::http::CORS_METHODS);
+    assert_eq!(list("AllowHeaders"), shared::http::CORS_ALLOW_HEADERS);
+    assert_eq!(list("ExposeHeaders"), shared::http::CORS_EXPOSE_HEADERS);
+    assert!(text.contains(&format!("MaxAge: {}", shared::http::CORS_MAX_AGE_SECS)));
 }
 
 /// The docs function really serves what the template routes to it.

@@ -17,7 +17,7 @@ use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     config::MAX_TTL_SECONDS,
     idempotency::Outcome,
-    keys::identifier,
+    keys::path_identifier,
     models::{
         Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, json_or_string,
         ttl_from_redis,
@@ -68,7 +68,7 @@ async fn put_entry(
     idempotency: Idempotency,
     ApiJson(body): ApiJson<PutEntry>,
 ) -> Result<Response, ApiError> {
-    validate::identifier("key", &body.key)?;
+    validate::path_identifier("key", &body.key)?;
     let ttl = validate::range(
         "ttl",
         body.ttl.unwrap_or(state.config.default_ttl),
@@ -104,7 +104,7 @@ async fn put_entry(
     tag = "cache",
     summary = "Get a cache value",
     description = "`GET` + `TTL`, pipelined in one round trip.",
-    params(("key" = String, Path, min_length = 1, max_length = 512, description = "The key, without prefix (1 to 512 characters)", example = "hello")),
+    params(("key" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The key, without prefix (1 to 512 characters)", example = "hello")),
     responses(
         (status = 200, description = "The value", body = Entry),
         (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
@@ -114,7 +114,7 @@ async fn get_entry(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Json<Entry>, ApiError> {
-    identifier("key", &key)?;
+    path_identifier("key", &key)?;
     let full = state.keys.cache(&key);
     let mut redis = state.redis.clone();
     let (text, ttl): (Option<String>, i64) = redis::pipe()
@@ -140,7 +140,7 @@ async fn get_entry(
     path = "/cache/{key}",
     tag = "cache",
     summary = "Delete a cache value",
-    params(("key" = String, Path, min_length = 1, max_length = 512, description = "The key, without prefix", example = "hello")),
+    params(("key" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The key, without prefix", example = "hello")),
     responses(
         (status = 200, description = "Deleted", body = EntryDeleted),
         (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
@@ -151,7 +151,7 @@ async fn delete_entry(
     idempotency: Idempotency,
     ApiPath(key): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    identifier("key", &key)?;
+    path_identifier("key", &key)?;
     let removed = idempotency.unlink(&state, &state.keys.cache(&key)).await?;
     if removed.value == 0 {
         return Ok(removed.respond(ApiError::not_found(format!(

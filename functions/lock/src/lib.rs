@@ -19,7 +19,7 @@ use redis::AsyncCommands;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
-    keys::identifier,
+    keys::path_identifier,
     lifecycle::InvocationDeadline,
     models::{
         lock::{
@@ -115,7 +115,7 @@ async fn acquire(
     tag = "lock",
     summary = "Do some work under a lock (acquire, hold, release)",
     description = "The original demo: acquire, hold for `processing_time` seconds, release. A concurrent request gets 409 at once, or after waiting up to `wait_ms`.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), HoldQuery),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), HoldQuery),
     responses(
         (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
         (status = 400, description = "processing_time above 25 s, or ttl not longer than processing_time", body = shared::error::Problem, content_type = "application/problem+json"),
@@ -129,7 +129,7 @@ async fn hold_lock(
     ApiPath(resource): ApiPath<String>,
     ApiQuery(query): ApiQuery<HoldQuery>,
 ) -> Result<Response, ApiError> {
-    identifier("resource", &resource)?;
+    path_identifier("resource", &resource)?;
     let processing = query.processing_time;
     if !processing.is_finite() || !(0.0..=MAX_PROCESSING_SECS).contains(&processing) {
         return Err(ApiError::bad_request(
@@ -257,7 +257,7 @@ fn processed(resource: String, outcome: Outcome<Vec<u64>>) -> Result<Response, A
     tag = "lock",
     summary = "Acquire a lock",
     description = "`SET NX PX` with a random token, plus the next fencing token (Lua).",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), AcquireQuery),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), AcquireQuery),
     responses(
         (status = 201, description = "Granted: keep the token to extend or release", body = LockGrant),
         (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
@@ -269,7 +269,7 @@ async fn acquire_lock(
     ApiPath(resource): ApiPath<String>,
     ApiQuery(query): ApiQuery<AcquireQuery>,
 ) -> Result<Response, ApiError> {
-    identifier("resource", &resource)?;
+    path_identifier("resource", &resource)?;
     let ttl = validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
     validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
     let grant = acquire(&state, &idempotency, &resource, ttl * 1000, query.wait_ms).await?;
@@ -319,7 +319,7 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
     tag = "lock",
     summary = "Extend a lock you hold",
     description = "Compare-and-expire (Lua): only the token's holder can extend.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     request_body = ExtendLock,
     responses(
         (status = 200, description = "Extended", body = LockChanged),
@@ -332,7 +332,7 @@ async fn extend_lock(
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ExtendLock>,
 ) -> Result<Response, ApiError> {
-    identifier("resource", &resource)?;
+    path_identifier("resource", &resource)?;
     validate::identifier("token", &body.token)?;
     let ttl = validate::range("ttl", body.ttl.unwrap_or(DEFAULT_TTL_SECS), 1, MAX_TTL_SECS)?;
     let (lock, _) = state.keys.lock(&resource);
@@ -358,7 +358,7 @@ async fn extend_lock(
     tag = "lock",
     summary = "Release a lock you hold",
     description = "Compare-and-delete (Lua): nobody can release a lock they do not hold.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     request_body = ReleaseLock,
     responses(
         (status = 200, description = "Released", body = LockChanged),
@@ -371,7 +371,7 @@ async fn release_lock(
     ApiPath(resource): ApiPath<String>,
     ApiJson(body): ApiJson<ReleaseLock>,
 ) -> Result<Response, ApiError> {
-    identifier("resource", &resource)?;
+    path_identifier("resource", &resource)?;
     validate::identifier("token", &body.token)?;
     let (lock, _) = state.keys.lock(&resource);
     let released: Outcome<i64> = idempotency
@@ -395,7 +395,7 @@ async fn release_lock(
     path = "/lock/{resource}",
     tag = "lock",
     summary = "Is the resource locked?",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     responses(
         (status = 200, description = "Lock status", body = LockStatus)
     )
@@ -404,7 +404,7 @@ async fn lock_status(
     State(state): State<AppState>,
     ApiPath(resource): ApiPath<String>,
 ) -> Result<Json<LockStatus>, ApiError> {
-    identifier("resource", &resource)?;
+    path_identifier("resource", &resource)?;
     let (lock, _) = state.keys.lock(&resource);
     let mut redis = state.redis.clone();
     let pttl: i64 = redis.pttl(lock).await?;

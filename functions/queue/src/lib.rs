@@ -7,6 +7,11 @@
 //! | `POST /queue/{name}/batch` | one `RPUSH` of every task |
 //! | `GET /queue/{name}/batch?count=` | `queue_pop.lua`: `LPOP count` |
 //! | `GET /queue/{name}/all?offset=&limit=` | `queue_peek.lua`: `LRANGE` page + `LLEN` |
+//!
+//! Pops and pages are bounded by bytes as well as by count
+//! ([`shared::lambda::RESPONSE_BODY_BUDGET`]): the scripts stop before the task that would
+//! take the answer past it, so a batch pop never removes a task its answer cannot carry
+//! under Lambda's payload limit.
 //! | `DELETE /queue/{name}` | `queue_clear.lua` |
 //! | `POST /queue/{name}/claim?visibility=` | `queue_claim.lua`: `LMOVE` to the processing list + lease |
 //! | `POST /queue/{name}/ack` `{receipt}` | `queue_ack.lua` |
@@ -21,7 +26,7 @@ use serde_json::Value;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
-    keys::identifier,
+    keys::path_identifier,
     models::{
         json_or_string, now_rfc3339,
         queue::{
@@ -130,7 +135,7 @@ async fn push(
     name: String,
     task: NewTask,
 ) -> Result<Response, ApiError> {
-    identifier("name", &name)?;
+    path_identifier("name", &name)?;
     let id = task.id.clone();
     let payload = stored(task, "")?;
     let length = append(&state, &idempotency, &name, &[payload]).await?;
@@ -147,11 +152,13 @@ async fn push(
 
 /// Runs `queue_pop.lua` for up to `count` tasks.
 async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<String>), ApiError> {
-    identifier("name", name)?;
+    path_identifier("name", name)?;
     let mut redis = state.redis.clone();
     Ok(scripts::QUEUE_POP
         .key(&state.keys.queue(name))
         .arg(count)
+        .arg(shared::lambda::RESPONSE_BODY_BUDGET)
+        .arg(shared::lambda::PER_ITEM_BYTES)
         .invoke_async(&mut redis)
         .await?)
 }
@@ -170,7 +177,7 @@ async fn clear(
     idempotency: Idempotency,
     name: String,
 ) -> Result<Response, ApiError> {
-    identifier("name", &name)?;
+    path_identifier("name", &name)?;
     let keys = state.keys.queue(&name);
     let deleted: Outcome<u64> = idempotency
         .run(&state, &scripts::QUEUE_CLEAR, &keys[0], |s| {
@@ -189,7 +196,7 @@ async fn clear(
     path = "/queue/{name}",
     tag = "queue",
     summary = "Add a task (RPUSH)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = NewTask,
     responses(
         (status = 201, description = "Queued", body = TaskQueued)
@@ -229,7 +236,7 @@ async fn push_default(
     path = "/queue/{name}",
     tag = "queue",
     summary = "Pop the oldest task (FIFO)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
         (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
@@ -263,7 +270,7 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
     path = "/queue/{name}",
     tag = "queue",
     summary = "Clear a queue (waiting and claimed tasks)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
     responses(
         (status = 200, description = "Cleared", body = QueueCleared)
     )
@@ -300,7 +307,7 @@ async fn clear_default(
     tag = "queue",
     summary = "Add 1 to 1000 tasks in one RPUSH",
     description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = TaskBatch,
     responses(
         (status = 201, description = "Queued", body = BatchQueued)
@@ -312,7 +319,7 @@ async fn push_batch(
     ApiPath(name): ApiPath<String>,
     ApiJson(TaskBatch(tasks)): ApiJson<TaskBatch>,
 ) -> Result<Response, ApiError> {
-    identifier("name", &name)?;
+    path_identifier("name", &name)?;
     if tasks.is_empty() || tasks.len() as u64 > MAX_BATCH {
         return Err(ApiError::validation(
             "body",
@@ -342,7 +349,7 @@ async fn push_batch(
     path = "/queue/{name}/batch",
     tag = "queue",
     summary = "Pop up to `count` tasks in one call",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), BatchQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks"), BatchQuery),
     responses(
         (status = 200, description = "The oldest tasks, removed", body = TasksPopped),
         (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
@@ -370,7 +377,7 @@ async fn pop_batch(
     path = "/queue/{name}/all",
     tag = "queue",
     summary = "View tasks without removing them (paged)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), PageQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks"), PageQuery),
     responses(
         (status = 200, description = "One page; `queue_length` is the total", body = QueuePage)
     )
@@ -380,7 +387,7 @@ async fn peek_queue(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
-    identifier("name", &name)?;
+    path_identifier("name", &name)?;
     let limit = validate::range("limit", query.limit, 1, MAX_BATCH)?;
     // A Redis list holds at most 2^32 - 1 elements.
     let offset = validate::range("offset", query.offset, 0, u64::from(u32::MAX))?;
@@ -389,13 +396,17 @@ async fn peek_queue(
         .key(&state.keys.queue(&name))
         .arg(offset)
         .arg(limit)
+        .arg(shared::lambda::RESPONSE_BODY_BUDGET)
+        .arg(shared::lambda::PER_ITEM_BYTES)
         .invoke_async(&mut redis)
         .await?;
+    let next_offset = offset + tasks.len() as u64;
     Ok(Json(QueuePage {
         queue_length,
         tasks: tasks.into_iter().map(json_or_string).collect(),
         offset,
         limit,
+        next_offset,
     }))
 }
 
@@ -406,7 +417,7 @@ async fn peek_queue(
     tag = "queue",
     summary = "Claim the oldest task (reliable consumption)",
     description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks"), ClaimQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks"), ClaimQuery),
     responses(
         (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
         (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
@@ -418,7 +429,7 @@ async fn claim_task(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<ClaimQuery>,
 ) -> Result<Response, ApiError> {
-    identifier("name", &name)?;
+    path_identifier("name", &name)?;
     let visibility = validate::range("visibility", query.visibility, 1, MAX_VISIBILITY_SECS)?;
     let keys = state.keys.queue(&name);
     let claimed: Outcome<Option<(String, u64, u64, String)>> = idempotency
@@ -443,7 +454,7 @@ async fn claim_task(
     path = "/queue/{name}/ack",
     tag = "queue",
     summary = "Acknowledge a claimed task (removes it for good)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
     request_body = AckClaim,
     responses(
         (status = 200, description = "Acknowledged", body = TaskAcked),
@@ -456,7 +467,7 @@ async fn ack_task(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AckClaim>,
 ) -> Result<Response, ApiError> {
-    identifier("name", &name)?;
+    path_identifier("name", &name)?;
     validate::identifier("receipt", &body.receipt)?;
     let keys = state.keys.queue(&name);
     let acked: Outcome<Option<String>> = idempotency

@@ -17,7 +17,7 @@ use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     config::MAX_TTL_SECONDS,
     idempotency::Outcome,
-    keys::identifier,
+    keys::path_identifier,
     models::{
         now_rfc3339, ttl_from_redis,
         users::{
@@ -79,7 +79,7 @@ async fn create_profile(
     idempotency: Idempotency,
     ApiJson(body): ApiJson<CreateProfile>,
 ) -> Result<Response, ApiError> {
-    validate::identifier("user_id", &body.user_id)?;
+    validate::path_identifier("user_id", &body.user_id)?;
     validate::text("name", &body.name, MAX_TEXT)?;
     validate::email("email", &body.email)?;
     if let Some(age) = body.age {
@@ -151,7 +151,7 @@ async fn create_profile(
     tag = "users",
     summary = "Get a user profile (whole or some fields)",
     description = "`HGETALL` (or `HMGET` with `fields`) + `TTL`, pipelined. A miss is a 404 with `cache_hit: false`.",
-    params(("user_id" = String, Path, min_length = 1, max_length = 512, description = "The user id (1 to 512 characters)", example = "user123"), ProfileQuery),
+    params(("user_id" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The user id (1 to 512 characters)", example = "user123"), ProfileQuery),
     responses(
         (status = 200, description = "Cache hit", body = ProfileFound),
         (status = 404, description = "Cache miss: the problem carries `cache_hit: false`", body = shared::error::Problem, content_type = "application/problem+json")
@@ -162,7 +162,7 @@ async fn get_profile(
     ApiPath(user_id): ApiPath<String>,
     ApiQuery(query): ApiQuery<ProfileQuery>,
 ) -> Result<Json<ProfileFound>, ApiError> {
-    identifier("user_id", &user_id)?;
+    path_identifier("user_id", &user_id)?;
     let wanted = query
         .fields
         .as_deref()
@@ -218,7 +218,7 @@ async fn get_profile(
     tag = "users",
     summary = "Update some fields, keeping the TTL",
     description = "Lua: HSET/HDEL only when the profile exists. `null` removes `age` or `city`.",
-    params(("user_id" = String, Path, min_length = 1, max_length = 512, description = "The user id (1 to 512 characters)", example = "user123")),
+    params(("user_id" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The user id (1 to 512 characters)", example = "user123")),
     request_body = UpdateProfile,
     responses(
         (status = 200, description = "Updated profile", body = ProfileUpdated),
@@ -231,7 +231,7 @@ async fn update_profile(
     ApiPath(user_id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateProfile>,
 ) -> Result<Response, ApiError> {
-    identifier("user_id", &user_id)?;
+    path_identifier("user_id", &user_id)?;
     let mut set: Vec<(&str, String)> = Vec::new();
     let mut remove: Vec<&str> = Vec::new();
     let required = |field: &str| {
@@ -305,7 +305,7 @@ type Updated = (i64, Vec<(String, String)>);
     path = "/users/{user_id}",
     tag = "users",
     summary = "Delete a user profile",
-    params(("user_id" = String, Path, min_length = 1, max_length = 512, description = "The user id (1 to 512 characters)", example = "user123")),
+    params(("user_id" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The user id (1 to 512 characters)", example = "user123")),
     responses(
         (status = 200, description = "Deleted", body = ProfileDeleted),
         (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
@@ -316,7 +316,7 @@ async fn delete_profile(
     idempotency: Idempotency,
     ApiPath(user_id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    identifier("user_id", &user_id)?;
+    path_identifier("user_id", &user_id)?;
     let removed = idempotency
         .unlink(&state, &state.keys.user(&user_id))
         .await?;

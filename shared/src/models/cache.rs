@@ -8,8 +8,14 @@ use serde_json::Value;
 #[schema(example = json!({"key": "hello", "value": "world", "ttl": 300}))]
 #[serde(deny_unknown_fields)]
 pub struct PutEntry {
-    /// The key, without prefix: 1 to 512 characters.
-    #[schema(example = "hello", min_length = 1, max_length = 512)]
+    /// The key, without prefix: 1 to 512 characters, none of `/ ? # % \ +` or control
+    /// characters, not `.` or `..` (read back through a URL path on every front door).
+    #[schema(
+        example = "hello",
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
+    )]
     pub key: String,
     /// Any JSON value; it comes back exactly as sent.
     #[schema(example = "world")]

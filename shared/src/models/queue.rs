@@ -115,7 +115,8 @@ fn default_batch() -> u64 {
 /// `GET /queue/{name}/batch` answer.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TasksPopped {
-    /// The tasks, oldest first, now removed.
+    /// The tasks, oldest first, now removed: fewer than `count` when the queue ran out or
+    /// their size reached the answer's byte budget (`remaining_tasks` tells which).
     pub tasks: Vec<Value>,
     /// Tasks still waiting.
     pub remaining_tasks: u64,
@@ -151,6 +152,9 @@ pub struct QueuePage {
     pub offset: u64,
     /// As asked.
     pub limit: u64,
+    /// Where the next page starts: `offset` plus the tasks in this one, which can be fewer
+    /// than `limit` when their size reached the answer's byte budget.
+    pub next_offset: u64,
 }
 
 /// `DELETE /queue/{name}` answer.

@@ -10,7 +10,12 @@ use serde_json::{Map, Value};
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
     /// 1 to 512 characters.
-    #[schema(example = "user123", min_length = 1, max_length = 512)]
+    #[schema(
+        example = "user123",
+        min_length = 1,
+        max_length = 512,
+        pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
+    )]
     pub user_id: String,
     /// 1 to 200 characters.
     #[schema(

@@ -1,7 +1,33 @@
--- (after queue_requeue_expired.lua) One page of the queue, nothing removed.
+-- (after queue_requeue_expired.lua) One page of the queue, nothing removed: up to ARGV[2]
+-- tasks from ARGV[1], ending before the task that would take the page past ARGV[3] bytes
+-- (the first task is always included, so paging always moves on).
 -- ARGV[1]  offset (0 = head)
 -- ARGV[2]  limit
+-- ARGV[3]  byte budget of the tasks (each counted as its length + ARGV[4])
+-- ARGV[4]  bytes counted per task on top of its length
 -- Returns  {queue_length, {payload...}}
 local offset = tonumber(ARGV[1])
-local page = redis.call('LRANGE', KEYS[1], offset, offset + tonumber(ARGV[2]) - 1)
+local limit = tonumber(ARGV[2])
+local budget = tonumber(ARGV[3])
+local per_task = tonumber(ARGV[4])
+local chunk_size = 16
+local page, bytes, done = {}, 0, false
+-- Small LRANGE chunks: a page of large tasks is never copied whole into Lua.
+while #page < limit and not done do
+  local first = offset + #page
+  local last = first + math.min(chunk_size, limit - #page) - 1
+  local chunk = redis.call('LRANGE', KEYS[1], first, last)
+  if #chunk < last - first + 1 then
+    done = true -- the end of the list
+  end
+  for _, task in ipairs(chunk) do
+    local size = #task + per_task
+    if #page > 0 and bytes + size > budget then
+      done = true
+      break
+    end
+    bytes = bytes + size
+    page[#page + 1] = task
+  end
+end
 return {redis.call('LLEN', KEYS[1]), page}
