@@ -81,6 +81,12 @@ pub enum ApiError {
         /// Extra members, e.g. `connected: false`.
         extensions: Extensions,
     },
+    /// 503: the server already handles as many requests as it may (`MAX_IN_FLIGHT_REQUESTS`);
+    /// nothing ran, so any request may be retried.
+    #[error(
+        "the server is handling as many requests as it may; nothing was applied, try again shortly"
+    )]
+    Overloaded,
     /// 500: a bug or an unexpected Redis answer. Logged; the client gets a generic sentence.
     #[error("internal error: {0}")]
     Internal(String),
@@ -157,6 +163,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Overloaded => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -173,6 +180,7 @@ impl ApiError {
             Self::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
             Self::Validation { .. } => "/problems/validation-error",
             Self::Unavailable { .. } => "/problems/redis-unavailable",
+            Self::Overloaded => "/problems/overloaded",
             Self::Internal(_) => "/problems/internal-error",
         }
     }
