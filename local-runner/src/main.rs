@@ -185,6 +185,7 @@ async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
     )
     .map_err(|why| Fatal(why, 1))?;
     let redis_url = config.redacted_redis_url();
+    tracing::debug!(redis = %redis_url, mode = config.topology.name(), "connecting to Redis");
     let state = AppState::connect(config)
         .await
         .map_err(|e| Fatal(format!("cannot reach Redis at {redis_url}: {e}"), 1))?;

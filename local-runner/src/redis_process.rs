@@ -160,7 +160,7 @@ impl RedisProcess {
             let ready = if self.tls {
                 TcpStream::connect(("127.0.0.1", self.port)).is_ok()
             } else {
-                server_pid(self.port, self.password()) == Some(child.id())
+                server_pid(self.port, self.credentials()) == Some(child.id())
             };
             if ready {
                 self.child = Some(child);
@@ -177,13 +177,28 @@ impl RedisProcess {
 }
 
 impl RedisProcess {
-    /// The `--requirepass` among the extra arguments, to ask a protected server who it is.
-    fn password(&self) -> Option<&str> {
-        self.extra_args
-            .iter()
-            .position(|a| a == "--requirepass")
-            .and_then(|i| self.extra_args.get(i + 1))
-            .map(String::as_str)
+    /// Credentials to ask a protected server who it is: the `--requirepass` among the extra
+    /// arguments, else the first `--user` that is `on` with a `>password`.
+    fn credentials(&self) -> Option<(Option<&str>, &str)> {
+        let args = &self.extra_args;
+        if let Some(i) = args.iter().position(|a| a == "--requirepass") {
+            return args.get(i + 1).map(|pw| (None, pw.as_str()));
+        }
+        args.iter().enumerate().find_map(|(i, arg)| {
+            if arg != "--user" {
+                return None;
+            }
+            let name = args.get(i + 1)?;
+            let rules: Vec<&String> = args[i + 2..]
+                .iter()
+                .take_while(|a| !a.starts_with("--"))
+                .collect();
+            let password = rules.iter().find_map(|r| r.strip_prefix('>'))?;
+            rules
+                .iter()
+                .any(|r| *r == "on")
+                .then_some((Some(name.as_str()), password))
+        })
     }
 
     /// A working directory of its own, made empty: a server loads any `dump.rdb` it finds
@@ -231,18 +246,20 @@ pub fn answers_ping(port: u16) -> bool {
 }
 
 /// The `process_id` that the Redis on 127.0.0.1:`port` reports in `INFO server` (after
-/// `AUTH password` when given); `None` when nothing answers or it does not say.
-pub fn server_pid(port: u16, password: Option<&str>) -> Option<u32> {
+/// `AUTH [user] password` when given); `None` when nothing answers or it does not say.
+pub fn server_pid(port: u16, credentials: Option<(Option<&str>, &str)>) -> Option<u32> {
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
     stream
         .set_read_timeout(Some(Duration::from_millis(500)))
         .ok()?;
     let mut request = Vec::new();
-    if let Some(password) = password {
-        request.extend_from_slice(
-            format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len()).as_bytes(),
-        );
+    if let Some((user, password)) = credentials {
+        let args: Vec<&str> = ["AUTH"].into_iter().chain(user).chain([password]).collect();
+        request.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
     }
     request.extend_from_slice(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
     stream.write_all(&request).ok()?;
@@ -310,10 +327,10 @@ mod tests {
         };
         let mut redis = RedisProcess::start(bin, &["--requirepass", "pw"]).unwrap();
         let pid = redis.child.as_ref().map(Child::id);
-        assert_eq!(server_pid(redis.port(), Some("pw")), pid);
+        assert_eq!(server_pid(redis.port(), Some((None, "pw"))), pid);
         redis.restart().unwrap();
         let new_pid = redis.child.as_ref().map(Child::id);
         assert_ne!(new_pid, pid);
-        assert_eq!(server_pid(redis.port(), Some("pw")), new_pid);
+        assert_eq!(server_pid(redis.port(), Some((None, "pw"))), new_pid);
     }
 }

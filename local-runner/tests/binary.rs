@@ -63,12 +63,26 @@ fn unreachable_explicit_redis_is_a_clear_start_up_error() {
     let out = Command::new(BIN)
         .env("REDIS_URL", "redis://user:hunter2@127.0.0.1:1/0")
         .env("REDIS_CONNECT_TIMEOUT_MS", "200")
+        // Every log line there is, on stdout (where logs go), and the fatal error on stderr.
+        .env("RUST_LOG", "trace")
+        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
+    let log = String::from_utf8(out.stdout).unwrap();
     assert!(err.contains("cannot reach Redis"), "{err}");
-    assert!(!err.contains("hunter2"), "password leaked: {err}");
+    // Both streams name the URL, redacted: the check below looks where the URL is written.
+    assert!(err.contains("redis://user:***@127.0.0.1:1"), "{err}");
+    assert!(
+        log.contains("user:***@"),
+        "the log never names the URL: {log}"
+    );
+    assert!(!err.contains("hunter2"), "password leaked on stderr: {err}");
+    assert!(
+        !log.contains("hunter2"),
+        "password leaked in the log: {log}"
+    );
 }
 
 /// With no REDIS_URL and nothing answering at the default address (`DEFAULT_REDIS_PORT`,
