@@ -309,10 +309,15 @@ impl From<redis::RedisError> for ApiError {
             ))
             .with("outcome", "not_applied");
         }
-        if e.code() == Some("BUSY") {
+        // A pipeline's failure (GET + TTL, a MULTI) carries the server's code in its items.
+        let code = e.code().map(str::to_owned).or_else(|| {
+            let items = e.clone().into_server_errors()?;
+            items.first().map(|(_, item)| item.code().to_owned())
+        });
+        if code.as_deref() == Some("BUSY") {
             return Self::unavailable("Redis is busy running a script; try again shortly.");
         }
-        if e.code() == Some("OOM") {
+        if code.as_deref() == Some("OOM") {
             return Self::unavailable(
                 "Redis is out of memory (maxmemory reached); try again later.",
             );
