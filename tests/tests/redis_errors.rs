@@ -1,7 +1,8 @@
 //! What Redis can answer besides a value, and what the API makes of it: out of memory under
-//! `noeviction`, `BUSY` (a long script), `READONLY` (a demoted primary), `WRONGTYPE` (a key
-//! someone else wrote); invalid UTF-8 in a query; and a handler that panics, in the runner
-//! and through the Lambda adapter. Each is an RFC 9457 problem, never a dropped connection.
+//! `noeviction`, `BUSY` (a long script), `LOADING` (a dataset being loaded), `READONLY` (a
+//! demoted primary), `WRONGTYPE` (a key someone else wrote); invalid UTF-8 in a query; and a
+//! handler that panics, in the runner and through the Lambda adapter. Each is an RFC 9457
+//! problem, never a dropped connection.
 
 use std::time::{Duration, Instant};
 
@@ -182,5 +183,63 @@ async fn invalid_utf8_in_a_query_is_a_400_problem() {
     ] {
         let r = app.get(path).await;
         r.assert_problem(400, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_loading_its_dataset_is_a_503_then_recovers() {
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let app = TestApp::with_redis(redis).await;
+    app.post("/cache", json!({"key": "k", "value": 1})).await;
+    let mut admin = app.redis_conn().await;
+    // A dataset that takes a while to load (Redis answers LOADING meanwhile).
+    // In steps: each answers well within the client's response time-out.
+    for step in 0..10 {
+        let () = redis::cmd("DEBUG")
+            .arg("POPULATE")
+            .arg(50_000)
+            .arg(format!("filler{step}"))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut saw_loading = None;
+    for _ in 0..10 {
+        let mut reloader = admin.clone();
+        let reload = tokio::spawn(async move {
+            let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+                .arg("RELOAD")
+                .query_async(&mut reloader)
+                .await;
+        });
+        while !reload.is_finished() {
+            let r = tokio::time::timeout(GUARD, app.get("/cache/k"))
+                .await
+                .expect("no hang");
+            if r.status == 503 {
+                r.assert_problem(503, None);
+                assert_eq!(r.header("retry-after"), "1", "{r:?}");
+                // DEBUG RELOAD first saves, blocking Redis: those answers are time-outs.
+                // LOADING comes back at once, as "not reachable".
+                if !r.body["detail"].as_str().unwrap_or("").contains("in time") {
+                    saw_loading = Some(r);
+                    break;
+                }
+                continue;
+            }
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        reload.await.unwrap();
+        if saw_loading.is_some() {
+            break;
+        }
+    }
+    let r = saw_loading.expect("never caught Redis loading in 10 reloads");
+    r.assert_problem(503, None);
+    assert_eq!(r.header("retry-after"), "1", "{r:?}");
+    let deadline = Instant::now() + GUARD;
+    while app.get("/cache/k").await.status != 200 {
+        assert!(Instant::now() < deadline, "no recovery after the load");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
