@@ -48,9 +48,15 @@ ensure_chromium() {
 # system Python (Debian's refuses `pip install` outside a venv).
 PY_TOOLS="${PY_TOOLS:-$PWD/target/py-tools}"
 
-ensure_py_tool() { # ensure_py_tool COMMAND [PIP_PACKAGE]
+ensure_py_tool() { # ensure_py_tool COMMAND [PIP_PACKAGE[==VERSION]]
   local cmd="$1" pkg="${2:-$1}"
-  if [ -x "$PY_TOOLS/bin/$cmd" ]; then return 0; fi
+  if [ -x "$PY_TOOLS/bin/$cmd" ]; then
+    case "$pkg" in
+      # Pinned: keep it only when it is that version.
+      *==*) "$PY_TOOLS/bin/pip" show "${pkg%%==*}" 2>/dev/null | grep -qx "Version: ${pkg#*==}" && return 0 ;;
+      *) return 0 ;;
+    esac
+  fi
   if ! command -v python3 >/dev/null; then apt_install python3 python3-venv; fi
   if [ ! -x "$PY_TOOLS/bin/pip" ]; then
     python3 -m venv "$PY_TOOLS" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$PY_TOOLS"; }

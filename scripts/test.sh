@@ -9,7 +9,7 @@ ensure_redis_server
 ensure_build_tools
 ensure_chromium
 ensure_py_tool cfn-lint
-ensure_py_tool st schemathesis
+ensure_py_tool st schemathesis==4.32.5
 
 echo "==> cargo fmt --all --check"
 cargo fmt --all --check

@@ -9,14 +9,17 @@
 
 pub mod demo;
 pub mod redis_process;
+pub mod server;
 
 use std::{future::Future, time::Duration};
 
 use axum::{
     Router,
+    error_handling::HandleErrorLayer,
     http::{HeaderName, Request, Response},
 };
-use shared::{AppState, Config};
+use shared::{AppState, Config, error::ApiError};
+use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use tower_http::{
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
@@ -29,8 +32,21 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Every function's routes, merged, with the shared fallbacks and layers, plus request
 /// logging with a request id (`x-request-id`, taken from the client or generated, and
-/// echoed in the response).
+/// echoed in the response), and the cap on requests in flight (`MAX_IN_FLIGHT_REQUESTS`):
+/// past it a request is answered a `503` problem with `Retry-After` at once, before any
+/// handler or body read, rather than queued — a queue would only hold more bodies in memory
+/// while its clients time out.
 pub fn app(state: AppState) -> Router {
+    // One semaphore for the whole router: `Router::layer` applies a layer to each route
+    // separately, and the plain ConcurrencyLimitLayer would give each route a cap of its own.
+    let in_flight = ServiceBuilder::new()
+        .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+            ApiError::Overloaded
+        }))
+        .load_shed()
+        .layer(GlobalConcurrencyLimitLayer::new(
+            state.config.max_in_flight_requests,
+        ));
     let routes = Router::new()
         .merge(cache::router(state.clone()))
         .merge(users::router(state.clone()))
@@ -40,6 +56,7 @@ pub fn app(state: AppState) -> Router {
         .merge(stats::router(state.clone()))
         .merge(docs::live_router());
     shared::http::finish(routes, &state.config)
+        .layer(in_flight)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(
             TraceLayer::new_for_http()
@@ -59,16 +76,15 @@ pub fn app(state: AppState) -> Router {
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops accepting and lets the
-/// requests in flight finish.
+/// Serves `app` on `listener` with the default connection limits until `shutdown`
+/// resolves, then stops accepting and lets the requests in flight finish (see
+/// [`server::serve_with`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    server::serve_with(listener, app, server::Limits::default(), shutdown).await
 }
 
 /// Resolves when the process gets SIGINT (Ctrl-C) or SIGTERM.

@@ -90,6 +90,23 @@ struct Cli {
     /// Unset: no CORS headers, and OPTIONS is a 405 like every undeclared method.
     #[arg(long, env = "CORS_ALLOW_ORIGINS")]
     cors_allow_origins: Option<String>,
+    /// Time a connection has to send a whole request head, from its accept or its previous
+    /// answer (so also how long an idle keep-alive connection stays open), ms, 100..=300000
+    /// [default: 10000].
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS")]
+    header_read_timeout_ms: Option<String>,
+    /// Most HTTP connections open at once; further ones wait in the listen queue until one
+    /// closes, 1..=65536 [default: 512].
+    #[arg(long, env = "MAX_CLIENT_CONNECTIONS")]
+    max_client_connections: Option<String>,
+    /// Most requests handled at once; further ones get a 503 with Retry-After, 1..=65536
+    /// [default: 256].
+    #[arg(long, env = "MAX_IN_FLIGHT_REQUESTS")]
+    max_in_flight_requests: Option<String>,
+    /// Port on 127.0.0.1 where a Redis is looked for when REDIS_URL is unset; when none
+    /// answers there, a private redis-server is started.
+    #[arg(long, env = "DEFAULT_REDIS_PORT", default_value_t = 6379)]
+    default_redis_port: u16,
 }
 
 #[derive(Debug, Subcommand)]
@@ -128,6 +145,9 @@ impl Cli {
             "REDIS_SENTINEL_MASTER" => self.redis_sentinel_master.clone(),
             "REDIS_SENTINEL_PASSWORD" => self.redis_sentinel_password.clone(),
             "CORS_ALLOW_ORIGINS" => self.cors_allow_origins.clone(),
+            "HEADER_READ_TIMEOUT_MS" => self.header_read_timeout_ms.clone(),
+            "MAX_CLIENT_CONNECTIONS" => self.max_client_connections.clone(),
+            "MAX_IN_FLIGHT_REQUESTS" => self.max_in_flight_requests.clone(),
             _ => None,
         }
     }
@@ -165,11 +185,12 @@ async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
         Config::from_lookup(|name| cli.lookup(name)).map_err(|e| Fatal(e.to_string(), 2))?;
     let embedded = local_runner::embedded_redis(
         &mut config,
-        6379,
+        cli.default_redis_port,
         local_runner::redis_process::redis_server_bin(),
     )
     .map_err(|why| Fatal(why, 1))?;
     let redis_url = config.redacted_redis_url();
+    tracing::debug!(redis = %redis_url, mode = config.topology.name(), "connecting to Redis");
     let state = AppState::connect(config)
         .await
         .map_err(|e| Fatal(format!("cannot reach Redis at {redis_url}: {e}"), 1))?;
@@ -199,7 +220,8 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     // Stopping: work in flight that holds something (the lock demo) gives it back, then
     // the server drains.
     let stopping = state.shutdown.clone();
-    local_runner::serve(listener, local_runner::app(state), async move {
+    let limits = local_runner::server::Limits::from(&*state.config);
+    local_runner::server::serve_with(listener, local_runner::app(state), limits, async move {
         local_runner::shutdown_signal().await;
         stopping.trigger();
     })

@@ -152,11 +152,15 @@ impl RedisProcess {
                     "redis-server exited at start ({status}); port {port} may be taken"
                 )));
             }
-            // A TLS server cannot be PINGed in plain text: a TCP accept has to do.
+            // A server that answers on the port is not necessarily ours: until our child has
+            // bound it, the port may still be held by another (a free port handed out twice,
+            // or the old server in `restart`'s kill-respawn window). Only ours reports our
+            // child's process id. A TLS server cannot be asked in plain text: there a TCP
+            // accept has to do (those tests start a server of their own, once).
             let ready = if self.tls {
                 TcpStream::connect(("127.0.0.1", self.port)).is_ok()
             } else {
-                answers_ping(self.port)
+                server_pid(self.port, self.credentials()) == Some(child.id())
             };
             if ready {
                 self.child = Some(child);
@@ -173,6 +177,30 @@ impl RedisProcess {
 }
 
 impl RedisProcess {
+    /// Credentials to ask a protected server who it is: the `--requirepass` among the extra
+    /// arguments, else the first `--user` that is `on` with a `>password`.
+    fn credentials(&self) -> Option<(Option<&str>, &str)> {
+        let args = &self.extra_args;
+        if let Some(i) = args.iter().position(|a| a == "--requirepass") {
+            return args.get(i + 1).map(|pw| (None, pw.as_str()));
+        }
+        args.iter().enumerate().find_map(|(i, arg)| {
+            if arg != "--user" {
+                return None;
+            }
+            let name = args.get(i + 1)?;
+            let rules: Vec<&String> = args[i + 2..]
+                .iter()
+                .take_while(|a| !a.starts_with("--"))
+                .collect();
+            let password = rules.iter().find_map(|r| r.strip_prefix('>'))?;
+            rules
+                .iter()
+                .any(|r| *r == "on")
+                .then_some((Some(name.as_str()), password))
+        })
+    }
+
     /// A working directory of its own, made empty: a server loads any `dump.rdb` it finds
     /// in its directory at start, and a replica (cluster, Sentinel tests) writes one there,
     /// so a shared directory would hand one server's data to the next.
@@ -217,6 +245,92 @@ pub fn answers_ping(port: u16) -> bool {
     }
 }
 
+/// The `process_id` that the Redis on 127.0.0.1:`port` reports in `INFO server` (after
+/// `AUTH [user] password` when given); `None` when nothing answers or it does not say.
+pub fn server_pid(port: u16, credentials: Option<(Option<&str>, &str)>) -> Option<u32> {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .ok()?;
+    let mut request = Vec::new();
+    if let Some((user, password)) = credentials {
+        let args: Vec<&str> = ["AUTH"].into_iter().chain(user).chain([password]).collect();
+        request.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            request.extend_from_slice(format!("${}\r\n{arg}\r\n", arg.len()).as_bytes());
+        }
+    }
+    request.extend_from_slice(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
+    stream.write_all(&request).ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut buf).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&reply);
+        if let Some(rest) = text.split("process_id:").nth(1)
+            && let Some(line) = rest.split("\r\n").next()
+            && rest.contains("\r\n")
+        {
+            return line.trim().parse().ok();
+        }
+        if text.starts_with('-') || reply.len() > 64 * 1024 {
+            return None;
+        }
+    }
+}
+
 fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// A server already on the port (another test's, or the one `restart` just killed and
+    /// that still answers) must not be taken for the new child.
+    #[test]
+    fn a_server_that_is_not_the_child_is_not_handed_out() {
+        let Some(bin) = redis_server_bin() else {
+            eprintln!("skipped: no redis-server binary (set REDIS_SERVER_BIN or install it)");
+            return;
+        };
+        let other = RedisProcess::start(bin.clone(), &[]).unwrap();
+        let mut impostor = RedisProcess {
+            bin,
+            port: other.port(),
+            extra_args: Vec::new(),
+            tls: false,
+            config_file: None,
+            child: None,
+        };
+        let spawned = impostor.spawn();
+        assert!(
+            spawned.is_err(),
+            "handed out the server already on port {}",
+            other.port()
+        );
+        assert!(answers_ping(other.port()), "the other server was disturbed");
+    }
+
+    #[test]
+    fn the_child_is_recognised_by_its_pid_also_after_a_restart() {
+        let Some(bin) = redis_server_bin() else {
+            eprintln!("skipped: no redis-server binary (set REDIS_SERVER_BIN or install it)");
+            return;
+        };
+        let mut redis = RedisProcess::start(bin, &["--requirepass", "pw"]).unwrap();
+        let pid = redis.child.as_ref().map(Child::id);
+        assert_eq!(server_pid(redis.port(), Some((None, "pw"))), pid);
+        redis.restart().unwrap();
+        let new_pid = redis.child.as_ref().map(Child::id);
+        assert_ne!(new_pid, pid);
+        assert_eq!(server_pid(redis.port(), Some((None, "pw"))), new_pid);
+    }
 }

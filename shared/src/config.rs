@@ -26,6 +26,9 @@
 //! | `REDIS_SENTINEL_PASSWORD` | unset | the Sentinels' own `requirepass`, when they have one |
 //! | `SECRETS_ARN` | unset | Lambda only: a Secrets Manager secret whose JSON settings (`REDIS_URL`, `API_KEY`) replace the environment's, read by `shared::secrets` at init |
 //! | `CORS_ALLOW_ORIGINS` | unset (no CORS) | browser origins allowed to call the API, `https://app.example.com` comma-separated, or `*` |
+//! | `HEADER_READ_TIMEOUT_MS` | `10000` | 100..=300000, runner only: a connection must deliver a whole request head this soon after it is accepted or after its previous answer (so it also closes idle keep-alive connections) |
+//! | `MAX_CLIENT_CONNECTIONS` | `512` | 1..=65536, runner only: HTTP connections open at once; past it new ones wait in the kernel's listen queue |
+//! | `MAX_IN_FLIGHT_REQUESTS` | `256` | 1..=65536, runner only: requests handled at once; past it a `503` with `Retry-After` |
 //!
 //! In cluster and sentinel mode `REDIS_URL` still gives the scheme (`rediss://` for TLS), the
 //! user and password of the data nodes and, for sentinel, the database; its host is one more
@@ -37,6 +40,17 @@ use redis::IntoConnectionInfo;
 
 /// The Redis URL used when `REDIS_URL` is not set.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
+
+/// `HEADER_READ_TIMEOUT_MS` when unset.
+pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 10_000;
+
+/// `MAX_CLIENT_CONNECTIONS` when unset: below the usual soft limit of 1024 open files, so
+/// the runner's Redis connections and files still have room.
+pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 512;
+
+/// `MAX_IN_FLIGHT_REQUESTS` when unset. With `MAX_BODY_BYTES` it bounds the memory request
+/// bodies can take at once (256 MiB at the defaults).
+pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 256;
 
 /// Largest TTL a client may ask for, in seconds (one year, as API.md says).
 pub const MAX_TTL_SECONDS: u64 = 31_536_000;
@@ -79,6 +93,13 @@ pub struct Config {
     /// Origins whose browser code may call the API (`CORS_ALLOW_ORIGINS`); empty: no CORS
     /// headers at all, and preflight `OPTIONS` stays a 405 like every undeclared method.
     pub cors_allow_origins: Vec<String>,
+    /// Runner only: how long a connection may take to deliver a whole request head,
+    /// counted from its accept or from its previous answer (idle keep-alive included).
+    pub header_read_timeout: Duration,
+    /// Runner only: HTTP connections served at once; further ones wait to be accepted.
+    pub max_client_connections: usize,
+    /// Runner only: requests handled at once; further ones are answered 503 at once.
+    pub max_in_flight_requests: usize,
 }
 
 /// How the service reaches Redis (`REDIS_MODE`).
@@ -217,6 +238,27 @@ impl Config {
             tls: tls_files(&get)?,
             topology,
             cors_allow_origins: cors_origins(get("CORS_ALLOW_ORIGINS"))?,
+            header_read_timeout: Duration::from_millis(number(
+                &get,
+                "HEADER_READ_TIMEOUT_MS",
+                DEFAULT_HEADER_READ_TIMEOUT_MS,
+                100,
+                300_000,
+            )?),
+            max_client_connections: number(
+                &get,
+                "MAX_CLIENT_CONNECTIONS",
+                DEFAULT_MAX_CLIENT_CONNECTIONS,
+                1,
+                65_536,
+            )?,
+            max_in_flight_requests: number(
+                &get,
+                "MAX_IN_FLIGHT_REQUESTS",
+                DEFAULT_MAX_IN_FLIGHT_REQUESTS,
+                1,
+                65_536,
+            )?,
         }
         .checked()
     }
@@ -266,6 +308,9 @@ impl fmt::Debug for Config {
             )
             .field("mode", &self.topology.name())
             .field("cors_allow_origins", &self.cors_allow_origins)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("max_client_connections", &self.max_client_connections)
+            .field("max_in_flight_requests", &self.max_in_flight_requests)
             .finish()
     }
 }

@@ -92,6 +92,12 @@ pub enum ApiError {
         /// The configured limit, ms.
         limit_ms: u64,
     },
+    /// 503: the server already handles as many requests as it may (`MAX_IN_FLIGHT_REQUESTS`);
+    /// nothing ran, so any request may be retried.
+    #[error(
+        "the server is handling as many requests as it may; nothing was applied, try again shortly"
+    )]
+    Overloaded,
     /// 500: a bug or an unexpected Redis answer. Logged; the client gets a generic sentence.
     #[error("internal error: {0}")]
     Internal(String),
@@ -167,7 +173,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::Unavailable { .. } | Self::RequestTimeout { .. } => {
+            Self::Unavailable { .. } | Self::RequestTimeout { .. } | Self::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -187,6 +193,7 @@ impl ApiError {
             Self::Validation { .. } => "/problems/validation-error",
             Self::Unavailable { .. } => "/problems/redis-unavailable",
             Self::RequestTimeout { .. } => "/problems/request-timeout",
+            Self::Overloaded => "/problems/overloaded",
             Self::Internal(_) => "/problems/internal-error",
         }
     }
@@ -321,10 +328,15 @@ impl From<redis::RedisError> for ApiError {
             ))
             .with("outcome", "not_applied");
         }
-        if e.code() == Some("BUSY") {
+        // A pipeline's failure (GET + TTL, a MULTI) carries the server's code in its items.
+        let code = e.code().map(str::to_owned).or_else(|| {
+            let items = e.clone().into_server_errors()?;
+            items.first().map(|(_, item)| item.code().to_owned())
+        });
+        if code.as_deref() == Some("BUSY") {
             return Self::unavailable("Redis is busy running a script; try again shortly.");
         }
-        if e.code() == Some("OOM") {
+        if code.as_deref() == Some("OOM") {
             return Self::unavailable(
                 "Redis is out of memory (maxmemory reached); try again later.",
             );

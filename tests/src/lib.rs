@@ -78,6 +78,25 @@ pub fn test_config(url: &str) -> Config {
     .expect("test config")
 }
 
+/// Where [`with_panicking_route`] mounts its route.
+pub const PANIC_PATH: &str = "/test-only/panic";
+
+/// `router` plus a route that panics, wrapped by the same shared layers as every function
+/// and the runner (`shared::http::finish`, whose panic guard is under test). Test-only: no
+/// production router has such a route.
+pub fn with_panicking_route(router: Router, config: &Config) -> Router {
+    let panicking = Router::new().route(
+        PANIC_PATH,
+        axum::routing::get(|| async {
+            if std::hint::black_box(true) {
+                panic!("a deliberate bug in a handler");
+            }
+            "unreachable"
+        }),
+    );
+    shared::http::finish(router.merge(panicking), config)
+}
+
 /// An answer, with its body parsed as JSON (a non-JSON body becomes a JSON string).
 #[derive(Debug)]
 pub struct Reply {

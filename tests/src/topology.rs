@@ -94,6 +94,11 @@ impl RedisCluster {
                 conf_arg.as_str(),
                 "--cluster-node-timeout",
                 "2000",
+                // Replicas sync at once rather than after the default 5 s wait for more of
+                // them: a replica that never synced refuses to fail over (its data is "too
+                // old"), and a test that stops a primary needs the failover.
+                "--repl-diskless-sync-delay",
+                "0",
             ];
             if let Some(pw) = password {
                 args.extend(["--requirepass", pw, "--masterauth", pw]);

@@ -1,7 +1,8 @@
 //! Redis Cluster on real servers (3 primaries, 3 replicas, `redis-cli --cluster create`):
 //! what only a cluster has. Every endpoint is proven on a cluster by the API tests run with
 //! `API_TEST_REDIS=cluster` (scripts/test.sh); here: listing and counting across primaries,
-//! a resharding under traffic, and a mode that does not match the servers.
+//! a resharding under traffic, a primary killed under traffic, and a mode that does not match
+//! the servers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
@@ -216,4 +217,98 @@ async fn a_mode_that_does_not_match_the_servers_says_what_to_set() {
         .err()
         .expect("a plain Redis is refused in cluster mode");
     assert!(e.to_string().contains("REDIS_MODE=standalone"), "{e}");
+}
+
+/// A primary killed under traffic: requests for its slots are 503 problems with
+/// `Retry-After`, each answered within `REDIS_RESPONSE_TIMEOUT_MS` plus a margin (never a
+/// hang, never another 5xx), the other primaries' keys keep working, and once its replica
+/// has taken over (node timeout 2 s here) every key is writable again, with no restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_stopped_gives_timely_503s_then_the_failover_recovers() {
+    let mut app = cluster_app().await;
+    let keys: Vec<String> = (0..60).map(|i| format!("f{i}")).collect();
+    for key in &keys {
+        let r = app.post("/cache", json!({"key": key, "value": 1})).await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let bound = app.state.config.response_timeout + std::time::Duration::from_millis(1500);
+    match &mut app.redis {
+        api_tests::TestRedis::Cluster(cluster) => {
+            // Its replica must have synced, or it would refuse to take over.
+            for node in &cluster.nodes {
+                let url = format!("redis://:pw@127.0.0.1:{}/0", node.port());
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+                loop {
+                    let mut conn = redis::Client::open(url.as_str())
+                        .unwrap()
+                        .get_multiplexed_async_connection()
+                        .await
+                        .unwrap();
+                    let info: String = redis::cmd("INFO")
+                        .arg("replication")
+                        .query_async(&mut conn)
+                        .await
+                        .unwrap();
+                    if info.contains("role:master") || info.contains("master_link_status:up") {
+                        break;
+                    }
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "a replica never synced: {info}"
+                    );
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            }
+            let node = &mut cluster.nodes[0];
+            tokio::task::block_in_place(|| node.stop());
+        }
+        _ => unreachable!("cluster_app runs on a cluster"),
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let (mut refused, mut served, mut rounds) = (0, 0, 0);
+    loop {
+        let mut all_ok = true;
+        for key in &keys {
+            let started = std::time::Instant::now();
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                app.post("/cache", json!({"key": key, "value": 2})),
+            )
+            .await
+            .expect("a request hung");
+            let took = started.elapsed();
+            match r.status.as_u16() {
+                201 => served += 1,
+                503 => {
+                    refused += 1;
+                    all_ok = false;
+                    assert_eq!(r.header("retry-after"), "1", "{r:?}");
+                    r.assert_problem(503, None);
+                    assert!(took <= bound, "a 503 took {took:?} (bound {bound:?})");
+                }
+                _ => panic!("with a primary down: {r:?}"),
+            }
+        }
+        rounds += 1;
+        if all_ok {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "keys still refused 60 s after the primary stopped ({refused} refused, {served} served)"
+        );
+    }
+    assert!(
+        refused > 0,
+        "no request was refused with a primary down ({served} served in {rounds} rounds)"
+    );
+    assert!(
+        served > refused / 10,
+        "the other primaries' keys stopped working too"
+    );
+    // Every key readable after the failover.
+    for key in &keys {
+        let r = app.get(&format!("/cache/{key}")).await;
+        assert!(r.status == 200 || r.status == 404, "{r:?}");
+    }
 }

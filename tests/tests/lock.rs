@@ -46,7 +46,15 @@ async fn waiting_holder_gets_the_lock_after_release() {
         let app = app.clone();
         tokio::spawn(async move { app.post("/lock/r?processing_time=0.5", json!(null)).await })
     };
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The second asks only once the first holds the lock.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.get("/lock/r").await.body["locked"] != true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first never took the lock"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
     let second = app
         .post("/lock/r?processing_time=0&wait_ms=5000", json!(null))
         .await;
@@ -121,8 +129,14 @@ async fn an_expired_lock_can_be_taken_again_and_its_old_token_is_void() {
     // The holder "crashes"; make its TTL run out now instead of sleeping a minute.
     let mut conn = app.redis_conn().await;
     let () = conn.pexpire("demo_api:lock:{job}", 1).await.unwrap();
-    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    assert_eq!(app.get("/lock/job").await.body["locked"], false);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.get("/lock/job").await.body["locked"] != false {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock never expired"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
 
     let r = app.post("/lock/job/acquire?ttl=60", json!(null)).await;
     assert_eq!(r.status, 201, "{r:?}");

@@ -1,10 +1,11 @@
 //! The local runner: embedded Redis default, graceful shutdown.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use api_tests::{Server, test_config};
 use axum::{Router, routing::get};
 use local_runner::redis_process::{answers_ping, redis_server_bin};
+use tokio::sync::Notify;
 
 fn dead_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -58,20 +59,47 @@ fn missing_redis_server_binary_says_how_to_get_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_in_flight_requests_and_refuses_new_ones() {
-    let slow = Router::new().route(
-        "/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_millis(400)).await;
-            "done"
-        }),
-    );
+    // The handler says when it has started, and finishes when the test lets it.
+    let started = Arc::new(Notify::new());
+    let release = Arc::new(Notify::new());
+    let slow = {
+        let (started, release) = (started.clone(), release.clone());
+        Router::new().route(
+            "/slow",
+            get(move || async move {
+                started.notify_one();
+                release.notified().await;
+                "done"
+            }),
+        )
+    };
     let server = Server::start(slow).await;
     let url = server.url("/slow");
     let addr = server.addr;
     let in_flight =
         tokio::spawn(async move { reqwest::get(url).await.unwrap().text().await.unwrap() });
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    server.shutdown().await; // returns only once the in-flight request is answered
+    started.notified().await;
+    // returns only once the in-flight request is answered
+    let stopping = tokio::spawn(server.shutdown());
+    // Draining: new connections are refused while the request is still running.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while tokio::net::TcpStream::connect(addr).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepting 10 s after the shutdown began"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(!in_flight.is_finished(), "the in-flight request was cut");
+    let mut stopping = stopping;
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), &mut stopping)
+            .await
+            .is_err(),
+        "the shutdown returned with a request still in flight"
+    );
+    release.notify_one();
+    stopping.await.unwrap();
     // Answered in full, not cut off: the server drained it before stopping.
     assert_eq!(in_flight.await.unwrap(), "done");
     assert!(

@@ -1,0 +1,144 @@
+//! The runner's HTTP server loop: what protects it from slow and abusive clients.
+//!
+//! `axum::serve` has no header-read timeout (hyper's needs a timer, which it does not set)
+//! and no cap on connections, so a client that opens thousands of connections and sends
+//! half a request head on each keeps them all open for good. This loop is `axum::serve`'s,
+//! with three bounds from [`Limits`]:
+//!
+//! - **Header-read timeout** (`HEADER_READ_TIMEOUT_MS`): hyper's HTTP/1 `header_read_timeout`.
+//!   Its timer starts whenever the connection waits for a request head — right after the
+//!   accept, and again after each answer — and is not reset by bytes that trickle in. So it
+//!   closes a slowloris connection and an idle keep-alive connection alike, after at most
+//!   this long.
+//! - **Connection cap** (`MAX_CLIENT_CONNECTIONS`): at the cap the loop stops accepting
+//!   until a connection closes. New connections then wait in the kernel's listen queue
+//!   (they are queued, not refused), and the header-read timeout guarantees slots come free.
+//!   Open file descriptors stay bounded.
+//! - The **in-flight request cap** (`MAX_IN_FLIGHT_REQUESTS`) is a layer of the router
+//!   ([`crate::app`]): past it, a `503` problem with `Retry-After` at once.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use axum::{Router, body::Body};
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::conn::auto::Builder,
+    service::TowerToHyperService,
+};
+use shared::{Config, config};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceExt;
+
+/// The connection-level bounds of [`serve_with`].
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest wait for a whole request head (from accept, or from the previous answer).
+    pub header_read_timeout: Duration,
+    /// Most connections served at once.
+    pub max_connections: usize,
+}
+
+impl Default for Limits {
+    /// The settings' defaults.
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Duration::from_millis(config::DEFAULT_HEADER_READ_TIMEOUT_MS),
+            max_connections: config::DEFAULT_MAX_CLIENT_CONNECTIONS,
+        }
+    }
+}
+
+impl From<&Config> for Limits {
+    fn from(config: &Config) -> Self {
+        Self {
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_client_connections,
+        }
+    }
+}
+
+/// Serves `app` on `listener` within `limits` until `shutdown` resolves; then closes the
+/// listener (new connections are refused), lets the requests in flight finish, closes idle
+/// connections and returns once every connection has ended.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // Each connection task holds a receiver: the sender's `closed()` resolves when all are gone.
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // EMFILE and the like: back off instead of spinning, as axum::serve does.
+                    if !is_connection_error(&e) {
+                        tracing::error!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app
+            .clone()
+            .map_request(|request: http::Request<hyper::body::Incoming>| request.map(Body::new));
+        let builder = builder.clone();
+        let mut draining = draining_rx.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            let mut connection = std::pin::pin!(connection);
+            let mut asked = false;
+            loop {
+                tokio::select! {
+                    _ = connection.as_mut() => break,
+                    changed = draining.changed(), if !asked => {
+                        asked = true;
+                        if changed.is_ok() {
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                }
+            }
+            drop(draining);
+        });
+    }
+    drop(listener);
+    drop(draining_rx);
+    let _ = draining_tx.send(true);
+    draining_tx.closed().await;
+    Ok(())
+}
+
+/// Errors of one connection that has gone already (the listener itself is fine).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    )
+}

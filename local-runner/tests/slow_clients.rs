@@ -1,0 +1,280 @@
+//! Slow and abusive clients against the runner binary: half-sent request heads and idle
+//! keep-alive connections are closed after `HEADER_READ_TIMEOUT_MS` while `/health` keeps
+//! answering; past `MAX_CLIENT_CONNECTIONS` new connections wait until one closes; past
+//! `MAX_IN_FLIGHT_REQUESTS` requests get a 503 problem with `Retry-After`, and a flood of
+//! large bodies then does not grow the runner's memory.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use local_runner::redis_process::{RedisProcess, redis_server_bin};
+
+const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
+
+/// A runner child, killed on drop.
+struct Runner {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_runner(redis: &RedisProcess, env: &[(&str, &str)]) -> Runner {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(BIN)
+        .env("REDIS_URL", redis.url())
+        .env("PORT", port.to_string())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "warn,local_runner=info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap().contains("listening") {
+            break;
+        }
+    }
+    // Keep draining the pipe so the runner never blocks on a full stdout.
+    std::thread::spawn(move || for _ in lines {});
+    Runner { child, port }
+}
+
+fn redis() -> RedisProcess {
+    RedisProcess::start(redis_server_bin().expect("redis-server"), &[]).unwrap()
+}
+
+/// Sends one request on a new connection and returns the whole answer (the server closes).
+fn request(port: u16, head: &str, body: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        s,
+        "{head}Host: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    let _ = s.write_all(body);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Waits until the server closes `s` (EOF or reset); returns how long that took, or `None`
+/// when it was still open after `limit`.
+fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
+    let start = Instant::now();
+    s.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    while start.elapsed() < limit {
+        match s.read(&mut buf) {
+            Ok(0) => return Some(start.elapsed()),
+            // An answer (e.g. 408) before the close is fine: keep reading until it closes.
+            Ok(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => return Some(start.elapsed()),
+        }
+    }
+    None
+}
+
+/// 200 connections each send half a request head and stop; one more sits idle after a
+/// complete request. All are closed within the header-read timeout (1 s here) plus a
+/// margin for a loaded machine, and `/health` answers all along.
+#[test]
+fn half_sent_heads_and_idle_keep_alive_connections_are_closed() {
+    let redis = redis();
+    let runner = start_runner(&redis, &[("HEADER_READ_TIMEOUT_MS", "1000")]);
+    let mut slow: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = TcpStream::connect(("127.0.0.1", runner.port)).unwrap();
+            s.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .unwrap();
+            s
+        })
+        .collect();
+    let mut idle = TcpStream::connect(("127.0.0.1", runner.port)).unwrap();
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+
+    let health = request(runner.port, "GET /health HTTP/1.1\r\n", b"");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+
+    // The bound is the timeout (1 s); the margin only absorbs a busy machine.
+    let limit = Duration::from_secs(10);
+    for (i, s) in slow.iter_mut().enumerate() {
+        // Keep trickling: bytes arriving do not extend the deadline.
+        let _ = s.write_all(b"a");
+        assert!(
+            closed_within(s, limit).is_some(),
+            "slow connection {i} still open {limit:?} after a 1 s header-read timeout"
+        );
+    }
+    assert!(
+        closed_within(&mut idle, limit).is_some(),
+        "an idle keep-alive connection still open {limit:?} after a 1 s timeout"
+    );
+    let health = request(runner.port, "GET /health HTTP/1.1\r\n", b"");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+}
+
+/// At `MAX_CLIENT_CONNECTIONS` a new connection is not served until one of the others
+/// closes; then it is.
+#[test]
+fn past_the_connection_cap_new_connections_wait_for_a_free_slot() {
+    let redis = redis();
+    let runner = start_runner(
+        &redis,
+        &[
+            ("MAX_CLIENT_CONNECTIONS", "4"),
+            ("HEADER_READ_TIMEOUT_MS", "60000"),
+        ],
+    );
+    let mut held: Vec<TcpStream> = (0..4)
+        .map(|_| TcpStream::connect(("127.0.0.1", runner.port)).unwrap())
+        .collect();
+    // A fifth connection: the kernel completes the handshake, the runner does not serve it.
+    let mut waiting = TcpStream::connect(("127.0.0.1", runner.port)).unwrap();
+    waiting
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    waiting
+        .set_read_timeout(Some(Duration::from_millis(1500)))
+        .unwrap();
+    let mut buf = [0u8; 12];
+    match waiting.read(&mut buf) {
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) => {}
+        other => panic!("a fifth connection was served past a cap of 4: {other:?} {buf:?}"),
+    }
+    // One of the four goes: the waiting one is accepted and answered.
+    drop(held.pop());
+    waiting
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let mut answer = String::new();
+    waiting.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+/// At `MAX_IN_FLIGHT_REQUESTS` (2 here, both held by slow lock demos) further requests get
+/// a 503 problem with `Retry-After` at once, without their bodies being read: 100 clients
+/// sending 1 MiB each do not grow the runner's peak memory by anything like 100 MiB.
+#[test]
+fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
+    let redis = redis();
+    let runner = start_runner(&redis, &[("MAX_IN_FLIGHT_REQUESTS", "2")]);
+    let port = runner.port;
+    let holders: Vec<_> = ["a", "b"]
+        .into_iter()
+        .map(|r| {
+            std::thread::spawn(move || {
+                request(
+                    port,
+                    &format!("POST /lock/{r}?processing_time=3 HTTP/1.1\r\n"),
+                    b"",
+                )
+            })
+        })
+        .collect();
+    // Both hold their slot once both locks exist in Redis.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !(lock_exists(&redis, "a") && lock_exists(&redis, "b")) {
+        assert!(
+            Instant::now() < deadline,
+            "the two lock demos never started"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peak_before = peak_rss_kib(&runner);
+    let body = vec![b'x'; 1 << 20];
+    let flood: Vec<_> = (0..100)
+        .map(|i| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                request(
+                    port,
+                    &format!(
+                        "POST /cache HTTP/1.1\r\nContent-Type: application/json\r\nX-N: {i}\r\n"
+                    ),
+                    &body,
+                )
+            })
+        })
+        .collect();
+    let answers: Vec<String> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    let peak_after = peak_rss_kib(&runner);
+    let grown_mib = (peak_after.saturating_sub(peak_before)) / 1024;
+    assert!(
+        grown_mib < 40,
+        "peak memory grew by {grown_mib} MiB under 100 refused 1 MiB bodies"
+    );
+    let mut shed = 0;
+    for answer in &answers {
+        if answer.starts_with("HTTP/1.1 503") {
+            let lower = answer.to_ascii_lowercase();
+            assert!(lower.contains("retry-after: 1"), "{answer}");
+            assert!(lower.contains("application/problem+json"), "{answer}");
+            assert!(answer.contains("/problems/overloaded"), "{answer}");
+            shed += 1;
+        }
+    }
+    // The holders last 3 s; a request that came after they ended may have run.
+    assert!(
+        shed >= 50,
+        "only {shed} of 100 requests were refused past the cap"
+    );
+    for holder in holders {
+        let answer = holder.join().unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    let after = request(port, "GET /health HTTP/1.1\r\n", b"");
+    assert!(after.starts_with("HTTP/1.1 200"), "{after}");
+}
+
+/// Whether the lock on `resource` exists, asked of Redis in plain RESP.
+fn lock_exists(redis: &RedisProcess, resource: &str) -> bool {
+    let key = format!("demo_api:lock:{{{resource}}}");
+    let mut s = TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
+    write!(s, "*2\r\n$6\r\nEXISTS\r\n${}\r\n{key}\r\n", key.len()).unwrap();
+    let mut buf = [0u8; 8];
+    let n = s.read(&mut buf).unwrap();
+    &buf[..n] == b":1\r\n"
+}
+
+/// The runner's peak resident memory (`VmHWM`), KiB.
+fn peak_rss_kib(runner: &Runner) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", runner.child.id())).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}

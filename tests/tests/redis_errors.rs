@@ -1,0 +1,245 @@
+//! What Redis can answer besides a value, and what the API makes of it: out of memory under
+//! `noeviction`, `BUSY` (a long script), `LOADING` (a dataset being loaded), `READONLY` (a
+//! demoted primary), `WRONGTYPE` (a key someone else wrote); invalid UTF-8 in a query; and a
+//! handler that panics, in the runner and through the Lambda adapter. Each is an RFC 9457
+//! problem, never a dropped connection.
+
+use std::time::{Duration, Instant};
+
+use api_tests::{
+    PANIC_PATH, Server, TestApp,
+    lambda::{Call, Source, event, invoke},
+    start_redis, with_panicking_route,
+};
+use axum::Router;
+use redis::AsyncCommands;
+use serde_json::json;
+
+const GUARD: Duration = Duration::from_secs(20);
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_in_the_runner() {
+    let app = TestApp::new().await;
+    let router = with_panicking_route(Router::new(), &app.state.config);
+    let server = Server::start(router).await;
+    let r = server.get(PANIC_PATH).await;
+    r.assert_problem(500, None);
+    assert_eq!(r.body["type"], "/problems/internal-error", "{r:?}");
+    // The bug's text is for the log, not the client.
+    assert!(!r.body.to_string().contains("deliberate"), "{r:?}");
+    // The server lives on.
+    let again = server.get(PANIC_PATH).await;
+    again.assert_problem(500, None);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_problem_through_the_lambda_adapter() {
+    let app = TestApp::new().await;
+    let router = with_panicking_route(Router::new(), &app.state.config);
+    for source in [Source::HttpV2, Source::RestV1] {
+        let call = Call {
+            method: "GET",
+            path: PANIC_PATH,
+            ..Call::default()
+        };
+        // `invoke` fails the test if the handler returns an Err to the runtime (which API
+        // Gateway would turn into an opaque 502).
+        let r = invoke(&router, event(source, &call)).await;
+        assert_eq!(r.status, 500, "{source:?}: {r:?}");
+        assert_eq!(r.header("content-type"), "application/problem+json");
+        assert_eq!(r.body["type"], "/problems/internal-error", "{r:?}");
+    }
+}
+
+#[tokio::test]
+async fn redis_out_of_memory_under_noeviction_is_a_503_with_retry_after() {
+    let redis = start_redis(&["--maxmemory", "4mb", "--maxmemory-policy", "noeviction"]);
+    let app = TestApp::with_redis(redis).await;
+    let value = "x".repeat(200_000);
+    let mut refused = None;
+    for i in 0..100 {
+        let r = app
+            .post("/cache", json!({"key": format!("big{i}"), "value": value}))
+            .await;
+        if r.status != 201 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("4 MB of maxmemory never ran out");
+    r.assert_problem(503, None);
+    assert_eq!(r.header("retry-after"), "1", "{r:?}");
+    assert!(
+        r.body["detail"].as_str().unwrap().contains("out of memory"),
+        "{r:?}"
+    );
+    // Reads still work; deleting frees room and writes work again.
+    assert_eq!(app.get("/cache/big0").await.status, 200);
+    let mut conn = app.redis_conn().await;
+    let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    let r = app
+        .post("/cache", json!({"key": "small", "value": 1}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_busy_with_a_script_is_a_503_then_recovers() {
+    let redis = start_redis(&["--busy-reply-threshold", "100"]);
+    let app = TestApp::with_redis(redis).await;
+    app.post("/cache", json!({"key": "k", "value": 1})).await;
+    let mut busy = app.redis_conn().await;
+    let script = tokio::spawn(async move {
+        let _: redis::RedisResult<()> = redis::cmd("EVAL")
+            .arg("while true do end")
+            .arg(0)
+            .query_async(&mut busy)
+            .await;
+    });
+    let deadline = Instant::now() + GUARD;
+    loop {
+        let r = tokio::time::timeout(GUARD, app.get("/cache/k"))
+            .await
+            .expect("no hang");
+        if r.status == 503 {
+            r.assert_problem(503, None);
+            assert_eq!(r.header("retry-after"), "1", "{r:?}");
+            break;
+        }
+        assert_eq!(r.status, 200, "{r:?}");
+        assert!(Instant::now() < deadline, "never saw BUSY");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A script that only read can be killed; then Redis answers again.
+    let port = app.redis.port();
+    let mut admin = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let () = redis::cmd("SCRIPT")
+        .arg("KILL")
+        .query_async(&mut admin)
+        .await
+        .unwrap();
+    script.await.unwrap();
+    let deadline = Instant::now() + GUARD;
+    while app.get("/cache/k").await.status != 200 {
+        assert!(Instant::now() < deadline, "no recovery after SCRIPT KILL");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demoted_primary_answering_readonly_is_a_503_then_recovers() {
+    let primary = start_redis(&[]);
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let () = redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(primary.port())
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let r = app.post("/cache", json!({"key": "k", "value": 1})).await;
+    r.assert_problem(503, None);
+    assert_eq!(r.header("retry-after"), "1", "{r:?}");
+    let () = redis::cmd("REPLICAOF")
+        .arg("NO")
+        .arg("ONE")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let r = app.post("/cache", json!({"key": "k", "value": 1})).await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+#[tokio::test]
+async fn a_key_of_the_wrong_type_is_a_500_problem_not_a_crash() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    // Someone else wrote a hash where the cache keeps strings, and a string where a profile
+    // (a hash) belongs.
+    let () = conn.hset("demo_api:cache:k", "f", "v").await.unwrap();
+    let () = conn.set("demo_api:user:u", "not a hash").await.unwrap();
+    let r = app.get("/cache/k").await;
+    r.assert_problem(500, None);
+    assert!(!r.body.to_string().contains("WRONGTYPE"), "{r:?}");
+    app.get("/users/u").await.assert_problem(500, None);
+    // The API goes on.
+    let r = app
+        .post("/cache", json!({"key": "other", "value": 1}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+#[tokio::test]
+async fn invalid_utf8_in_a_query_is_a_400_problem() {
+    let app = TestApp::new().await;
+    for path in [
+        "/cache?pattern=%FF",
+        "/rate-limit/check?user_id=%C3%28",
+        "/users/u?fields=%80",
+    ] {
+        let r = app.get(path).await;
+        r.assert_problem(400, None);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_loading_its_dataset_is_a_503_then_recovers() {
+    let redis = start_redis(&["--enable-debug-command", "yes"]);
+    let app = TestApp::with_redis(redis).await;
+    app.post("/cache", json!({"key": "k", "value": 1})).await;
+    let mut admin = app.redis_conn().await;
+    // A dataset that takes a while to load (Redis answers LOADING meanwhile).
+    // In steps: each answers well within the client's response time-out.
+    for step in 0..10 {
+        let () = redis::cmd("DEBUG")
+            .arg("POPULATE")
+            .arg(50_000)
+            .arg(format!("filler{step}"))
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut saw_loading = None;
+    for _ in 0..10 {
+        let mut reloader = admin.clone();
+        let reload = tokio::spawn(async move {
+            let _: redis::RedisResult<()> = redis::cmd("DEBUG")
+                .arg("RELOAD")
+                .query_async(&mut reloader)
+                .await;
+        });
+        while !reload.is_finished() {
+            let r = tokio::time::timeout(GUARD, app.get("/cache/k"))
+                .await
+                .expect("no hang");
+            if r.status == 503 {
+                r.assert_problem(503, None);
+                assert_eq!(r.header("retry-after"), "1", "{r:?}");
+                // DEBUG RELOAD first saves, blocking Redis: those answers are time-outs.
+                // LOADING comes back at once, as "not reachable".
+                if !r.body["detail"].as_str().unwrap_or("").contains("in time") {
+                    saw_loading = Some(r);
+                    break;
+                }
+                continue;
+            }
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        reload.await.unwrap();
+        if saw_loading.is_some() {
+            break;
+        }
+    }
+    let r = saw_loading.expect("never caught Redis loading in 10 reloads");
+    r.assert_problem(503, None);
+    assert_eq!(r.header("retry-after"), "1", "{r:?}");
+    let deadline = Instant::now() + GUARD;
+    while app.get("/cache/k").await.status != 200 {
+        assert!(Instant::now() < deadline, "no recovery after the load");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
