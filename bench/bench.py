@@ -241,10 +241,13 @@ def main():
                     help="another local-runner binary (e.g. built from an earlier commit): its runner "
                          "rows are measured in the same run, each right after this build's, and "
                          "compared")
+    ap.add_argument("--skip-functions", action="store_true",
+                    help="leave out the Lambda sizes and cold starts (a quicker A/B of the runner)")
     args = ap.parse_args()
 
     runner_bin = os.path.join(RELEASE, "local-runner")
-    for path in [runner_bin, *(os.path.join(LAMBDA, name) for name in FUNCTIONS)]:
+    functions = [] if args.skip_functions else FUNCTIONS
+    for path in [runner_bin, *(os.path.join(LAMBDA, name) for name in functions)]:
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run bench/run.sh (it builds the binaries)")
 
@@ -281,7 +284,7 @@ def main():
                                             for name, r in base_rows]}
 
         cold = {}
-        for name in FUNCTIONS:
+        for name in functions:
             binary = os.path.join(LAMBDA, name)
             times = [cold_start_ms(binary, v2_event(*EVENTS[name]), f"redis://127.0.0.1:{redis_port}/0")
                      for _ in range(args.cold_runs)]
