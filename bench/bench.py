@@ -109,8 +109,18 @@ def parse_ms(text):
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
-def wrk(url, duration, script=None, allow_404=False):
+def cpu_seconds(pid):
+    """User + system CPU time of a process so far (its threads included), from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # After the command name: state is field 3, utime 14 and stime 15 (1-based, man 5 proc).
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wrk(url, duration, script=None, allow_404=False, server_pid=None):
+    """One wrk row. With `server_pid`, also the server's CPU time per request (µs)."""
     args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s"]
+    cpu_before = cpu_seconds(server_pid) if server_pid else None
     tmp = None
     if script:
         tmp = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -120,12 +130,15 @@ def wrk(url, duration, script=None, allow_404=False):
     out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
     if tmp:
         os.unlink(tmp.name)
+    cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    requests = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = parse_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
     p99 = parse_ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", out)) else 0
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "non_2xx": non2xx,
+            "cpu_us_per_request": cpu * 1e6 / requests if (cpu is not None and requests) else None,
             "raw": out if (errors or non2xx) else None}
 
 
@@ -265,11 +278,14 @@ def main():
                        "http_port": webdis_port, "threads": 2, "pool_size": 64, "daemonize": False,
                        "database": 0, "verbosity": 0, "logfile": "/dev/null"}, conf)
             conf.close()
-            with Proc(["webdis", conf.name]):
+            with Proc(["webdis", conf.name]) as webdis:
                 wait_port(webdis_port)
                 redis_cli(redis_port, "SET", "bench:webdis", '"world"')
-                rows.append(("webdis GET", wrk(f"http://127.0.0.1:{webdis_port}/GET/bench:webdis", args.duration)))
-                rows.append(("webdis SET", wrk(f"http://127.0.0.1:{webdis_port}/SET/bench:webdis2/value", args.duration)))
+                pid = webdis.p.pid
+                rows.append(("webdis GET", wrk(f"http://127.0.0.1:{webdis_port}/GET/bench:webdis",
+                                               args.duration, server_pid=pid)))
+                rows.append(("webdis SET", wrk(f"http://127.0.0.1:{webdis_port}/SET/bench:webdis2/value",
+                                               args.duration, server_pid=pid)))
             os.unlink(conf.name)
 
         runner_rows, results["runner_peak_rss_mb"], scale_results = measure_runner(
@@ -324,12 +340,14 @@ def measure_runner(runner_bin, redis_port, args, scale_too=True):
         # A head start, so pops never find the queue empty (every answer is a 2xx).
         for _ in range(100):
             call(port, "POST", "/queue/tasks/batch", [{"id": str(i), "title": "t"} for i in range(1000)])
-        rows.append(("runner GET /cache/{key}", wrk(f"{base}/cache/bench", args.duration)))
-        rows.append(("runner POST /cache", wrk(f"{base}/cache", args.duration, "post_cache")))
-        rows.append(("runner GET /users/{id}", wrk(f"{base}/users/bench", args.duration)))
+        pid = runner.p.pid
+        rows.append(("runner GET /cache/{key}", wrk(f"{base}/cache/bench", args.duration, server_pid=pid)))
+        rows.append(("runner POST /cache", wrk(f"{base}/cache", args.duration, "post_cache", server_pid=pid)))
+        rows.append(("runner GET /users/{id}", wrk(f"{base}/users/bench", args.duration, server_pid=pid)))
         rows.append(("runner GET /rate-limit/check",
-                     wrk(f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1", args.duration)))
-        rows.append(("runner POST+GET /queue/tasks", wrk(base, args.duration, "queue")))
+                     wrk(f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1", args.duration,
+                         server_pid=pid)))
+        rows.append(("runner POST+GET /queue/tasks", wrk(base, args.duration, "queue", server_pid=pid)))
         rss = peak_rss_mb(runner.p.pid)
         scale_results = scale(redis_port, port) if (args.scale and scale_too) else None
     return rows, rss, scale_results
@@ -340,12 +358,13 @@ def render(results):
     out = [f"Machine: {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, Redis {m['redis']}; "
            f"{results['connections']} connections, {results['duration_s']} s per row; wrk, webdis, "
            f"Redis and the runner share the cores.", "",
-           "| row | req/s | p50 ms | p99 ms | errors | non-2xx | × webdis | × ceiling |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|"]
+           "| row | req/s | p50 ms | p99 ms | errors | non-2xx | × webdis | × ceiling | server CPU µs/req |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in results["rows"]:
         vs = f"{r['vs_webdis']:.2f}" if r["vs_webdis"] else "–"
+        cpu = f"{r['cpu_us_per_request']:.1f}" if r.get("cpu_us_per_request") else "–"
         out.append(f"| {r['row']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-                   f"{r['non_2xx']} | {vs} | {r['vs_ceiling']:.2f} |")
+                   f"{r['non_2xx']} | {vs} | {r['vs_ceiling']:.2f} | {cpu} |")
     out += ["", f"Runner peak RSS under this load: {results['runner_peak_rss_mb']:.1f} MB", "",
             "| Lambda function | binary (stripped) | cold start to first response (median) |",
             "|---|---:|---:|"]
@@ -357,11 +376,13 @@ def render(results):
         b = results["baseline"]
         out += ["", f"Against the baseline {b['binary']} (same run, same Redis; peak RSS "
                     f"{b['peak_rss_mb']:.1f} MB):", "",
-                "| row | this build req/s | baseline req/s | ratio |", "|---|---:|---:|---:|"]
+                "| row | this build req/s | baseline req/s | ratio | this build CPU µs/req | baseline CPU µs/req |",
+                "|---|---:|---:|---:|---:|---:|"]
         now = {r["row"]: r for r in results["rows"]}
         for r in b["rows"]:
             mine = now[r["row"]]
-            out.append(f"| {r['row']} | {mine['rps']:,.0f} | {r['rps']:,.0f} | {mine['rps'] / r['rps']:.2f} |")
+            out.append(f"| {r['row']} | {mine['rps']:,.0f} | {r['rps']:,.0f} | {mine['rps'] / r['rps']:.2f} | "
+                       f"{mine['cpu_us_per_request']:.1f} | {r['cpu_us_per_request']:.1f} |")
     return "\n".join(out)
 
 
