@@ -141,11 +141,12 @@ impl AppState {
                 None => e,
             });
         }
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut redis)
+        // INFO describes one server, so it goes to each primary: sent to a cluster as a plain
+        // command, the client fans it out and answers a map of node -> text, not one text.
+        let infos: Vec<String> = redis
+            .on_each_primary(redis::cmd("INFO").arg("server"))
             .await?;
-        let server_mode = server_mode(&info);
+        let server_mode = infos.first().map_or("standalone", |info| server_mode(info));
         let mismatch = match (wanted, server_mode) {
             ("standalone" | "sentinel", "cluster") => Some(
                 "the server is a Redis Cluster node: set REDIS_MODE=cluster (and \
