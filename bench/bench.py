@@ -31,9 +31,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 RELEASE = os.path.join(TARGET, "release")
-# The functions are built with the `lambda` profile (release, optimised for size), as
+# The functions are built with the `lambda-release` profile (release, optimised for size), as
 # scripts/lambda-build.sh builds them for AWS.
-LAMBDA = os.path.join(TARGET, "lambda")
+LAMBDA = os.path.join(TARGET, "lambda-release")
 FUNCTIONS = ["cache", "users", "rate-limit", "lock", "queue", "stats", "docs"]
 CONNECTIONS = 64
 

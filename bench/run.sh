@@ -11,8 +11,8 @@ ensure_build_tools
 command -v wrk >/dev/null || { echo "==> installing wrk"; apt_install wrk; }
 command -v webdis >/dev/null || { echo "==> installing webdis"; apt_install webdis || true; }
 command -v redis-benchmark >/dev/null || apt_install redis-tools
-echo "==> cargo build: the runner (release) and every function (lambda profile)"
+echo "==> cargo build: the runner (release) and every function (lambda-release profile)"
 cargo build --release --locked -p local-runner
-cargo build --profile lambda --locked \
+cargo build --profile lambda-release --locked \
   -p cache -p users -p rate-limit -p lock -p queue -p stats -p docs
 exec python3 bench/bench.py "$@"

@@ -11,5 +11,5 @@ if ! command -v cargo-lambda >/dev/null; then
   echo "cargo-lambda is missing: pip install cargo-lambda" >&2
   exit 1
 fi
-exec cargo lambda build --profile lambda "$arch" --locked \
+exec cargo lambda build --profile lambda-release "$arch" --locked \
   -p cache -p users -p rate-limit -p lock -p queue -p stats -p docs

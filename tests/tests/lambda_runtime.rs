@@ -16,7 +16,7 @@ use api_tests::{
 };
 use serde_json::{Value, json};
 
-/// Builds (if needed) and locates a function's binary as it ships: the `lambda` profile
+/// Builds (if needed) and locates a function's binary as it ships: the `lambda-release` profile
 /// (release, optimised for size) that scripts/lambda-build.sh uses.
 fn release_binary(name: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -24,7 +24,7 @@ fn release_binary(name: &str) -> PathBuf {
         .args([
             "build",
             "--profile",
-            "lambda",
+            "lambda-release",
             "--locked",
             "--quiet",
             "-p",
@@ -34,12 +34,12 @@ fn release_binary(name: &str) -> PathBuf {
         .expect("run cargo build");
     assert!(
         status.success(),
-        "cargo build --profile lambda -p {name} failed"
+        "cargo build --profile lambda-release -p {name} failed"
     );
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"));
-    target.join("lambda").join(name)
+    target.join("lambda-release").join(name)
 }
 
 /// The function process, killed on drop; its stdout lines are collected.
