@@ -39,9 +39,6 @@ struct Cli {
     /// TTL in seconds when a request gives none, 1..=31536000 [default: 3600].
     #[arg(long, env = "DEFAULT_TTL")]
     default_ttl: Option<String>,
-    /// Most Redis connections this process opens, 1..=10000 [default: 20].
-    #[arg(long, env = "MAX_CONNECTIONS")]
-    max_connections: Option<String>,
     /// Time allowed to open a Redis connection, ms, 1..=60000 [default: 1000].
     #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS")]
     redis_connect_timeout_ms: Option<String>,
@@ -129,7 +126,6 @@ impl Cli {
             "REDIS_URL" => self.redis_url.clone(),
             "KEY_PREFIX" => self.key_prefix.clone(),
             "DEFAULT_TTL" => self.default_ttl.clone(),
-            "MAX_CONNECTIONS" => self.max_connections.clone(),
             "REDIS_CONNECT_TIMEOUT_MS" => self.redis_connect_timeout_ms.clone(),
             "REDIS_RESPONSE_TIMEOUT_MS" => self.redis_response_timeout_ms.clone(),
             "MAX_BODY_BYTES" => self.max_body_bytes.clone(),

@@ -22,7 +22,6 @@ fn help_lists_every_setting() {
         "REDIS_URL",
         "KEY_PREFIX",
         "DEFAULT_TTL",
-        "MAX_CONNECTIONS",
         "REDIS_CONNECT_TIMEOUT_MS",
         "REDIS_RESPONSE_TIMEOUT_MS",
         "MAX_BODY_BYTES",

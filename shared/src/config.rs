@@ -10,7 +10,6 @@
 //! | `REDIS_URL` | `redis://127.0.0.1:6379/0` | `redis://` or `rediss://`, optional `user:password@`, `/db` |
 //! | `KEY_PREFIX` | `demo_api:` | 1..=128 bytes, no whitespace |
 //! | `DEFAULT_TTL` | `3600` | seconds, 1..=31536000 |
-//! | `MAX_CONNECTIONS` | `20` | 1..=10000 |
 //! | `REDIS_CONNECT_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
 //! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
@@ -68,10 +67,6 @@ pub struct Config {
     pub key_prefix: String,
     /// TTL of a cache entry or profile when the request does not give one, in seconds.
     pub default_ttl: u64,
-    /// Upper bound on Redis connections one process opens (the original's
-    /// `max_connections`). Requests share one multiplexed connection, so a process normally
-    /// uses one; dedicated connections (blocking commands) come out of the same budget.
-    pub max_connections: u32,
     /// How long one attempt to open a Redis connection may take.
     pub connect_timeout: Duration,
     /// How long one Redis operation may take end to end, waiting for a reconnect included.
@@ -204,7 +199,6 @@ impl Config {
             redis_url_is_explicit: explicit_url.is_some(),
             key_prefix,
             default_ttl: number(&get, "DEFAULT_TTL", 3600, 1, MAX_TTL_SECONDS)?,
-            max_connections: number(&get, "MAX_CONNECTIONS", 20, 1, 10_000)?,
             connect_timeout: Duration::from_millis(number(
                 &get,
                 "REDIS_CONNECT_TIMEOUT_MS",
@@ -294,7 +288,6 @@ impl fmt::Debug for Config {
             .field("redis_url_is_explicit", &self.redis_url_is_explicit)
             .field("key_prefix", &self.key_prefix)
             .field("default_ttl", &self.default_ttl)
-            .field("max_connections", &self.max_connections)
             .field("connect_timeout", &self.connect_timeout)
             .field("response_timeout", &self.response_timeout)
             .field("max_body_bytes", &self.max_body_bytes)
@@ -547,7 +540,6 @@ mod tests {
         assert!(!c.redis_url_is_explicit);
         assert_eq!(c.key_prefix, "demo_api:");
         assert_eq!(c.default_ttl, 3600);
-        assert_eq!(c.max_connections, 20);
         assert_eq!(c.max_body_bytes, 1 << 20);
     }
 
@@ -556,8 +548,8 @@ mod tests {
         let e = with(&[("DEFAULT_TTL", "0")]).unwrap_err();
         assert_eq!(e.variable, "DEFAULT_TTL");
         assert!(e.to_string().contains("from 1 to 31536000"), "{e}");
-        let e = with(&[("MAX_CONNECTIONS", "lots")]).unwrap_err();
-        assert!(e.to_string().starts_with("invalid MAX_CONNECTIONS"), "{e}");
+        let e = with(&[("MAX_BODY_BYTES", "lots")]).unwrap_err();
+        assert!(e.to_string().starts_with("invalid MAX_BODY_BYTES"), "{e}");
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //! runner that serves them all) uses.
 //!
 //! - [`config`]: settings from the environment (`REDIS_URL`, `KEY_PREFIX`, `DEFAULT_TTL`,
-//!   `MAX_CONNECTIONS`, `REDIS_CONNECT_TIMEOUT_MS`, `REDIS_RESPONSE_TIMEOUT_MS`,
-//!   `MAX_BODY_BYTES`);
+//!   `REDIS_CONNECT_TIMEOUT_MS`, `REDIS_RESPONSE_TIMEOUT_MS`, `MAX_BODY_BYTES`, ...);
 //! - [`state`]: `AppState`, the shared auto-reconnecting Redis handle;
 //! - [`error`]: `ApiError`, rendered as RFC 9457 problem+json;
 //! - [`extract`]: JSON, query and path extractors whose rejections are `ApiError`s;
