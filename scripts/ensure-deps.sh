@@ -62,5 +62,7 @@ ensure_py_tool() { # ensure_py_tool COMMAND [PIP_PACKAGE[==VERSION]]
     python3 -m venv "$PY_TOOLS" 2>/dev/null || { apt_install python3-venv && python3 -m venv "$PY_TOOLS"; }
   fi
   echo "==> installing $pkg (PyPI, into $PY_TOOLS)"
-  "$PY_TOOLS/bin/pip" install --quiet --disable-pip-version-check "$pkg"
+  # `python -m pip`, not bin/pip: a virtualenv copied from elsewhere keeps pip scripts whose
+  # first line names the original, which would install there.
+  "$PY_TOOLS/bin/python3" -m pip install --quiet --disable-pip-version-check "$pkg"
 }
