@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, and every test against real redis-server
 # processes (each test starts its own on a free port), then the API tests once more with
-# each test on a Redis Cluster of its own (6 nodes). Installs what is missing first.
+# each test on a Redis Cluster of its own (6 nodes), then the Lambda build the README's
+# Deploy section runs. Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/ensure-deps.sh
@@ -10,6 +11,8 @@ ensure_build_tools
 ensure_chromium
 ensure_py_tool cfn-lint
 ensure_py_tool st schemathesis==4.32.5
+# cargo-lambda (with zig): `cargo lambda watch`, as the README runs it.
+ensure_py_tool cargo-lambda
 
 echo "==> cargo fmt --all --check"
 cargo fmt --all --check

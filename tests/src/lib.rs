@@ -10,6 +10,7 @@
 //! in `REDIS_MODE=cluster`: the same tests then prove the API on a cluster. Tests that stop
 //! or restart "the" Redis skip themselves there ([`TestApp::on_cluster`]).
 
+pub mod binary;
 pub mod lambda;
 pub mod proxy;
 pub mod runtime_api;
@@ -489,27 +490,4 @@ pub async fn reply_of(response: reqwest::Response) -> Reply {
 fn parse_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-}
-
-/// `cargo`, run from the workspace root by a test (to build a binary it runs as users do),
-/// without what cargo set for the test process: ring's build script reruns when
-/// `CARGO_MANIFEST_DIR` changes, which would rebuild the TLS stack (and all above it) on every
-/// run, here and again in the next `cargo test`.
-pub fn nested_cargo() -> std::process::Command {
-    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut command = std::process::Command::new(cargo);
-    command.current_dir(root);
-    for (name, _) in std::env::vars_os() {
-        let name = name.to_string_lossy();
-        if name == "CARGO_MANIFEST_DIR"
-            || name == "CARGO_MANIFEST_PATH"
-            || name == "CARGO_PRIMARY_PACKAGE"
-            || name == "CARGO_CRATE_NAME"
-            || name.starts_with("CARGO_PKG_")
-        {
-            command.env_remove(&*name);
-        }
-    }
-    command
 }

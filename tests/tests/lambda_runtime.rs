@@ -19,9 +19,10 @@ use serde_json::{Value, json};
 /// Builds (if needed) and locates a function's binary as it ships: the `lambda-release` profile
 /// (release, optimised for size) that scripts/lambda-build.sh uses.
 fn release_binary(name: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let status = api_tests::nested_cargo()
-        .args([
+    // Through the harness: a nested build in the test's environment would make the next
+    // `cargo test` rebuild ring and what depends on it.
+    api_tests::binary::cargo(
+        &[
             "build",
             "--profile",
             "lambda-release",
@@ -29,17 +30,12 @@ fn release_binary(name: &str) -> PathBuf {
             "--quiet",
             "-p",
             name,
-        ])
-        .status()
-        .expect("run cargo build");
-    assert!(
-        status.success(),
-        "cargo build --profile lambda-release -p {name} failed"
+        ],
+        "build the function as it ships",
     );
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    target.join("lambda-release").join(name)
+    api_tests::binary::target_dir()
+        .join("lambda-release")
+        .join(name)
 }
 
 /// The function process, killed on drop; its stdout lines are collected.

@@ -38,15 +38,7 @@ pub fn runner_binary() -> PathBuf {
     if let Some(bin) = std::env::var_os("LOCAL_RUNNER_BIN") {
         return PathBuf::from(bin);
     }
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut build = crate::nested_cargo();
-    build.args(["build", "--locked", "--quiet", "-p", "local-runner"]);
-    let status = build.status().expect("run cargo build");
-    assert!(status.success(), "cargo build -p local-runner failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    target.join("debug").join("local-runner")
+    crate::binary::runner_bin()
 }
 
 /// How long the runner may take to say it listens (it checks Redis first, bounded by
