@@ -19,7 +19,8 @@
 //! - a pipeline or transaction made only of those.
 //!
 //! Sent again whatever the command, because the error proves it did not run: a refused
-//! connection, and on a cluster `MOVED`, `ASK`, `TRYAGAIN` and `CLUSTERDOWN`.
+//! connection, and on a cluster `MOVED`, `ASK`, `TRYAGAIN` and `CLUSTERDOWN` (and
+//! `EXECABORT` of a transaction whose commands were redirected during a resharding).
 //!
 //! redis-rs's cluster client would resend any command after an I/O error, so it is built
 //! with no retries of its own and [`cluster_request`] applies this policy instead.
@@ -165,10 +166,15 @@ pub(crate) async fn cluster_pipeline(
             Ok(values) => return Ok(values),
             Err(e) => {
                 attempt += 1;
+                // Redirected or refused during a resharding: nothing of it ran (a transaction
+                // whose commands were redirected is aborted whole), so it is sent again once
+                // the slot has settled; MOVED also refreshes the slot map.
                 let again = matches!(
                     e.kind(),
                     ErrorKind::Server(
                         ServerErrorKind::Moved
+                            | ServerErrorKind::Ask
+                            | ServerErrorKind::ExecAbort
                             | ServerErrorKind::TryAgain
                             | ServerErrorKind::ClusterDown
                     ) | ErrorKind::ClusterConnectionNotFound
