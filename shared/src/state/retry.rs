@@ -98,8 +98,9 @@ impl LastUse {
     }
 }
 
-/// Most attempts one command gets on a cluster (redirects, `TRYAGAIN`, a resend).
-const CLUSTER_ATTEMPTS: u32 = 6;
+/// Most attempts one command gets on a cluster (redirects, `TRYAGAIN`, a resend); the
+/// request's deadline bounds them too.
+const CLUSTER_ATTEMPTS: u32 = 10;
 
 /// Sends `cmd` on a cluster connection built with no retries, redirecting and resending it
 /// as the module header says.
@@ -117,13 +118,19 @@ pub(crate) async fn cluster_request(
         };
         attempt += 1;
         if attempt >= CLUSTER_ATTEMPTS {
-            return Err(e);
+            return Err(unsettled(e));
         }
         result = match e.kind() {
             // Redirects: the command did not run on that node. MOVED also makes the client
-            // refresh its slot map; send straight to the node named meanwhile.
+            // refresh its slot map; send straight to the node named meanwhile (after a pause
+            // from the second redirect on: during a failover the map takes a moment).
             ErrorKind::Server(ServerErrorKind::Moved) => match node_of(&e) {
-                Some(route) => cluster.route_command(cmd.clone(), route).await,
+                Some(route) => {
+                    if attempt > 1 {
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                    cluster.route_command(cmd.clone(), route).await
+                }
                 None => return Err(e),
             },
             ErrorKind::Server(ServerErrorKind::Ask) => match node_of(&e) {
@@ -179,8 +186,11 @@ pub(crate) async fn cluster_pipeline(
                             | ServerErrorKind::ClusterDown
                     ) | ErrorKind::ClusterConnectionNotFound
                 ) || may_resend(&e, resendable);
-                if !again || attempt >= CLUSTER_ATTEMPTS {
+                if !again {
                     return Err(e);
+                }
+                if attempt >= CLUSTER_ATTEMPTS {
+                    return Err(unsettled(e));
                 }
                 tokio::time::sleep(backoff(attempt)).await;
             }
@@ -196,6 +206,25 @@ fn node_of(e: &RedisError) -> Option<RoutingInfo> {
         host: host.to_owned(),
         port: port.parse().ok()?,
     }))
+}
+
+/// A redirect that is still one after every attempt: the slot's owner keeps changing
+/// (failover, resharding). Nothing ran, and it is not a misconfiguration (which a MOVED in
+/// standalone mode would be): a passing cluster state, answered 503.
+fn unsettled(e: RedisError) -> RedisError {
+    if matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::Moved | ServerErrorKind::Ask | ServerErrorKind::ExecAbort
+        )
+    ) {
+        return RedisError::from((
+            ErrorKind::ClusterConnectionNotFound,
+            "the slot's owner kept changing (failover or resharding in progress)",
+            e.to_string(),
+        ));
+    }
+    e
 }
 
 fn backoff(attempt: u32) -> Duration {
