@@ -8,7 +8,8 @@
 //! `X-Aws-Parameters-Secrets-Token: $AWS_SESSION_TOKEN`, and no SDK is needed
 //! (<https://docs.aws.amazon.com/secretsmanager/latest/userguide/retrieving-secrets_lambda.html>).
 //! The template's secret is a JSON object of setting names to values
-//! (`{"REDIS_URL": "...", "API_KEY": "..."}`), which [`config`] lays over the environment.
+//! (`{"REDIS_URL": "...", "API_KEY": "...", "REDIS_SENTINEL_PASSWORD": "..."}`), which
+//! [`config`] lays over the environment.
 
 use std::{collections::HashMap, time::Duration};
 

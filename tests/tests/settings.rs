@@ -1,8 +1,13 @@
-//! One set of settings: the README's Settings table, `local-runner --help` and what `Config`
-//! actually reads must name the same variables, so that none is documented but ignored or
-//! read but undocumented.
+//! One set of settings: the README's Settings table, `local-runner --help`, what `Config`
+//! actually reads and what `template.yaml` passes to the functions must name the same
+//! variables, so that none is documented but ignored, read but undocumented, or asked for by
+//! `sam deploy` and then dropped.
 
-use std::{cell::RefCell, collections::BTreeSet, process::Command};
+use std::{
+    cell::RefCell,
+    collections::{BTreeMap, BTreeSet},
+    process::Command,
+};
 
 use api_tests::binary::{self, readme};
 use shared::Config;
@@ -61,7 +66,182 @@ fn readme_help_template_and_config_name_the_same_settings() {
         served,
         "local-runner --help vs Config + {RUNNER_ONLY:?}"
     );
+}
 
-    // The template's side (which parameters reach which function, secrets through Secrets
-    // Manager) is checked by tests/tests/template.rs.
+/// Template parameters that configure the deployment rather than a setting of the program;
+/// each must be in the README's `sam deploy --guided` table instead.
+const DEPLOY_ONLY: [&str; 10] = [
+    "SecretsExtensionLayerArn",
+    "SubnetIds",
+    "SecurityGroupIds",
+    "ThrottlingRateLimit",
+    "ThrottlingBurstLimit",
+    "ReservedConcurrency",
+    "LogLevel",
+    "LogRetentionDays",
+    "AlarmTopicArn",
+    // Applied by API Gateway (the HTTP API's CorsConfiguration), not by a function; it is
+    // also the SAM column of CORS_ALLOW_ORIGINS, checked below.
+    "CorsAllowOrigins",
+];
+
+fn template() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml")).unwrap()
+}
+
+/// The names under the template's top-level `Parameters:`.
+fn template_parameters(text: &str) -> Names {
+    text.lines()
+        .skip_while(|l| *l != "Parameters:")
+        .skip(1)
+        .take_while(|l| l.is_empty() || l.starts_with(' ') || l.starts_with('#'))
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix(':'))
+        .filter(|name| !name.starts_with([' ', '#']))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `{variable: parameter}` of each function's `Environment: Variables:` block, one map per
+/// function, in template order.
+fn function_variables(text: &str) -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    let mut lines = text.lines();
+    while lines.by_ref().any(|l| l.trim() == "Variables:") {
+        let block: BTreeMap<String, String> = lines
+            .clone()
+            .take_while(|l| l.starts_with("          "))
+            .filter_map(|l| {
+                let (name, value) = l.trim().split_once(": ")?;
+                Some((name.to_owned(), value.strip_prefix("!Ref ")?.to_owned()))
+            })
+            .collect();
+        out.push(block);
+    }
+    out
+}
+
+/// `{variable: parameter}` of the secret's `SecretString` (`"NAME":"${Parameter}"` pairs).
+fn secret_variables(text: &str) -> BTreeMap<String, String> {
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("SecretString: "))
+        .expect("the template's secret has a SecretString");
+    line.split('"')
+        .collect::<Vec<_>>()
+        .windows(4)
+        .filter(|w| w[2] == ":" && w[3].starts_with("${"))
+        .map(|w| (w[1].to_owned(), w[3][2..w[3].len() - 1].to_owned()))
+        .collect()
+}
+
+/// The first cells of the README's `sam deploy --guided` table (`| parameter | answer |`).
+fn readme_deploy_parameters() -> Names {
+    let text = readme::text();
+    let table = text
+        .split("| parameter | answer |")
+        .nth(1)
+        .expect("the README's sam deploy --guided table");
+    table
+        .lines()
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .flat_map(|l| {
+            let first = l.trim_matches('|').split('|').next().unwrap_or_default();
+            first
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+#[test]
+fn the_template_passes_every_documented_setting_and_only_those() {
+    let text = template();
+    let parameters = template_parameters(&text);
+    assert!(
+        parameters.contains("RedisUrl") && parameters.len() > 10,
+        "{parameters:?}"
+    );
+    let functions = function_variables(&text);
+    assert_eq!(
+        functions.len(),
+        6,
+        "six functions talk to Redis (docs does not)"
+    );
+    for (i, f) in functions.iter().enumerate() {
+        assert_eq!(
+            f, &functions[0],
+            "function #{i} has other variables than the first"
+        );
+    }
+    let secret = secret_variables(&text);
+    assert!(secret.contains_key("REDIS_URL") && secret.contains_key("API_KEY"));
+
+    // What reaches a function: its environment (SECRETS_ARN aside, which names the secret)
+    // and the secret laid over it.
+    let mut reaches: BTreeMap<String, String> = functions[0].clone();
+    reaches.remove(shared::secrets::SECRETS_ARN);
+    for (variable, parameter) in &secret {
+        assert!(
+            reaches
+                .insert(variable.clone(), parameter.clone())
+                .is_none(),
+            "{variable} is both in the environment and in the secret"
+        );
+    }
+
+    let table = readme::settings();
+    let config = read_by_config();
+    for (variable, parameter) in &reaches {
+        assert!(
+            config.contains(variable),
+            "the template sets {variable}, which Config never reads"
+        );
+        assert!(
+            parameters.contains(parameter),
+            "{variable} refers to no parameter {parameter}"
+        );
+        let row = table.iter().find(|s| &s.variable == variable);
+        assert_eq!(
+            row.and_then(|s| s.sam_parameter.as_deref()),
+            Some(parameter.as_str()),
+            "README Settings: the SAM column of {variable} must be `{parameter}`"
+        );
+    }
+    let deploy_only: Names = DEPLOY_ONLY.iter().map(|s| (*s).to_owned()).collect();
+    for setting in &table {
+        let Some(parameter) = &setting.sam_parameter else {
+            continue;
+        };
+        let applied = reaches.get(&setting.variable) == Some(parameter)
+            || (deploy_only.contains(parameter) && setting.variable == "CORS_ALLOW_ORIGINS");
+        assert!(
+            applied,
+            "README Settings says `{parameter}` sets {} but the template passes it to no function",
+            setting.variable
+        );
+    }
+
+    // Every parameter is either a setting of the program or a documented deploy choice, and
+    // the template uses it.
+    let setting_parameters: Names = reaches.values().cloned().collect();
+    let deploy_documented = readme_deploy_parameters();
+    for parameter in &parameters {
+        assert!(
+            setting_parameters.contains(parameter) || deploy_only.contains(parameter),
+            "template parameter {parameter} sets nothing: pass it to the functions or list it in DEPLOY_ONLY"
+        );
+        if deploy_only.contains(parameter) {
+            assert!(
+                deploy_documented.contains(parameter),
+                "{parameter} is missing from the README's sam deploy --guided table"
+            );
+        }
+        let used = text.matches(&format!("!Ref {parameter}")).count()
+            + text.matches(&format!("${{{parameter}}}")).count();
+        assert!(used > 0, "template parameter {parameter} is never used");
+    }
 }
