@@ -31,9 +31,13 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 RELEASE = os.path.join(TARGET, "release")
-# The functions are built with the `lambda-release` profile (release, optimised for size), as
-# scripts/lambda-build.sh builds them for AWS.
-LAMBDA = os.path.join(TARGET, "lambda-release")
+# The functions as deployed: scripts/lambda-build.sh's target/lambda/<function>/bootstrap
+# (the `lambda-release` profile: release, optimised for size).
+LAMBDA = os.path.join(TARGET, "lambda")
+
+
+def function_bin(name):
+    return os.path.join(LAMBDA, name, "bootstrap")
 FUNCTIONS = ["cache", "users", "rate-limit", "lock", "queue", "stats", "docs"]
 CONNECTIONS = 64
 
@@ -260,7 +264,7 @@ def main():
 
     runner_bin = os.path.join(RELEASE, "local-runner")
     functions = [] if args.skip_functions else FUNCTIONS
-    for path in [runner_bin, *(os.path.join(LAMBDA, name) for name in functions)]:
+    for path in [runner_bin, *(function_bin(name) for name in functions)]:
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run bench/run.sh (it builds the binaries)")
 
@@ -301,7 +305,7 @@ def main():
 
         cold = {}
         for name in functions:
-            binary = os.path.join(LAMBDA, name)
+            binary = function_bin(name)
             times = [cold_start_ms(binary, v2_event(*EVENTS[name]), f"redis://127.0.0.1:{redis_port}/0")
                      for _ in range(args.cold_runs)]
             cold[name] = {"size_mb": os.path.getsize(binary) / 1e6, "cold_start_ms": statistics.median(times)}

@@ -11,8 +11,12 @@ ensure_build_tools
 command -v wrk >/dev/null || { echo "==> installing wrk"; apt_install wrk; }
 command -v webdis >/dev/null || { echo "==> installing webdis"; apt_install webdis || true; }
 command -v redis-benchmark >/dev/null || apt_install redis-tools
-echo "==> cargo build: the runner (release) and every function (lambda-release profile)"
+# cargo-lambda (with zig): the functions are measured as they are deployed, the bootstraps of
+# scripts/lambda-build.sh, built for this machine's architecture.
+ensure_py_tool cargo-lambda
+export PATH="$PY_TOOLS/bin:$PATH"
+case "$(uname -m)" in aarch64 | arm64) arch=--arm64 ;; *) arch=--x86-64 ;; esac
+echo "==> cargo build: the runner (release); scripts/lambda-build.sh $arch: every function"
 cargo build --release --locked -p local-runner
-cargo build --profile lambda-release --locked \
-  -p cache -p users -p rate-limit -p lock -p queue -p stats -p docs
+scripts/lambda-build.sh "$arch"
 exec python3 bench/bench.py "$@"

@@ -11,5 +11,13 @@ if ! command -v cargo-lambda >/dev/null; then
   echo "cargo-lambda is missing: pip install cargo-lambda" >&2
   exit 1
 fi
+functions=(cache users rate-limit lock queue stats docs)
+# Earlier versions of this project had a Cargo profile named `lambda`, whose binaries
+# (target/lambda/<function>, plain files) stand where cargo-lambda makes each function's
+# folder ("File exists"): remove such leftovers of a target directory built before.
+for f in "${functions[@]}"; do
+  stale="${CARGO_TARGET_DIR:-target}/lambda/$f"
+  if [ -f "$stale" ]; then rm -f "$stale"; fi
+done
 exec cargo lambda build --profile lambda-release "$arch" --locked \
-  -p cache -p users -p rate-limit -p lock -p queue -p stats -p docs
+  "${functions[@]/#/-p}"

@@ -49,7 +49,7 @@ const COVERED: &[(&str, &str)] = &[
     ),
     (
         "bench/run.sh",
-        "not run (minutes of load); its build step's profile: lambda_build",
+        "not run (minutes of load); its build step, scripts/lambda-build.sh: lambda_build",
     ),
     (
         "pip install cargo-lambda",
@@ -58,7 +58,7 @@ const COVERED: &[(&str, &str)] = &[
     (
         "sam build",
         "not run (no SAM CLI here); its build, cargo-lambda: lambda_build runs \
-         scripts/lambda-build.sh --x86-64 (ignored by default: seven release builds)",
+         scripts/lambda-build.sh --x86-64 (a step of scripts/test.sh)",
     ),
     (
         "sam deploy --guided",
@@ -67,6 +67,10 @@ const COVERED: &[(&str, &str)] = &[
     (
         "scripts/smoke.sh \"$API_URL\" \"$API_KEY\"",
         "smoke.rs, against the runner and against cargo lambda watch",
+    ),
+    (
+        "scripts/lambda-build.sh",
+        "lambda_build (--x86-64: no aarch64 standard library here), a step of scripts/test.sh",
     ),
     (
         "redis-server --daemonize yes --save \"\"",
