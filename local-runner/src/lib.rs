@@ -7,32 +7,28 @@
 //! `REDIS_URL` and nothing answering at the default address, it starts a private
 //! `redis-server` of its own (see [`embedded_redis`]).
 
+pub mod access_log;
 pub mod demo;
 pub mod redis_process;
 pub mod server;
 
-use std::{future::Future, time::Duration};
+use std::future::Future;
 
-use axum::{
-    Router,
-    error_handling::HandleErrorLayer,
-    http::{HeaderName, Request, Response},
-};
+use axum::{Router, error_handling::HandleErrorLayer, http::HeaderName};
 use shared::{AppState, Config, error::ApiError};
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
-use tower_http::{
-    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
-    trace::TraceLayer,
-};
-use tracing::{Span, info_span};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
-use crate::redis_process::{HOW_TO_GET_REDIS, RedisProcess, answers_ping};
+use crate::{
+    access_log::AccessLogLayer,
+    redis_process::{HOW_TO_GET_REDIS, RedisProcess, answers_ping},
+};
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Every function's routes, merged, with the shared fallbacks and layers, plus request
-/// logging with a request id (`x-request-id`, taken from the client or generated, and
-/// echoed in the response), and the cap on requests in flight (`MAX_IN_FLIGHT_REQUESTS`):
+/// Every function's routes, merged, with the shared fallbacks and layers, plus the request
+/// log ([`access_log`]) with a request id (`x-request-id`, taken from the client or
+/// generated, and echoed in the response), and the cap on requests in flight (`MAX_IN_FLIGHT_REQUESTS`):
 /// past it a request is answered a `503` problem with `Retry-After` at once, before any
 /// handler or body read, rather than queued — a queue would only hold more bodies in memory
 /// while its clients time out.
@@ -58,21 +54,7 @@ pub fn app(state: AppState) -> Router {
     shared::http::finish(routes, &state.config)
         .layer(in_flight)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(|req: &Request<_>| {
-                    let id = req
-                        .headers()
-                        .get(&REQUEST_ID)
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("-");
-                    info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                })
-                .on_request(())
-                .on_response(|res: &Response<_>, latency: Duration, _span: &Span| {
-                    tracing::info!(status = res.status().as_u16(), latency_us = latency.as_micros() as u64, "served");
-                }),
-        )
+        .layer(AccessLogLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
 }
 

@@ -118,7 +118,8 @@ impl Runner {
     }
 
     /// Starts the runner binary with exactly `env` (plus `PATH`, `HOME`, `REDIS_SERVER_BIN`
-    /// unless `env` names them) and `args`, on a free port, and waits until it listens.
+    /// unless `env` names them, and `RUST_LOG=info`, the default level, unless `env` sets
+    /// it) and `args`, on a free port, and waits until it listens.
     pub fn start(env: &[(String, String)], args: &[String]) -> Self {
         let port = free_port();
         let mut command = Command::new(runner_bin());
@@ -129,10 +130,10 @@ impl Runner {
             }
         }
         command
+            .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("PORT", port.to_string())
             .env("NO_COLOR", "1")
-            .env("RUST_LOG", "info")
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

@@ -93,7 +93,12 @@ impl LastUse {
     /// [`IDLE_CHECK`] (or never used).
     pub(crate) fn touch(&self) -> bool {
         let now = Self::now_ms() + 1;
-        let before = self.0.swap(now, Ordering::Relaxed);
+        // A read, and a write only when the millisecond changed: under load every request
+        // touches this one cache line, which a write on each would bounce between cores.
+        let mut before = self.0.load(Ordering::Relaxed);
+        if before != now {
+            before = self.0.swap(now, Ordering::Relaxed);
+        }
         before == 0 || now.saturating_sub(before) > IDLE_CHECK.as_millis() as u64
     }
 }
