@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import statistics
 import subprocess
@@ -40,6 +41,10 @@ def function_bin(name):
     return os.path.join(LAMBDA, name, "bootstrap")
 FUNCTIONS = ["cache", "users", "rate-limit", "lock", "queue", "stats", "docs"]
 CONNECTIONS = 64
+# Settings of the caller's shell that would change what a row measures: the runner and the
+# functions run with their defaults.
+DEFAULT_CONFIG_UNSET = ("RUST_LOG", "TOKIO_WORKER_THREADS", "MAX_IN_FLIGHT_REQUESTS",
+                        "MAX_CLIENT_CONNECTIONS", "REQUEST_TIMEOUT_MS", "API_KEY", "KEY_PREFIX")
 
 
 def free_port():
@@ -62,8 +67,9 @@ def wait_port(port, timeout=15.0):
 class Proc:
     """A child process, killed on exit."""
 
-    def __init__(self, args, env=None, stdout=subprocess.DEVNULL):
-        self.p = subprocess.Popen(args, env={**os.environ, **(env or {})}, stdout=stdout,
+    def __init__(self, args, env=None, stdout=subprocess.DEVNULL, unset=()):
+        full = {k: v for k, v in os.environ.items() if k not in unset}
+        self.p = subprocess.Popen(args, env={**full, **(env or {})}, stdout=stdout,
                                   stderr=subprocess.DEVNULL)
 
     def __enter__(self):
@@ -121,6 +127,32 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def syscall_counter(pid):
+    """`perf stat` counting the system calls of process `pid`, or None where perf cannot."""
+    try:
+        return subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "-p", str(pid)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    except OSError:
+        return None
+
+
+def syscall_count(counter):
+    """Stops a `syscall_counter` and returns what it counted (None when it could not count)."""
+    if counter is None:
+        return None
+    counter.send_signal(signal.SIGINT)
+    try:
+        _, err = counter.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        counter.kill()
+        return None
+    for line in err.splitlines():
+        cells = line.split(",")
+        if len(cells) > 2 and cells[2] == "raw_syscalls:sys_enter":
+            return int(cells[0]) if cells[0].isdigit() else None
+    return None
+
+
 def wrk(url, duration, script=None, allow_404=False, server_pid=None):
     """One wrk row. With `server_pid`, also the server's CPU time per request (µs)."""
     args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s"]
@@ -131,10 +163,14 @@ def wrk(url, duration, script=None, allow_404=False, server_pid=None):
         tmp.write(WRK_LUA[script])
         tmp.close()
         args += ["-s", tmp.name]
+    counter = syscall_counter(server_pid) if server_pid else None
+    if counter:
+        time.sleep(0.3)  # perf attaches to the process before wrk starts
     out = subprocess.run(args + [url], capture_output=True, text=True, check=True).stdout
     if tmp:
         os.unlink(tmp.name)
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
+    syscalls = syscall_count(counter)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
     p50 = parse_ms(re.search(r"\s50%\s+(\S+)", out).group(1))
@@ -143,6 +179,7 @@ def wrk(url, duration, script=None, allow_404=False, server_pid=None):
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "non_2xx": non2xx,
             "cpu_us_per_request": cpu * 1e6 / requests if (cpu is not None and requests) else None,
+            "syscalls_per_request": syscalls / requests if (syscalls is not None and requests) else None,
             "raw": out if (errors or non2xx) else None}
 
 
@@ -225,9 +262,9 @@ def cold_start_ms(binary, event, redis_url):
     env = {"AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
            "AWS_LAMBDA_FUNCTION_NAME": "bench", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_GROUP_NAME": "bench",
-           "AWS_LAMBDA_LOG_STREAM_NAME": "bench", "REDIS_URL": redis_url, "RUST_LOG": "warn"}
+           "AWS_LAMBDA_LOG_STREAM_NAME": "bench", "REDIS_URL": redis_url}
     started = time.perf_counter()
-    with Proc([binary], env=env):
+    with Proc([binary], env=env, unset=DEFAULT_CONFIG_UNSET):
         ok = done.wait(10)
     server.shutdown()
     if not ok or not result["path"].endswith("/response"):
@@ -268,7 +305,13 @@ def main():
         if not os.path.exists(path):
             sys.exit(f"{path} is missing: run bench/run.sh (it builds the binaries)")
 
-    rows, results = [], {"machine": machine(), "connections": CONNECTIONS, "duration_s": args.duration}
+    rows, results = [], {"machine": machine(), "connections": CONNECTIONS, "duration_s": args.duration,
+                         "configuration": (
+                             "runner and functions with their defaults, as scripts/run.sh starts them "
+                             "(RUST_LOG unset = info, default worker threads and limits; output to "
+                             "/dev/null); webdis with 2 threads and a pool of 64; wrk -t2 -c"
+                             f"{CONNECTIONS}; CPU = user + system time of the server process per "
+                             "request; syscalls counted by perf where it works")}
     redis_port = free_port()
     with redis_server(redis_port):
         wait_port(redis_port)
@@ -316,8 +359,10 @@ def main():
     for name, r in rows:
         ref = webdis.get("webdis SET") if ("POST" in name or "SET" in name) else webdis.get("webdis GET")
         ceil = ceiling["SET"] if ("POST" in name or "SET" in name) else ceiling["GET"]
+        cpu, ref_cpu = r.get("cpu_us_per_request"), (ref or {}).get("cpu_us_per_request")
         table.append({"row": name, **{k: v for k, v in r.items() if k != "raw"},
                       "vs_webdis": r["rps"] / ref["rps"] if ref else None,
+                      "cpu_vs_webdis": cpu / ref_cpu if (cpu and ref_cpu) else None,
                       "vs_ceiling": r["rps"] / ceil["rps"]})
         if r.get("raw"):
             print(f"--- {name}: errors or non-2xx ---\n{r['raw']}", file=sys.stderr)
@@ -334,8 +379,10 @@ def measure_runner(runner_bin, redis_port, args, scale_too=True):
     redis_cli(redis_port, "FLUSHALL")
     rows = []
     port = free_port()
-    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port), "RUST_LOG": "warn"}
-    with Proc([runner_bin], env=env) as runner:
+    # The default configuration, as scripts/run.sh starts it: no RUST_LOG (so `info`), the
+    # default worker threads, the default limits; only where Redis is and the port.
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port)}
+    with Proc([runner_bin], env=env, unset=DEFAULT_CONFIG_UNSET) as runner:
         wait_port(port)
         base = f"http://127.0.0.1:{port}"
         call(port, "POST", "/cache", {"key": "bench", "value": "world", "ttl": 3600})
@@ -362,13 +409,19 @@ def render(results):
     out = [f"Machine: {m['cores']} cores ({m['cpu']}), Linux {m['kernel']}, Redis {m['redis']}; "
            f"{results['connections']} connections, {results['duration_s']} s per row; wrk, webdis, "
            f"Redis and the runner share the cores.", "",
-           "| row | req/s | p50 ms | p99 ms | errors | non-2xx | × webdis | × ceiling | server CPU µs/req |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "Configuration: " + results["configuration"], "",
+           "| row | req/s | p50 ms | p99 ms | errors | non-2xx | × webdis | × ceiling "
+           "| server CPU µs/req | CPU × webdis | syscalls/req |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+
+    def fmt(value, spec):
+        return format(value, spec) if value is not None else "–"
+
     for r in results["rows"]:
-        vs = f"{r['vs_webdis']:.2f}" if r["vs_webdis"] else "–"
-        cpu = f"{r['cpu_us_per_request']:.1f}" if r.get("cpu_us_per_request") else "–"
         out.append(f"| {r['row']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
-                   f"{r['non_2xx']} | {vs} | {r['vs_ceiling']:.2f} | {cpu} |")
+                   f"{r['non_2xx']} | {fmt(r['vs_webdis'], '.2f')} | {r['vs_ceiling']:.2f} | "
+                   f"{fmt(r.get('cpu_us_per_request'), '.1f')} | {fmt(r.get('cpu_vs_webdis'), '.2f')} | "
+                   f"{fmt(r.get('syscalls_per_request'), '.1f')} |")
     out += ["", f"Runner peak RSS under this load: {results['runner_peak_rss_mb']:.1f} MB", "",
             "| Lambda function | binary (stripped) | cold start to first response (median) |",
             "|---|---:|---:|"]
