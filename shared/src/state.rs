@@ -225,9 +225,10 @@ async fn seed_mode(config: &Config) -> Option<String> {
 fn manager_config(config: &Config) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(config.connect_timeout))
-        // A per-command timeout on the socket as well as our end-to-end deadline: the
-        // library's default (500 ms) would otherwise win silently.
-        .set_response_timeout(Some(config.response_timeout))
+        // No per-command timer of the library's own (its default, 500 ms, would win
+        // silently): every command already runs under [`Redis`]'s deadline, which covers
+        // a reconnect too, and a second timer per command costs CPU on every request.
+        .set_response_timeout(None)
         // Few, quick reconnect attempts: a request waiting on a reconnect is bounded by
         // the deadline anyway, and the next request starts a fresh attempt.
         .set_number_of_retries(2)
