@@ -43,6 +43,9 @@ pub fn finish(router: Router, config: &Config) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             crate::idempotency::fingerprint(body_limit, request, next)
+        }))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            within_body_limit(body_limit, request, next)
         }));
     // Only when a key is configured: an open API pays nothing per request for it.
     if let Some(key) = key {
@@ -153,6 +156,54 @@ fn carries(headers: &HeaderMap, key: &str) -> bool {
         .into_iter()
         .flatten()
         .any(|given| bool::from(given.trim().as_bytes().ct_eq(key.as_bytes())))
+}
+
+/// `MAX_BODY_BYTES` on every route, whether it reads a body or not: a body past the limit
+/// is a 413 problem and no handler runs (a route that takes no body would otherwise run with
+/// whatever arrived, and `DefaultBodyLimit` only binds the extractors that read one). A
+/// declared `Content-Length` over the limit is refused before a byte is read; any other body
+/// is read up to the limit here and handed on in memory, which the JSON routes do anyway.
+///
+/// On Lambda the effective limit is the smaller of this and what reaches the function: a
+/// synchronous invocation's payload is at most 6 MB ("For synchronous invocations, the
+/// maximum payload size is 6 MB", <https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>),
+/// and that payload is the JSON event around the body; an HTTP API takes at most 10 MB
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+async fn within_body_limit(limit: usize, request: Request, next: Next) -> Response {
+    use axum::body::HttpBody as _;
+    use futures_util::StreamExt as _;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge { limit }.into_response();
+    }
+    if request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let mut chunks = body.into_data_stream();
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                return ApiError::BadRequest {
+                    detail: format!("the body could not be read: {e}"),
+                    field: None,
+                }
+                .into_response();
+            }
+        };
+        if bytes.len() + chunk.len() > limit {
+            return ApiError::PayloadTooLarge { limit }.into_response();
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let body = axum::body::Body::from(bytes.freeze());
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Answers 503 when the handler takes longer than `REQUEST_TIMEOUT_MS`.
