@@ -8,6 +8,7 @@
 //! `redis-server` of its own (see [`embedded_redis`]).
 
 pub mod demo;
+pub mod parse_errors;
 pub mod redis_process;
 pub mod server;
 

@@ -2,7 +2,7 @@
 //! walks the demo tour (`local-runner demo`). `local-runner --help` lists every setting;
 //! each can be a flag or an environment variable.
 
-use std::{net::IpAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use local_runner::redis_process::RedisProcess;
@@ -26,9 +26,10 @@ struct Cli {
     /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 8002)]
     port: u16,
-    /// Address to bind. Loopback by default; binding elsewhere exposes the API to the network.
+    /// Address to bind: an IP address or a host name (`localhost`), resolved at start.
+    /// Loopback by default; binding elsewhere exposes the API to the network.
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
-    bind: IpAddr,
+    bind: String,
     /// Redis URL (redis:// or rediss://, optional user:password@ and /db).
     /// Unset: 127.0.0.1:6379, or a private redis-server when nothing answers there.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -198,8 +199,8 @@ async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
 
 async fn serve(cli: &Cli) -> Result<(), Fatal> {
     // `_embedded` lives until the server has drained; dropping it stops the embedded Redis.
+    let addr = resolve_bind(&cli.bind, cli.port).await?;
     let (state, _embedded) = connect(cli).await?;
-    let addr = std::net::SocketAddr::from((cli.bind, cli.port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Fatal(
             format!(
@@ -209,7 +210,7 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
             1,
         )
     })?;
-    if !cli.bind.is_loopback() {
+    if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: the API is reachable from the network");
     }
     tracing::info!(%addr, redis = %state.config.redacted_redis_url(), mode = state.redis.mode(), "Redis Cache API listening; docs at http://{addr}/docs");
@@ -225,6 +226,33 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     .map_err(|e| Fatal(format!("server error: {e}"), 1))?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The address `BIND` names, with `PORT`: an IP address as it is, a host name resolved
+/// (its first IPv4 address, else its first; `localhost` is loopback). An unresolvable name stops
+/// start-up with a message naming the setting.
+async fn resolve_bind(bind: &str, port: u16) -> Result<SocketAddr, Fatal> {
+    let host = bind.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::from((ip, port)));
+    }
+    let unresolved = |why: String| {
+        Fatal(
+            format!("BIND={bind:?} is neither an IP address nor a host name that resolves: {why}"),
+            2,
+        )
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| unresolved(e.to_string()))?
+        .collect();
+    // IPv4 first when the name has both (`localhost`: 127.0.0.1 and ::1), as the default is.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| unresolved("it resolves to no address".to_owned()))
 }
 
 async fn demo(cli: &Cli, url: Option<&str>) -> Result<(), Fatal> {

@@ -147,10 +147,14 @@ async fn require_api_key(key: &str, request: Request, next: Next) -> Response {
 /// Whether the headers carry `key`, compared in constant time so that response times do not
 /// reveal how much of a guess was right.
 fn carries(headers: &HeaderMap, key: &str) -> bool {
+    // The scheme is case-insensitive ("It uses a case-insensitive token to identify the
+    // authentication scheme", RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     let header = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
     [bearer, header]
         .into_iter()

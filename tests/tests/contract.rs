@@ -259,3 +259,43 @@ async fn count_bounds_every_listing_page() {
         assert_eq!(seen.len(), all.len(), "count={count}: keys listed twice");
     }
 }
+
+#[tokio::test]
+async fn the_authorization_scheme_is_case_insensitive() {
+    const KEY: &str = "a-key-of-sixteen-or-more";
+    let app = TestApp::with_config(|c| c.api_key = Some(KEY.to_owned())).await;
+    let cache = shared::http::finish(cache::router(app.state.clone()), &app.state.config);
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let value = format!("{scheme} {KEY}");
+        let request = Request::builder()
+            .uri("/cache/nothing")
+            .header("authorization", &value)
+            .body(Body::empty())
+            .unwrap();
+        let r = app.request(request).await;
+        assert_eq!(r.status, 404, "{value}: {r:?}");
+        for source in SOURCES {
+            let call = Call {
+                method: "GET",
+                path: "/cache/nothing",
+                headers: &[("authorization", &value)],
+                ..Call::default()
+            };
+            let r = invoke(&cache, event(source, &call)).await;
+            assert_eq!(r.status, 404, "{source:?} {value}: {r:?}");
+        }
+    }
+    // Another scheme, or the key wrong, is still a 401.
+    for value in [
+        format!("Basic {KEY}"),
+        "Bearer nope".to_owned(),
+        KEY.to_owned(),
+    ] {
+        let request = Request::builder()
+            .uri("/cache/nothing")
+            .header("authorization", &value)
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(app.request(request).await.status, 401, "{value}");
+    }
+}

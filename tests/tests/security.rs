@@ -124,6 +124,11 @@ async fn password_protected_redis() {
         !text.contains("not-the-pass") && !redacted.contains("not-the-pass"),
         "{text}"
     );
+    // Redis's own words, not only the client library's "Password authentication failed".
+    assert!(
+        text.contains("WRONGPASS invalid username-password pair"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
