@@ -299,3 +299,70 @@ async fn the_authorization_scheme_is_case_insensitive() {
         assert_eq!(app.request(request).await.status, 401, "{value}");
     }
 }
+
+/// `ROUTES` with every path parameter filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{key}", "k")
+        .replace("{user_id}", "u")
+        .replace("{resource}", "r")
+        .replace("{name}", "q")
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_on_every_route() {
+    let app = TestApp::new().await;
+    let mut redis = app.redis_conn().await;
+    let _: () = redis.set("demo_api:cache:keep", "1").await.unwrap();
+    for (method, path) in api_tests::ROUTES {
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let path = concrete(path);
+        let r = app
+            .call(method.clone(), &format!("{path}?zzz=1"), None)
+            .await;
+        r.assert_problem(422, Some("zzz"));
+        assert!(
+            r.body["detail"]
+                .as_str()
+                .unwrap()
+                .contains("unknown query parameter `zzz`"),
+            "{method} {path}: {r:?}"
+        );
+    }
+    // No handler ran: the reset deleted nothing.
+    let kept: Option<String> = redis.get("demo_api:cache:keep").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("1"), "POST /stats/reset?zzz=1 ran");
+    // Declared parameters still work, on GET and POST alike.
+    assert_eq!(app.get("/cache?count=5").await.status, 200);
+    let r = app.call(Method::POST, "/lock/r/acquire?ttl=5", None).await;
+    assert_eq!(r.status, 201, "{r:?}");
+}
+
+/// A function's `router`.
+type FunctionRouter = fn(shared::AppState) -> Router;
+
+#[tokio::test]
+async fn unknown_query_parameters_are_refused_through_lambda() {
+    let app = TestApp::new().await;
+    let functions: [(FunctionRouter, &str, &str); 6] = [
+        (stats::router, "POST", "/stats/reset"),
+        (stats::router, "GET", "/health"),
+        (lock::router, "POST", "/lock/r/acquire"),
+        (cache::router, "GET", "/cache/k"),
+        (queue::router, "POST", "/queue/q/claim"),
+        (users::router, "DELETE", "/users/u"),
+    ];
+    for (router, method, path) in functions {
+        let router = shared::http::finish(router(app.state.clone()), &app.state.config);
+        for source in SOURCES {
+            let call = Call {
+                method,
+                path,
+                query: &[("zzz", "1")],
+                ..Call::default()
+            };
+            let r = invoke(&router, event(source, &call)).await;
+            assert_eq!(r.status, 422, "{source:?} {method} {path}: {r:?}");
+            assert_eq!(r.body["field"], "zzz", "{source:?} {method} {path}: {r:?}");
+        }
+    }
+}

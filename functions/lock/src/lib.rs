@@ -52,7 +52,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The lock routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A query parameter the route does not declare is a 422, on every method.
+    shared::query_guard::guard_query(routes, &openapi).with_state(state)
 }
 
 /// A granted lock.

@@ -41,7 +41,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The stats routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A query parameter the route does not declare is a 422, on every method.
+    shared::query_guard::guard_query(routes, &openapi).with_state(state)
 }
 
 /// A 503 that also says `connected: false`, as the original's `/stats` did.
