@@ -366,3 +366,73 @@ async fn unknown_query_parameters_are_refused_through_lambda() {
         }
     }
 }
+
+/// Every queue route, `{name}` to fill in, with a valid body where it takes one.
+const QUEUE_ROUTES: [(&str, &str, Option<&str>); 9] = [
+    ("POST", "/queue/{name}", Some(r#"{"id":"1","title":"a"}"#)),
+    ("GET", "/queue/{name}", None),
+    ("DELETE", "/queue/{name}", None),
+    (
+        "POST",
+        "/queue/{name}/batch",
+        Some(r#"[{"id":"1","title":"a"}]"#),
+    ),
+    ("GET", "/queue/{name}/batch", None),
+    ("GET", "/queue/{name}/all", None),
+    ("POST", "/queue/{name}/claim", None),
+    ("POST", "/queue/{name}/ack", Some(r#"{"receipt":"r"}"#)),
+    ("GET", "/queue/{name}/all?offset=0", None),
+];
+
+#[tokio::test]
+async fn queue_names_that_name_routes_are_reserved() {
+    let app = TestApp::new().await;
+    let queue = shared::http::finish(queue::router(app.state.clone()), &app.state.config);
+    for reserved in ["all", "batch", "claim", "ack"] {
+        for (method, path, body) in QUEUE_ROUTES {
+            let path = path.replace("{name}", reserved);
+            let m = Method::from_bytes(method.as_bytes()).unwrap();
+            let (status, answer) = raw(&app.router, m, &path, body.unwrap_or("")).await;
+            assert_eq!(status, 422, "{method} {path}: {answer}");
+            let problem: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(problem["field"], "name", "{answer}");
+            let detail = problem["detail"].as_str().unwrap();
+            assert!(
+                detail.contains("all, batch, claim, ack"),
+                "the words are not listed: {detail}"
+            );
+            for source in SOURCES {
+                let (path, query) = path.split_once('?').unwrap_or((&path, ""));
+                let query: Vec<(&str, &str)> = query
+                    .split('&')
+                    .filter_map(|pair| pair.split_once('='))
+                    .collect();
+                let call = Call {
+                    method,
+                    path,
+                    query: &query,
+                    body,
+                    ..Call::default()
+                };
+                let r = invoke(&queue, event(source, &call)).await;
+                assert_eq!(r.status, 422, "{source:?} {method} {path}: {r:?}");
+            }
+        }
+    }
+    // Nothing was queued under a reserved name.
+    let mut redis = app.redis_conn().await;
+    let pending = app.state.keys.queue("all")[0].clone();
+    let length: u64 = redis.llen(&pending).await.unwrap();
+    assert_eq!(length, 0);
+    // Other names, and the default queue, work as before.
+    let r = app
+        .post("/queue/alls", serde_json::json!({"id": "1", "title": "a"}))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    // `/all` changes state (lapsed claims go back): never cached, no HEAD.
+    let r = app.get("/queue/tasks/all").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("cache-control"), "no-store");
+    let r = app.call(Method::HEAD, "/queue/tasks/all", None).await;
+    assert_eq!(r.status, 405, "{r:?}");
+}
