@@ -436,3 +436,37 @@ async fn queue_names_that_name_routes_are_reserved() {
     let r = app.call(Method::HEAD, "/queue/tasks/all", None).await;
     assert_eq!(r.status, 405, "{r:?}");
 }
+
+#[tokio::test]
+async fn stats_counters_say_what_they_count() {
+    let app = TestApp::new().await;
+    let before = app.get("/stats").await;
+    assert_eq!(before.status, 200, "{before:?}");
+    let counter = |r: &api_tests::Reply, name: &str| r.body[name].as_u64().unwrap();
+    app.post("/cache", serde_json::json!({"key": "hit", "value": 1}))
+        .await;
+    for _ in 0..3 {
+        assert_eq!(app.get("/cache/hit").await.status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(app.get("/cache/miss").await.status, 404);
+    }
+    let after = app.get("/stats").await;
+    // The cache's reads are Redis's own keyspace hits and misses ...
+    assert!(
+        counter(&after, "keyspace_hits") >= counter(&before, "keyspace_hits") + 3,
+        "{before:?} {after:?}"
+    );
+    assert!(
+        counter(&after, "keyspace_misses") >= counter(&before, "keyspace_misses") + 2,
+        "{before:?} {after:?}"
+    );
+    // ... and not the profile counters, which count GET /users/{user_id} only.
+    assert_eq!(counter(&after, "cache_hits"), 0, "{after:?}");
+    assert_eq!(counter(&after, "cache_misses"), 0, "{after:?}");
+    assert!(after.body["hit_rate"].is_null(), "{after:?}");
+    assert_eq!(app.get("/users/nobody").await.status, 404);
+    let profiles = app.get("/stats").await;
+    assert_eq!(counter(&profiles, "cache_misses"), 1, "{profiles:?}");
+    assert_eq!(profiles.body["hit_rate"], 0.0, "{profiles:?}");
+}
