@@ -180,3 +180,74 @@ fn requests_hyper_refuses_get_problem_bodies() {
     let _ = child.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
+
+const KEY: &str = "demo-key-0123456789abcdef";
+
+/// `local-runner demo` with `args` and `env`; its exit status and output.
+fn demo(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
+    let mut command = Command::new(BIN);
+    command
+        .arg("demo")
+        .args(args)
+        .env("NO_COLOR", "1")
+        .env_remove("API_KEY")
+        .env_remove("REDIS_URL");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let out = command.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[test]
+fn the_demo_tours_an_api_that_wants_a_key() {
+    let redis = private_redis(&[]);
+    let (mut child, port) = start(&redis, &[("API_KEY", KEY)]);
+    let url = format!("http://127.0.0.1:{port}");
+    let by_flag = demo(&["--url", &url, "--api-key", KEY], &[]);
+    let by_env = demo(&["--url", &url], &[("API_KEY", KEY)]);
+    let without = demo(&["--url", &url], &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    for (ok, out) in [by_flag, by_env] {
+        assert!(ok && out.contains("Tour complete."), "{out}");
+    }
+    assert!(
+        !without.0,
+        "a tour without the key went through: {}",
+        without.1
+    );
+    assert!(without.1.contains("401"), "{}", without.1);
+}
+
+#[test]
+fn the_demo_without_url_uses_a_redis_of_its_own() {
+    // A Redis the user named: the tour must leave it alone (it writes keys and resets).
+    let users = private_redis(&[]);
+    let client = redis::Client::open(users.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    redis::cmd("SET")
+        .arg("demo_api:cache:precious")
+        .arg("1")
+        .query::<()>(&mut conn)
+        .unwrap();
+    let (ok, out) = demo(
+        &["--api-key", KEY],
+        &[
+            ("REDIS_URL", users.url().as_str()),
+            ("DEFAULT_REDIS_PORT", &users.port().to_string()),
+        ],
+    );
+    assert!(ok && out.contains("Tour complete."), "{out}");
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    assert_eq!(
+        keys,
+        ["demo_api:cache:precious"],
+        "the tour wrote into the user's Redis"
+    );
+}

@@ -177,7 +177,7 @@ async fn acl_user_confined_to_the_prefix_runs_the_whole_api() {
 
     let server = app.serve().await;
     let mut out = Vec::new();
-    local_runner::demo::run(&server.url(""), &mut out)
+    local_runner::demo::run(&server.url(""), None, &mut out)
         .await
         .unwrap();
 
