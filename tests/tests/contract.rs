@@ -470,3 +470,54 @@ async fn stats_counters_say_what_they_count() {
     assert_eq!(counter(&profiles, "cache_misses"), 1, "{profiles:?}");
     assert_eq!(profiles.body["hit_rate"], 0.0, "{profiles:?}");
 }
+
+#[test]
+fn the_readme_request_parameter_table_is_the_openapi_one() {
+    let readme = api_tests::binary::readme::text();
+    let section = readme
+        .split("\n## Request parameters\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("a ## Request parameters section in README.md");
+    let document: serde_json::Value =
+        serde_json::from_str(&docs::openapi_json()).expect("the OpenAPI document");
+    let mut listed = BTreeSet::new();
+    for line in section.lines().filter(|l| l.starts_with("| `")) {
+        let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
+        let (method, path) = cells[0].trim_matches('`').split_once(' ').unwrap();
+        let name = cells[1].trim_matches('`');
+        let default: f64 = cells[2].trim_matches('`').parse().unwrap();
+        let bounds = cells[3].split([' ', ':', ',']).next().unwrap();
+        let (min, max) = bounds.split_once("..=").unwrap();
+        let operation = &document["paths"][path][method.to_lowercase()];
+        let schema = operation["parameters"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{method} {path} is not in the OpenAPI document"))
+            .iter()
+            .find(|p| p["name"] == name && p["in"] == "query")
+            .unwrap_or_else(|| panic!("{method} {path} has no query parameter {name}"))["schema"]
+            .clone();
+        let number = |field: &str| schema[field].as_f64();
+        assert_eq!(number("default"), Some(default), "{line}");
+        assert_eq!(number("minimum"), Some(min.parse().unwrap()), "{line}");
+        assert_eq!(number("maximum"), Some(max.parse().unwrap()), "{line}");
+        listed.insert(format!("{method} {path} {name}"));
+    }
+    // Every query parameter with bounds is in the table.
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let bounded = parameter["schema"]["minimum"].is_number()
+                    || parameter["schema"]["maximum"].is_number();
+                if parameter["in"] == "query" && bounded {
+                    let row = format!(
+                        "{} {path} {}",
+                        method.to_uppercase(),
+                        parameter["name"].as_str().unwrap()
+                    );
+                    assert!(listed.contains(&row), "the README table lacks {row}");
+                }
+            }
+        }
+    }
+}
