@@ -189,6 +189,8 @@ async fn within_body_limit(limit: usize, request: Request, next: Next) -> Respon
     }
     let (parts, body) = request.into_parts();
     let mut chunks = body.into_data_stream();
+    // A body that arrives in one chunk (most do) is handed on as it is, without a copy.
+    let mut first: Option<bytes::Bytes> = None;
     let mut bytes = bytes::BytesMut::new();
     while let Some(chunk) = chunks.next().await {
         let chunk = match chunk {
@@ -201,12 +203,21 @@ async fn within_body_limit(limit: usize, request: Request, next: Next) -> Respon
                 .into_response();
             }
         };
-        if bytes.len() + chunk.len() > limit {
+        let held = first.as_ref().map_or(0, bytes::Bytes::len) + bytes.len();
+        if held + chunk.len() > limit {
             return ApiError::PayloadTooLarge { limit }.into_response();
         }
-        bytes.extend_from_slice(&chunk);
+        match first.take() {
+            None if bytes.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    bytes.extend_from_slice(&earlier);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+        }
     }
-    let body = axum::body::Body::from(bytes.freeze());
+    let body = axum::body::Body::from(first.unwrap_or_else(|| bytes.freeze()));
     next.run(Request::from_parts(parts, body)).await
 }
 

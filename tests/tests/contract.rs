@@ -185,6 +185,27 @@ async fn max_body_bytes_binds_routes_that_read_no_body() {
     let kept: Option<String> = redis.get("demo_api:cache:keep").await.unwrap();
     assert_eq!(kept.as_deref(), Some("1"));
     assert_eq!(app.get("/lock/x").await.body["locked"], false);
+    // A body in several chunks within the limit arrives whole.
+    let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    socket
+        .write_all(
+            b"POST /cache HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n\
+              Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    for part in [r#"{"key":"chunked","#, r#""value":[1,"#, r#"2]}"#] {
+        let chunk = format!("{:x}\r\n{part}\r\n", part.len());
+        socket.write_all(chunk.as_bytes()).await.unwrap();
+        socket.flush().await.unwrap();
+    }
+    socket.write_all(b"0\r\n\r\n").await.unwrap();
+    let mut answer = Vec::new();
+    socket.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
+    let stored: Option<String> = redis.get("demo_api:cache:chunked").await.unwrap();
+    assert_eq!(stored.as_deref(), Some("[1,2]"));
     // A body within the limit is still fine on those routes.
     let (status, answer) = raw(&app.router, Method::POST, "/lock/x/acquire", "{}").await;
     assert_eq!(status, 201, "{answer}");
