@@ -28,4 +28,4 @@ cargo test --workspace --locked
 echo "==> API_TEST_REDIS=cluster cargo test (the API tests on Redis Cluster)"
 API_TEST_REDIS=cluster cargo test --locked -p api-tests \
   --test cache --test users --test rate_limit --test lock --test queue --test stats \
-  --test seed_examples --test idempotency --test http_methods
+  --test seed_examples --test idempotency --test http_methods --test contract --test contract_routes
