@@ -17,10 +17,12 @@ const BAD: Style = AnsiColor::Red.on_default();
 
 /// Walks the tour against the API at `base` (e.g. `http://127.0.0.1:8002`), writing to `out`.
 /// Fails with a sentence naming the step whose answer was not the expected one.
-pub async fn run(base: &str, out: &mut dyn Write) -> Result<(), String> {
+/// `api_key`, when given, is sent with every request (`Authorization: Bearer`).
+pub async fn run(base: &str, api_key: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
     let mut tour = Tour {
         http: reqwest::Client::new(),
         base: base.trim_end_matches('/').to_owned(),
+        api_key: api_key.map(str::to_owned),
         out,
         step: 0,
     };
@@ -39,6 +41,7 @@ pub async fn run(base: &str, out: &mut dyn Write) -> Result<(), String> {
 struct Tour<'a> {
     http: reqwest::Client,
     base: String,
+    api_key: Option<String>,
     out: &'a mut dyn Write,
     step: usize,
 }
@@ -91,6 +94,9 @@ impl Tour<'_> {
     ) -> Result<(u16, Value), String> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(key) = &self.api_key {
+            request = request.bearer_auth(key);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }

@@ -9,6 +9,7 @@
 
 pub mod access_log;
 pub mod demo;
+pub mod parse_errors;
 pub mod redis_process;
 pub mod server;
 

@@ -2,7 +2,7 @@
 //! walks the demo tour (`local-runner demo`). `local-runner --help` lists every setting;
 //! each can be a flag or an environment variable.
 
-use std::{net::IpAddr, process::ExitCode};
+use std::{net::SocketAddr, process::ExitCode};
 
 use clap::{Parser, Subcommand};
 use local_runner::redis_process::RedisProcess;
@@ -26,9 +26,10 @@ struct Cli {
     /// Port to listen on.
     #[arg(long, env = "PORT", default_value_t = 8002)]
     port: u16,
-    /// Address to bind. Loopback by default; binding elsewhere exposes the API to the network.
+    /// Address to bind: an IP address or a host name (`localhost`), resolved at start.
+    /// Loopback by default; binding elsewhere exposes the API to the network.
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
-    bind: IpAddr,
+    bind: String,
     /// Redis URL (redis:// or rediss://, optional user:password@ and /db).
     /// Unset: 127.0.0.1:6379, or a private redis-server when nothing answers there.
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
@@ -113,9 +114,14 @@ enum Command {
     /// Walk through every Redis pattern, printing each request and its answer.
     Demo {
         /// The API to tour, e.g. http://127.0.0.1:8002. Without it, the tour starts an API
-        /// of its own for the duration (on a free port, with the usual Redis settings).
+        /// of its own and a redis-server of its own, both on free ports, for the duration:
+        /// it never touches REDIS_URL's Redis or the one on 6379.
         #[arg(long)]
         url: Option<String>,
+        /// The API key of the API to tour (sent as `Authorization: Bearer`); with no --url,
+        /// the private API requires it too.
+        #[arg(long = "api-key", env = "API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
     },
 }
 
@@ -160,10 +166,12 @@ async fn main() -> ExitCode {
             shared::telemetry::init();
             serve(&cli).await
         }
-        Some(Command::Demo { url }) => {
+        Some(Command::Demo { url, api_key }) => {
             // The tour's own output is the point: keep request logs out of it.
             shared::telemetry::init_with_default("warn");
-            demo(&cli, url.as_deref()).await
+            // `demo --api-key`, else the top-level `--api-key` (both also read API_KEY).
+            let key = api_key.as_deref().or(cli.api_key.as_deref());
+            demo(&cli, url.as_deref(), key).await
         }
     };
     match result {
@@ -198,8 +206,8 @@ async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
 
 async fn serve(cli: &Cli) -> Result<(), Fatal> {
     // `_embedded` lives until the server has drained; dropping it stops the embedded Redis.
+    let addr = resolve_bind(&cli.bind, cli.port).await?;
     let (state, _embedded) = connect(cli).await?;
-    let addr = std::net::SocketAddr::from((cli.bind, cli.port));
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Fatal(
             format!(
@@ -209,7 +217,7 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
             1,
         )
     })?;
-    if !cli.bind.is_loopback() {
+    if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: the API is reachable from the network");
     }
     tracing::info!(%addr, redis = %state.config.redacted_redis_url(), mode = state.redis.mode(), "Redis Cache API listening; docs at http://{addr}/docs");
@@ -227,14 +235,69 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     Ok(())
 }
 
-async fn demo(cli: &Cli, url: Option<&str>) -> Result<(), Fatal> {
+/// The address `BIND` names, with `PORT`: an IP address as it is, a host name resolved
+/// (its first IPv4 address, else its first; `localhost` is loopback). An unresolvable name stops
+/// start-up with a message naming the setting.
+async fn resolve_bind(bind: &str, port: u16) -> Result<SocketAddr, Fatal> {
+    let host = bind.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::from((ip, port)));
+    }
+    let unresolved = |why: String| {
+        Fatal(
+            format!("BIND={bind:?} is neither an IP address nor a host name that resolves: {why}"),
+            2,
+        )
+    };
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| unresolved(e.to_string()))?
+        .collect();
+    // IPv4 first when the name has both (`localhost`: 127.0.0.1 and ::1), as the default is.
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .copied()
+        .ok_or_else(|| unresolved("it resolves to no address".to_owned()))
+}
+
+async fn demo(cli: &Cli, url: Option<&str>, api_key: Option<&str>) -> Result<(), Fatal> {
     let mut out = anstream::stdout();
     if let Some(url) = url {
-        return local_runner::demo::run(url, &mut out)
+        return local_runner::demo::run(url, api_key, &mut out)
             .await
             .map_err(|why| Fatal(why, 1));
     }
-    let (state, _embedded) = connect(cli).await?;
+    // A private Redis, always: the tour writes keys and resets the prefix, so it must not
+    // run against the Redis REDIS_URL names or the one on the default port.
+    let bin = local_runner::redis_process::redis_server_bin()
+        .ok_or_else(|| Fatal(local_runner::redis_process::HOW_TO_GET_REDIS.to_owned(), 1))?;
+    let redis = local_runner::redis_process::RedisProcess::start(bin.clone(), &[])
+        .map_err(|e| Fatal(format!("could not start {}: {e}", bin.display()), 1))?;
+    let redis_url = redis.url();
+    // The other settings as given (prefix, TTL, time-outs), but none that would point the
+    // API at another Redis.
+    let config = shared::Config::from_lookup(|name| match name {
+        "REDIS_URL" => Some(redis_url.clone()),
+        "API_KEY" => api_key.map(str::to_owned),
+        "REDIS_MODE"
+        | "REDIS_CLUSTER_NODES"
+        | "REDIS_SENTINELS"
+        | "REDIS_SENTINEL_MASTER"
+        | "REDIS_SENTINEL_PASSWORD"
+        | "REDIS_TLS_CA_FILE"
+        | "REDIS_TLS_CERT_FILE"
+        | "REDIS_TLS_KEY_FILE" => None,
+        _ => cli.lookup(name),
+    })
+    .map_err(|e| Fatal(e.to_string(), 2))?;
+    let state = AppState::connect(config).await.map_err(|e| {
+        Fatal(
+            format!("cannot reach the tour's own Redis at {redis_url}: {e}"),
+            1,
+        )
+    })?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await
         .map_err(|e| Fatal(format!("cannot listen: {e}"), 1))?;
@@ -250,8 +313,10 @@ async fn demo(cli: &Cli, url: Option<&str>) -> Result<(), Fatal> {
             let _ = stopped.await;
         },
     ));
-    let result = local_runner::demo::run(&base, &mut out).await;
+    let result = local_runner::demo::run(&base, api_key, &mut out).await;
     let _ = stop.send(());
     let _ = server.await;
+    // Dropping `redis` stops the tour's redis-server.
+    drop(redis);
     result.map_err(|why| Fatal(why, 1))
 }

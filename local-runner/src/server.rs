@@ -14,6 +14,9 @@
 //!   until a connection closes. New connections then wait in the kernel's listen queue
 //!   (they are queued, not refused), and the header-read timeout guarantees slots come free.
 //!   Open file descriptors stay bounded.
+//! - Requests hyper refuses itself (a request target over 65,534 bytes, a head too large,
+//!   a malformed head) get problem+json bodies like every other error
+//!   ([`crate::parse_errors`]).
 //! - The **in-flight request cap** (`MAX_IN_FLIGHT_REQUESTS`) is a layer of the router
 //!   ([`crate::app`]): past it, a `503` problem with `Retry-After` at once.
 
@@ -108,7 +111,8 @@ pub async fn serve_with(
         tokio::spawn(async move {
             let _slot = slot;
             let connection = builder.serve_connection_with_upgrades(
-                TokioIo::new(stream),
+                // hyper's own answers to unparsable requests (414, 431, 400) get problem bodies.
+                TokioIo::new(crate::parse_errors::ProblemIo::new(stream)),
                 TowerToHyperService::new(service),
             );
             let mut connection = std::pin::pin!(connection);

@@ -11,10 +11,11 @@ use utoipa::openapi::{
 use crate::idempotency;
 
 /// Adds to every operation of `api` the shared error answers it can give:
-/// - a body: 400 (not JSON), 413 (too large), 415 (not `application/json`), 422 (a field);
+/// - a body: 400 (not JSON), 415 (not `application/json`), 422 (a field);
 /// - path parameters: 400 (empty, too long, not UTF-8);
-/// - query parameters: 400 (not UTF-8), 422 (a parameter);
-/// - every operation: 503 (Redis unreachable or too slow, with `Retry-After`);
+/// - every operation: 400 (a query string that is not UTF-8), 413 (a body over
+///   `MAX_BODY_BYTES`, read or not), 422 (a query parameter it does not declare, or one out
+///   of range), 503 (Redis unreachable or too slow, with `Retry-After`);
 /// - state-changing operations: the `Idempotency-Key` header (400 malformed, 422 reused).
 pub fn add_problem_responses(api: &mut OpenApi) {
     for item in api.paths.paths.values_mut() {
@@ -85,37 +86,27 @@ fn add_idempotency_key(op: &mut Operation) {
 }
 
 fn add_to(op: &mut Operation) {
-    let located = |place: ParameterIn| {
-        op.parameters.iter().flatten().any(|p| match p {
-            RefOr::T(p) => p.parameter_in == place,
-            RefOr::Ref(_) => false,
-        })
-    };
-    let (path, query, body, header) = (
-        located(ParameterIn::Path),
-        located(ParameterIn::Query),
-        op.request_body.is_some(),
-        located(ParameterIn::Header),
-    );
-    let mut answers = Vec::new();
-    if path || query || body || header {
-        answers.push((
-            "400",
-            "The request cannot be read (malformed JSON, bad path parameter, query not UTF-8, \
-             malformed Idempotency-Key)",
-        ));
-    }
+    let body = op.request_body.is_some();
+    // Every operation can answer 400 (a query string that is not UTF-8), 413 (a body over
+    // MAX_BODY_BYTES, read or not) and 422 (a query parameter it does not declare).
+    let mut answers = vec![(
+        "400",
+        "The request cannot be read (malformed JSON or JSON followed by more than whitespace, \
+         bad path parameter, query not UTF-8, malformed Idempotency-Key)",
+    )];
+    answers.push((
+        "413",
+        "Body larger than MAX_BODY_BYTES (on every operation, whether it reads a body or not)",
+    ));
     if body {
-        answers.push(("413", "Body larger than MAX_BODY_BYTES"));
         answers.push(("415", "Body is not JSON"));
     }
-    if query || body || header {
-        answers.push((
-            "422",
-            "A field or parameter is missing, of the wrong type or out of range, or the \
-             Idempotency-Key was used for another request; `field` names it",
-        ));
-    }
+    answers.push((
+        "422",
+        "A field or parameter is missing, of the wrong type or out of range, a query \
+         parameter the operation does not declare, or the Idempotency-Key was used for \
+         another request; `field` names it",
+    ));
     answers.push((
         "503",
         "Redis is unreachable or timed out (with Retry-After)",

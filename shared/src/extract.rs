@@ -53,7 +53,7 @@ where
 /// Parses a JSON body, naming the field at fault on error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(de).map_err(|e| {
+    let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
         let path = e.path().to_string();
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() || inner.is_io() {
@@ -65,7 +65,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let message = inner.to_string();
             ApiError::validation(field_name(&path, &message), message)
         }
-    })
+    })?;
+    // A deserializer stops after the first value: without this, `{...} xyz` would be taken
+    // for `{...}`. Only whitespace may follow the document.
+    de.end().map_err(|e| ApiError::BadRequest {
+        detail: format!("the body is not valid JSON: {e}"),
+        field: None,
+    })?;
+    Ok(value)
 }
 
 /// A query string, deserialised into `T` (`?ttl=60&pattern=*`).
@@ -190,5 +197,15 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"key":"a""#), (400, None));
         assert_eq!(field_of("[]"), (422, Some("body".into())));
+    }
+
+    #[test]
+    fn trailing_characters_are_refused() {
+        let err = parse_json::<Body>(br#"{"key":"k"} xyz"#).unwrap_err();
+        assert!(
+            matches!(&err, ApiError::BadRequest { detail, .. } if detail.contains("trailing characters")),
+            "{err:?}"
+        );
+        assert!(parse_json::<Body>(b"{\"key\":\"k\"} \r\n\t ").is_ok());
     }
 }

@@ -43,6 +43,9 @@ pub fn finish(router: Router, config: &Config) -> Router {
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::from_fn(move |request: Request, next: Next| {
             crate::idempotency::fingerprint(body_limit, request, next)
+        }))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            within_body_limit(body_limit, request, next)
         }));
     // Only when a key is configured: an open API pays nothing per request for it.
     if let Some(key) = key {
@@ -144,15 +147,78 @@ async fn require_api_key(key: &str, request: Request, next: Next) -> Response {
 /// Whether the headers carry `key`, compared in constant time so that response times do not
 /// reveal how much of a guess was right.
 fn carries(headers: &HeaderMap, key: &str) -> bool {
+    // The scheme is case-insensitive ("It uses a case-insensitive token to identify the
+    // authentication scheme", RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+        .and_then(|v| v.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token);
     let header = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
     [bearer, header]
         .into_iter()
         .flatten()
         .any(|given| bool::from(given.trim().as_bytes().ct_eq(key.as_bytes())))
+}
+
+/// `MAX_BODY_BYTES` on every route, whether it reads a body or not: a body past the limit
+/// is a 413 problem and no handler runs (a route that takes no body would otherwise run with
+/// whatever arrived, and `DefaultBodyLimit` only binds the extractors that read one). A
+/// declared `Content-Length` over the limit is refused before a byte is read; any other body
+/// is read up to the limit here and handed on in memory, which the JSON routes do anyway.
+///
+/// On Lambda the effective limit is the smaller of this and what reaches the function: a
+/// synchronous invocation's payload is at most 6 MB ("For synchronous invocations, the
+/// maximum payload size is 6 MB", <https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>),
+/// and that payload is the JSON event around the body; an HTTP API takes at most 10 MB
+/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
+async fn within_body_limit(limit: usize, request: Request, next: Next) -> Response {
+    use axum::body::HttpBody as _;
+    use futures_util::StreamExt as _;
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::PayloadTooLarge { limit }.into_response();
+    }
+    if request.body().size_hint().exact() == Some(0) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let mut chunks = body.into_data_stream();
+    // A body that arrives in one chunk (most do) is handed on as it is, without a copy.
+    let mut first: Option<bytes::Bytes> = None;
+    let mut bytes = bytes::BytesMut::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = match chunk {
+            Ok(chunk) => chunk,
+            Err(e) => {
+                return ApiError::BadRequest {
+                    detail: format!("the body could not be read: {e}"),
+                    field: None,
+                }
+                .into_response();
+            }
+        };
+        let held = first.as_ref().map_or(0, bytes::Bytes::len) + bytes.len();
+        if held + chunk.len() > limit {
+            return ApiError::PayloadTooLarge { limit }.into_response();
+        }
+        match first.take() {
+            None if bytes.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    bytes.extend_from_slice(&earlier);
+                }
+                bytes.extend_from_slice(&chunk);
+            }
+        }
+    }
+    let body = axum::body::Body::from(first.unwrap_or_else(|| bytes.freeze()));
+    next.run(Request::from_parts(parts, body)).await
 }
 
 /// Answers 503 when the handler takes longer than `REQUEST_TIMEOUT_MS`.

@@ -27,6 +27,7 @@ pub mod keys;
 pub mod lambda;
 pub mod lifecycle;
 pub mod models;
+pub mod query_guard;
 pub mod scripts;
 pub mod secrets;
 pub mod state;

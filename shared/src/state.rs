@@ -140,6 +140,17 @@ impl AppState {
         let mut redis = state.redis.clone();
         let wanted = state.config.topology.name();
         if let Err(e) = redis.ping().await {
+            if e.kind() == ErrorKind::AuthenticationFailed
+                && let Some(refusal) = credentials_refusal(&state.config).await
+            {
+                // The client library reports only "Password authentication failed"; the
+                // server's own words (WRONGPASS, or NOPASS, ...) say which part is wrong.
+                return Err(RedisError::from((
+                    ErrorKind::AuthenticationFailed,
+                    "Redis refused the credentials",
+                    refusal,
+                )));
+            }
             let hint = match crate::error::misconfiguration(&e) {
                 Some(hint) => Some(hint.to_owned()),
                 // A cluster client that found no cluster: say what the seed is instead.
@@ -219,6 +230,52 @@ async fn seed_mode(config: &Config) -> Option<String> {
         .ok()
         .flatten()
         .filter(|mode| mode != "cluster")
+}
+
+/// What the server answers to the URL's `AUTH` itself (`WRONGPASS invalid username-password
+/// pair or user is disabled.`), asked over a connection without credentials; `None` when it
+/// cannot be asked (not standalone, or no connection).
+async fn credentials_refusal(config: &Config) -> Option<String> {
+    if config.topology != Topology::Standalone {
+        return None;
+    }
+    let mut url = url::Url::parse(config.redis_url.as_str()).ok()?;
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s)
+            .decode_utf8_lossy()
+            .into_owned()
+    };
+    let user = decode(url.username());
+    let password = decode(url.password()?);
+    url.set_username("").ok()?;
+    url.set_password(None).ok()?;
+    let client = match &config.tls {
+        Some(tls) => redis::Client::build_with_tls(url.as_str(), certificates(tls)).ok()?,
+        None => redis::Client::open(url.as_str()).ok()?,
+    };
+    let mut auth = redis::cmd("AUTH");
+    if !user.is_empty() {
+        auth.arg(&user);
+    }
+    auth.arg(&password);
+    let ask = async {
+        let mut conn = client.get_multiplexed_async_connection().await.ok()?;
+        match auth.query_async::<()>(&mut conn).await {
+            Ok(()) => None,
+            Err(e) => Some(
+                [e.code(), e.detail()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ),
+        }
+    };
+    tokio::time::timeout(config.response_timeout, ask)
+        .await
+        .ok()
+        .flatten()
+        .filter(|reply| !reply.is_empty())
 }
 
 /// The settings of every `ConnectionManager` (standalone, and each primary in sentinel mode).

@@ -7,7 +7,7 @@ async fn demo_tour_runs_start_to_finish() {
     let app = TestApp::new().await;
     let server = app.serve().await;
     let mut out = Vec::new();
-    local_runner::demo::run(&server.url(""), &mut out)
+    local_runner::demo::run(&server.url(""), None, &mut out)
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();
@@ -29,7 +29,7 @@ async fn demo_tour_runs_start_to_finish() {
 #[tokio::test]
 async fn demo_tour_reports_an_unreachable_api() {
     let mut out = Vec::new();
-    let why = local_runner::demo::run("http://127.0.0.1:1", &mut out)
+    let why = local_runner::demo::run("http://127.0.0.1:1", None, &mut out)
         .await
         .unwrap_err();
     assert!(why.contains("cannot reach the API"), "{why}");

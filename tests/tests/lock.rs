@@ -183,15 +183,15 @@ async fn fencing_tokens_strictly_increase_under_contention() {
 }
 
 #[tokio::test]
-async fn bad_parameters_are_400_or_422_saying_why() {
+async fn bad_parameters_are_422_saying_why() {
     let app = TestApp::new().await;
     let r = app.post("/lock/r?processing_time=26", json!(null)).await;
-    r.assert_problem(400, Some("processing_time"));
+    r.assert_problem(422, Some("processing_time"));
     assert!(r.body["detail"].as_str().unwrap().contains("25"));
     let r = app
         .post("/lock/r?processing_time=5&ttl=5", json!(null))
         .await;
-    r.assert_problem(400, Some("ttl"));
+    r.assert_problem(422, Some("ttl"));
     assert!(
         r.body["detail"]
             .as_str()
@@ -200,10 +200,13 @@ async fn bad_parameters_are_400_or_422_saying_why() {
     );
     app.post("/lock/r?processing_time=-1", json!(null))
         .await
-        .assert_problem(400, Some("processing_time"));
+        .assert_problem(422, Some("processing_time"));
     app.post("/lock/r?processing_time=NaN", json!(null))
         .await
-        .assert_problem(400, Some("processing_time"));
+        .assert_problem(422, Some("processing_time"));
+    app.post("/lock/r?processing_time=20&wait_ms=6000", json!(null))
+        .await
+        .assert_problem(422, Some("wait_ms"));
     app.post("/lock/r?processing_time=soon", json!(null))
         .await
         .assert_problem(422, Some("processing_time"));
@@ -231,4 +234,24 @@ async fn bad_parameters_are_400_or_422_saying_why() {
         .assert_problem(400, Some("resource"));
     // Nothing was locked by any of them.
     assert_eq!(app.get("/lock/r").await.body["locked"], false);
+}
+
+#[tokio::test]
+async fn extend_sets_the_remaining_ttl_and_says_so() {
+    let app = TestApp::new().await;
+    let grant = app.post("/lock/lease/acquire?ttl=100", json!(null)).await;
+    assert_eq!(grant.status, 201, "{grant:?}");
+    let token = grant.body["token"].as_str().unwrap().to_owned();
+    // A shorter ttl shortens the lock: the TTL is set, not added to.
+    let r = app
+        .post("/lock/lease/extend", json!({"token": token, "ttl": 5}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["ttl_ms"], 5000);
+    let message = r.body["message"].as_str().unwrap();
+    assert!(message.contains("now expires in 5 s"), "{message}");
+    assert!(!message.contains("extended by"), "{message}");
+    let status = app.get("/lock/lease").await;
+    let left = status.body["ttl_ms"].as_u64().unwrap();
+    assert!((1..=5000).contains(&left), "{status:?}");
 }

@@ -124,6 +124,11 @@ async fn password_protected_redis() {
         !text.contains("not-the-pass") && !redacted.contains("not-the-pass"),
         "{text}"
     );
+    // Redis's own words, not only the client library's "Password authentication failed".
+    assert!(
+        text.contains("WRONGPASS invalid username-password pair"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -172,7 +177,7 @@ async fn acl_user_confined_to_the_prefix_runs_the_whole_api() {
 
     let server = app.serve().await;
     let mut out = Vec::new();
-    local_runner::demo::run(&server.url(""), &mut out)
+    local_runner::demo::run(&server.url(""), None, &mut out)
         .await
         .unwrap();
 

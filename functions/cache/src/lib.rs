@@ -7,8 +7,9 @@
 //! | `DELETE /cache/{key}` | `UNLINK` |
 //! | `GET /cache?pattern=&count=&cursor=` | `SCAN ... MATCH` inside the namespace, then `TTL`s pipelined |
 //!
-//! Values are stored as their JSON text, so any JSON value (object, string, number, `null`)
-//! comes back exactly as it was sent. Reads the environment through `shared::Config`;
+//! Values are stored as the JSON text received (validated, never re-encoded), so any JSON
+//! value (object, string, number, `null`) comes back exactly as it was sent: a 30-digit
+//! integer, `1E2` and `-0` included. Reads the environment through `shared::Config`;
 //! run it locally with `cargo run -p local-runner`, on Lambda as the `cache` binary.
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::Response, routing::get};
@@ -19,7 +20,7 @@ use shared::{
     idempotency::Outcome,
     keys::path_identifier,
     models::{
-        Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, json_or_string,
+        Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, raw_json_or_string,
         ttl_from_redis,
     },
     scripts, validate,
@@ -33,6 +34,12 @@ const MAX_SCANS_PER_PAGE: usize = 16;
 /// Largest page a client may ask for.
 const MAX_PAGE: u32 = 1000;
 
+/// Where a listing cursor keeps how many keys of one SCAN unit were already handed out (see
+/// [`scan_page`]): bits 52..=62. Below them is the SCAN cursor itself (a cluster's included:
+/// it is under 2^52 for any keyspace that fits in memory).
+const SKIP_SHIFT: u32 = 52;
+const SCAN_CURSOR_MASK: u64 = (1 << SKIP_SHIFT) - 1;
+
 /// The cache routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -44,7 +51,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The cache routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A query parameter the route does not declare is a 422, on every method.
+    shared::query_guard::guard_query(routes, &openapi).with_state(state)
 }
 
 async fn empty_key() -> ApiError {
@@ -75,12 +84,13 @@ async fn put_entry(
         1,
         MAX_TTL_SECONDS,
     )?;
-    let text = serde_json::to_string(&body.value)?;
+    // The value's own text, as received: re-encoding it would turn `1E2` into `100.0`.
+    let text = body.value.get();
     let full = state.keys.cache(&body.key);
     let stored: Outcome<()> = if idempotency.is_keyed() {
         idempotency
             .run(&state, &scripts::CACHE_SET, &full, |s| {
-                s.key(&full).arg(&text).arg(ttl);
+                s.key(&full).arg(text).arg(ttl);
             })
             .await?
     } else {
@@ -129,7 +139,7 @@ async fn get_entry(
     };
     Ok(Json(Entry {
         key,
-        value: json_or_string(text),
+        value: raw_json_or_string(&text),
         ttl_seconds: ttl_from_redis(ttl),
     }))
 }
@@ -189,23 +199,16 @@ async fn list_entries(
     let pattern = state.keys.cache_pattern(&query.pattern);
     let mut redis = state.redis.clone();
 
-    let mut cursor = query.cursor;
-    let mut found: Vec<String> = Vec::new();
-    for _ in 0..MAX_SCANS_PER_PAGE {
-        let (next, batch) = redis
-            .scan_step(cursor, &pattern, u64::from(query.count.max(100)))
-            .await?;
-        found.extend(
-            batch
+    let (found, cursor) = scan_page(&mut redis, &pattern, query.cursor, query.count as usize)
+        .await
+        .map(|(keys, cursor)| {
+            let keys = keys
                 .iter()
                 .map(|k| String::from_utf8_lossy(k))
-                .filter_map(|k| state.keys.strip_cache(&k).map(str::to_owned)),
-        );
-        cursor = next;
-        if cursor == 0 || found.len() >= query.count as usize {
-            break;
-        }
-    }
+                .filter_map(|k| state.keys.strip_cache(&k).map(str::to_owned))
+                .collect::<Vec<_>>();
+            (keys, cursor)
+        })?;
 
     let mut ttls = redis::pipe();
     for key in &found {
@@ -232,4 +235,60 @@ async fn list_entries(
         keys,
         cursor,
     }))
+}
+
+/// One page of at most `count` keys matching `pattern`, from `cursor`, and the cursor to
+/// continue with (0 at the end).
+///
+/// SCAN's COUNT is a hint: a step returns whole hash buckets, so it may hand back more keys
+/// than asked. A page never holds more than `count`: each step asks for what is still
+/// missing; a step that brings more is replaced by a step of one bucket (`COUNT 1`), and a
+/// bucket that does not fit either is left whole to the next page — so a page ends on a
+/// real SCAN cursor and keeps SCAN's guarantee. Only when a page's very first bucket holds
+/// more keys than `count` (a `count` of 1 or 2) is a bucket split: the page takes its first
+/// keys in byte order, and the cursor says how many, in the bits above [`SKIP_SHIFT`]; the
+/// next page reads that bucket again and skips them. Such a split can repeat or miss a key
+/// of that one bucket if the bucket changes in between (a write to it, or Redis finishing a
+/// rehash of its table).
+async fn scan_page(
+    redis: &mut shared::state::Redis,
+    pattern: &str,
+    cursor: u64,
+    count: usize,
+) -> Result<(Vec<Vec<u8>>, u64), ApiError> {
+    let mut cursor_at = cursor & SCAN_CURSOR_MASK;
+    let mut skip = (cursor >> SKIP_SHIFT) as usize;
+    let mut found: Vec<Vec<u8>> = Vec::new();
+    for _ in 0..MAX_SCANS_PER_PAGE {
+        let missing = count - found.len();
+        let (mut next, mut batch) = if skip > 0 {
+            redis.scan_step(cursor_at, pattern, 1).await?
+        } else {
+            redis.scan_step(cursor_at, pattern, missing as u64).await?
+        };
+        if skip == 0 && batch.len() > missing {
+            (next, batch) = redis.scan_step(cursor_at, pattern, 1).await?;
+        }
+        if skip == 0 && batch.len() > missing && !found.is_empty() {
+            // This bucket goes to the next page, whole: the page ends on a real SCAN cursor.
+            return Ok((found, cursor_at));
+        }
+        if skip > 0 || batch.len() > missing {
+            batch.sort_unstable();
+            let rest = batch.split_off(skip.min(batch.len()));
+            if rest.len() > missing {
+                let taken = skip + missing;
+                found.extend(rest.into_iter().take(missing));
+                return Ok((found, cursor_at | ((taken as u64) << SKIP_SHIFT)));
+            }
+            batch = rest;
+            skip = 0;
+        }
+        found.extend(batch);
+        cursor_at = next;
+        if cursor_at == 0 || found.len() >= count {
+            break;
+        }
+    }
+    Ok((found, cursor_at))
 }

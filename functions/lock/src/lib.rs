@@ -52,7 +52,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The lock routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A query parameter the route does not declare is a 422, on every method.
+    shared::query_guard::guard_query(routes, &openapi).with_state(state)
 }
 
 /// A granted lock.
@@ -118,7 +120,7 @@ async fn acquire(
     params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), HoldQuery),
     responses(
         (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
-        (status = 400, description = "processing_time above 25 s, or ttl not longer than processing_time", body = shared::error::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "processing_time outside 0..=25 s, ttl or wait_ms out of range, ttl not longer than processing_time, or processing_time + wait_ms over 25 s", body = shared::error::Problem, content_type = "application/problem+json"),
         (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
@@ -132,7 +134,7 @@ async fn hold_lock(
     path_identifier("resource", &resource)?;
     let processing = query.processing_time;
     if !processing.is_finite() || !(0.0..=MAX_PROCESSING_SECS).contains(&processing) {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::validation(
             "processing_time",
             format!(
                 "processing_time must be from 0 to {MAX_PROCESSING_SECS} seconds (API Gateway \
@@ -142,7 +144,7 @@ async fn hold_lock(
     }
     validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
     if (query.ttl as f64) <= processing {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::validation(
             "ttl",
             format!(
                 "ttl ({} s) must be longer than processing_time ({processing} s): the lock would \
@@ -153,7 +155,7 @@ async fn hold_lock(
     }
     validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
     if processing * 1000.0 + query.wait_ms as f64 > MAX_PROCESSING_SECS * 1000.0 {
-        return Err(ApiError::bad_request(
+        return Err(ApiError::validation(
             "wait_ms",
             format!(
                 "processing_time + wait_ms must not exceed {MAX_PROCESSING_SECS} s (API Gateway \
@@ -317,12 +319,14 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
     post,
     path = "/lock/{resource}/extend",
     tag = "lock",
-    summary = "Extend a lock you hold",
-    description = "Compare-and-expire (Lua): only the token's holder can extend.",
+    summary = "Refresh a lock you hold: set its remaining TTL",
+    description = "Compare-and-expire (Lua): only the token's holder can extend. Sets the lock's \
+        remaining time to live to `ttl` seconds from now (a lease refresh): it does not add to \
+        the time left, so a `ttl` below it shortens the lock.",
     params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
     request_body = ExtendLock,
     responses(
-        (status = 200, description = "Extended", body = LockChanged),
+        (status = 200, description = "The lock now expires `ttl` seconds from now", body = LockChanged),
         (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
     )
 )]
@@ -345,7 +349,10 @@ async fn extend_lock(
         return Err(not_holder(&resource, "extend"));
     }
     Ok(extended.respond(Json(LockChanged {
-        message: format!("Lock on '{resource}' extended by {ttl} s"),
+        // PEXPIRE sets the time left; "extended by" would promise an addition.
+        message: format!(
+            "Lock on '{resource}' now expires in {ttl} s (its TTL was set to {ttl} s)"
+        ),
         resource,
         ttl_ms: Some(ttl * 1000),
     })))

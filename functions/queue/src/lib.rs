@@ -42,6 +42,26 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The queue `/queue` (no name) works on.
 pub const DEFAULT_QUEUE: &str = "tasks";
+/// The fixed segments under `/queue/{name}/`: a queue so named could not be told from the
+/// route (`/queue/all` would be the queue "all", not the default queue's page), so no queue
+/// may be named so.
+pub const RESERVED_NAMES: [&str; 4] = ["all", "batch", "claim", "ack"];
+
+/// A queue name: a path identifier, and none of [`RESERVED_NAMES`] (a 422 listing them).
+fn queue_name(name: &str) -> Result<&str, ApiError> {
+    path_identifier("name", name)?;
+    if RESERVED_NAMES.contains(&name) {
+        return Err(ApiError::validation(
+            "name",
+            format!(
+                "'{name}' is reserved: the words {} name routes under /queue/{{name}}/, so \
+                 no queue may be called so",
+                RESERVED_NAMES.join(", ")
+            ),
+        ));
+    }
+    Ok(name)
+}
 /// Most tasks in one batch push or pop, and in one page.
 const MAX_BATCH: u64 = 1000;
 /// Longest visibility timeout, seconds (12 h).
@@ -62,6 +82,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     // Pops hand tasks out, and every GET (a page too) moves lapsed claims back: no HEAD, never cached.
+    let routes = shared::query_guard::guard_query(routes, &openapi);
     shared::http::guard_methods(
         routes,
         &openapi,
@@ -135,7 +156,7 @@ async fn push(
     name: String,
     task: NewTask,
 ) -> Result<Response, ApiError> {
-    path_identifier("name", &name)?;
+    queue_name(&name)?;
     let id = task.id.clone();
     let payload = stored(task, "")?;
     let length = append(&state, &idempotency, &name, &[payload]).await?;
@@ -152,7 +173,7 @@ async fn push(
 
 /// Runs `queue_pop.lua` for up to `count` tasks.
 async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<String>), ApiError> {
-    path_identifier("name", name)?;
+    queue_name(name)?;
     let mut redis = state.redis.clone();
     Ok(scripts::QUEUE_POP
         .key(&state.keys.queue(name))
@@ -177,7 +198,7 @@ async fn clear(
     idempotency: Idempotency,
     name: String,
 ) -> Result<Response, ApiError> {
-    path_identifier("name", &name)?;
+    queue_name(&name)?;
     let keys = state.keys.queue(&name);
     let deleted: Outcome<u64> = idempotency
         .run(&state, &scripts::QUEUE_CLEAR, &keys[0], |s| {
@@ -196,7 +217,7 @@ async fn clear(
     path = "/queue/{name}",
     tag = "queue",
     summary = "Add a task (RPUSH)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
     request_body = NewTask,
     responses(
         (status = 201, description = "Queued", body = TaskQueued)
@@ -236,7 +257,7 @@ async fn push_default(
     path = "/queue/{name}",
     tag = "queue",
     summary = "Pop the oldest task (FIFO)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
         (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
@@ -270,7 +291,7 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
     path = "/queue/{name}",
     tag = "queue",
     summary = "Clear a queue (waiting and claimed tasks)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
     responses(
         (status = 200, description = "Cleared", body = QueueCleared)
     )
@@ -307,7 +328,7 @@ async fn clear_default(
     tag = "queue",
     summary = "Add 1 to 1000 tasks in one RPUSH",
     description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
     request_body = TaskBatch,
     responses(
         (status = 201, description = "Queued", body = BatchQueued)
@@ -319,7 +340,7 @@ async fn push_batch(
     ApiPath(name): ApiPath<String>,
     ApiJson(TaskBatch(tasks)): ApiJson<TaskBatch>,
 ) -> Result<Response, ApiError> {
-    path_identifier("name", &name)?;
+    queue_name(&name)?;
     if tasks.is_empty() || tasks.len() as u64 > MAX_BATCH {
         return Err(ApiError::validation(
             "body",
@@ -349,7 +370,7 @@ async fn push_batch(
     path = "/queue/{name}/batch",
     tag = "queue",
     summary = "Pop up to `count` tasks in one call",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks"), BatchQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks"), BatchQuery),
     responses(
         (status = 200, description = "The oldest tasks, removed", body = TasksPopped),
         (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
@@ -377,7 +398,10 @@ async fn pop_batch(
     path = "/queue/{name}/all",
     tag = "queue",
     summary = "View tasks without removing them (paged)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks"), PageQuery),
+    description = "Removes no task, but it is not a pure read: like every call that hands \
+        tasks out, it first moves claims whose visibility timeout lapsed back to the head of \
+        the queue (a state change, so no HEAD and `Cache-Control: no-store`).",
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks"), PageQuery),
     responses(
         (status = 200, description = "One page; `queue_length` is the total", body = QueuePage)
     )
@@ -387,7 +411,7 @@ async fn peek_queue(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
-    path_identifier("name", &name)?;
+    queue_name(&name)?;
     let limit = validate::range("limit", query.limit, 1, MAX_BATCH)?;
     // A Redis list holds at most 2^32 - 1 elements.
     let offset = validate::range("offset", query.offset, 0, u64::from(u32::MAX))?;
@@ -417,7 +441,7 @@ async fn peek_queue(
     tag = "queue",
     summary = "Claim the oldest task (reliable consumption)",
     description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks"), ClaimQuery),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks"), ClaimQuery),
     responses(
         (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
         (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
@@ -429,7 +453,7 @@ async fn claim_task(
     ApiPath(name): ApiPath<String>,
     ApiQuery(query): ApiQuery<ClaimQuery>,
 ) -> Result<Response, ApiError> {
-    path_identifier("name", &name)?;
+    queue_name(&name)?;
     let visibility = validate::range("visibility", query.visibility, 1, MAX_VISIBILITY_SECS)?;
     let keys = state.keys.queue(&name);
     let claimed: Outcome<Option<(String, u64, u64, String)>> = idempotency
@@ -454,7 +478,7 @@ async fn claim_task(
     path = "/queue/{name}/ack",
     tag = "queue",
     summary = "Acknowledge a claimed task (removes it for good)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters)", example = "tasks")),
+    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
     request_body = AckClaim,
     responses(
         (status = 200, description = "Acknowledged", body = TaskAcked),
@@ -467,7 +491,7 @@ async fn ack_task(
     ApiPath(name): ApiPath<String>,
     ApiJson(body): ApiJson<AckClaim>,
 ) -> Result<Response, ApiError> {
-    path_identifier("name", &name)?;
+    queue_name(&name)?;
     validate::identifier("receipt", &body.receipt)?;
     let keys = state.keys.queue(&name);
     let acked: Outcome<Option<String>> = idempotency

@@ -35,6 +35,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     // A check counts the request: HEAD must not run it, and no cache may keep a verdict.
+    let routes = shared::query_guard::guard_query(routes, &openapi);
     shared::http::guard_methods(routes, &openapi, &["/rate-limit/check"]).with_state(state)
 }
 

@@ -41,7 +41,9 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The stats routes, with their state.
 pub fn router(state: AppState) -> Router {
-    api().split_for_parts().0.with_state(state)
+    let (routes, openapi) = api().split_for_parts();
+    // A query parameter the route does not declare is a 422, on every method.
+    shared::query_guard::guard_query(routes, &openapi).with_state(state)
 }
 
 /// A 503 that also says `connected: false`, as the original's `/stats` did.
@@ -55,7 +57,7 @@ fn disconnected(e: redis::RedisError) -> ApiError {
     path = "/stats",
     tag = "stats",
     summary = "Redis and cache statistics",
-    description = "Connection, version, uptime, keys (all, and under the prefix), memory and its policy, ops/s, clients, and the profile cache's hits, misses and hit rate. `INFO` is read tolerantly.",
+    description = "Connection, version, uptime, keys (all, and under the prefix), memory and its policy, ops/s, clients, the profile cache's hits, misses and hit rate (`GET /users/{user_id}` lookups only), and Redis's own `keyspace_hits`/`keyspace_misses` (every key lookup, `GET /cache/{key}` included). `INFO` is read tolerantly.",
     params(StatsQuery),
     responses(
         (status = 200, description = "Statistics", body = Stats),
@@ -141,6 +143,9 @@ async fn get_stats(
         cache_hits,
         cache_misses,
         hit_rate: (lookups > 0).then(|| cache_hits as f64 / lookups as f64),
+        // Counted by Redis itself, so the cache's GET path pays nothing for it.
+        keyspace_hits: sum("keyspace_hits"),
+        keyspace_misses: sum("keyspace_misses"),
         warnings,
     }))
 }

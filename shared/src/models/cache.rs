@@ -1,7 +1,7 @@
 //! Bodies of the `cache` function.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// `POST /cache` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -17,9 +17,11 @@ pub struct PutEntry {
         pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
     )]
     pub key: String,
-    /// Any JSON value; it comes back exactly as sent.
-    #[schema(example = "world")]
-    pub value: Value,
+    /// Any JSON value; it comes back exactly as sent: its text is stored as received
+    /// (validated, not re-encoded), so `1E2`, `-0` or a 30-digit integer read back byte for
+    /// byte.
+    #[schema(example = "world", value_type = serde_json::Value)]
+    pub value: Box<RawValue>,
     /// Seconds to live, 1..=31536000; `DEFAULT_TTL` when absent.
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
     #[schema(example = 300, minimum = 1, maximum = 31_536_000)]
@@ -42,8 +44,9 @@ pub struct EntryStored {
 pub struct Entry {
     /// The key, as sent.
     pub key: String,
-    /// The stored value.
-    pub value: Value,
+    /// The stored value, as it was sent.
+    #[schema(value_type = serde_json::Value)]
+    pub value: Box<RawValue>,
     /// Seconds left to live, `null` when the entry never expires.
     pub ttl_seconds: Option<u64>,
 }
@@ -66,7 +69,8 @@ pub struct ListQuery {
     #[serde(default = "match_all")]
     #[param(default = "*", min_length = 1, max_length = 512)]
     pub pattern: String,
-    /// How many keys a page should hold (a hint, as SCAN's COUNT is): 1..=1000.
+    /// Most keys a page holds: 1..=1000. A page stops early (with a non-zero cursor) when
+    /// matches are sparse; it never holds more.
     #[serde(default = "default_page")]
     #[param(default = 100, minimum = 1, maximum = 1000)]
     pub count: u32,

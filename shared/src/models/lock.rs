@@ -83,7 +83,8 @@ pub struct ExtendLock {
     /// The holder's token.
     #[schema(min_length = 1, max_length = 512)]
     pub token: String,
-    /// New TTL in seconds from now (default 30).
+    /// The lock's new time to live, seconds from now (default 30): it replaces the time
+    /// left, it is not added to it (so it may shorten the lock).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
     #[schema(minimum = 1, maximum = 86_400)]
     pub ttl: Option<u64>,

@@ -22,6 +22,14 @@ pub fn json_or_string(text: String) -> serde_json::Value {
     serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
 }
 
+/// [`json_or_string`] keeping the stored text itself: a cache value is handed back byte for
+/// byte (a number is not re-encoded through `f64`), and only text that is not JSON becomes a
+/// JSON string.
+pub fn raw_json_or_string(text: &str) -> Box<serde_json::value::RawValue> {
+    serde_json::from_str(text)
+        .unwrap_or_else(|_| serde_json::value::to_raw_value(text).unwrap_or_default())
+}
+
 /// For `Option<Option<T>>` fields: absent is `None`, `null` is `Some(None)`, a value is
 /// `Some(Some(v))`. Lets a PATCH tell "leave alone" from "remove".
 pub(crate) fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -46,12 +46,22 @@ pub struct Stats {
     pub maxmemory_policy: Option<String>,
     /// Clients connected.
     pub connected_clients: u64,
-    /// Profile cache hits (`GET /users/{id}`).
+    /// Profile lookups that found the profile: `GET /users/{user_id}` only (counted in
+    /// Redis under the prefix, by every instance; reset by `POST /stats/reset`).
+    /// `GET /cache/{key}` is not counted here: see `keyspace_hits`.
     pub cache_hits: u64,
-    /// Profile cache misses.
+    /// Profile lookups (`GET /users/{user_id}`) that found none.
     pub cache_misses: u64,
-    /// hits / (hits + misses); `null` before the first lookup.
+    /// Of the profile lookups, the share that hit: cache_hits / (cache_hits + cache_misses);
+    /// `null` before the first lookup.
     pub hit_rate: Option<f64>,
+    /// Redis's own count of key lookups that found their key (`INFO stats`,
+    /// `keyspace_hits`, summed over the primaries): every read counts, `GET /cache/{key}`
+    /// included, and so do other clients' and the API's own internal reads. Since the
+    /// server started or `CONFIG RESETSTAT`; `POST /stats/reset` does not reset it.
+    pub keyspace_hits: u64,
+    /// Redis's own count of key lookups that found no key (`keyspace_misses`), as above.
+    pub keyspace_misses: u64,
     /// Things an operator should fix (e.g. an evicting memory policy).
     pub warnings: Vec<String>,
 }
