@@ -148,8 +148,8 @@ fn log(seen: &Seen, status: u16) {
     let latency_us = latency.as_micros() as u64;
     let (method, path) = (&seen.method, seen.uri.path());
     if notable {
-        tracing::info!(target: TARGET, %method, path, status, latency_us, request_id = id, "served");
+        tracing::info!(target: TARGET, %method, %path, status, latency_us, request_id = %id, "served");
     } else {
-        tracing::debug!(target: TARGET, %method, path, status, latency_us, request_id = id, "served");
+        tracing::debug!(target: TARGET, %method, %path, status, latency_us, request_id = %id, "served");
     }
 }

@@ -311,9 +311,13 @@ fn demo_tours_a_private_api() {
 #[test]
 fn demo_tours_a_running_api() {
     let redis = start_redis(&[]);
+    // Every request logged (README, Settings: `RUST_LOG=info,access=debug`), to see the tour's.
     let runner = Runner::from_readme(
         &readme::command("scripts/run.sh"),
-        &[("REDIS_URL", redis.url().as_str())],
+        &[
+            ("REDIS_URL", redis.url().as_str()),
+            ("RUST_LOG", "info,access=debug"),
+        ],
     );
     let command = readme::command("cargo run --release -p local-runner -- demo --url ...")
         .replace("http://127.0.0.1:8002", &runner.base());
