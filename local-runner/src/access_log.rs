@@ -2,7 +2,8 @@
 //! what the request does.
 //!
 //! - `info` (the default): one line for each request that failed on the server's side (a
-//!   `5xx`) or took [`SLOW`] or longer, with method, path, status, latency and request id.
+//!   `5xx`), took [`SLOW`] or longer, or was abandoned by its client before the answer
+//!   (its handler cut short), with method, path, status, latency and request id.
 //! - `debug` for the target `access` (`RUST_LOG=info,access=debug`): one line for every
 //!   request, and a `request` span around its handling that every line logged inside it
 //!   carries.
@@ -102,7 +103,12 @@ where
             let _entered = span.enter();
             self.inner.call(request)
         };
-        AccessLogFuture { inner, seen, span }
+        AccessLogFuture {
+            inner,
+            seen,
+            span,
+            answered: false,
+        }
     }
 }
 
@@ -112,6 +118,18 @@ pin_project! {
         inner: F,
         seen: Seen,
         span: Span,
+        answered: bool,
+    }
+
+    impl<F> PinnedDrop for AccessLogFuture<F> {
+        // Dropped before its answer: the client went away (hyper drops the request's future
+        // when the connection closes), and the handler was cut short.
+        fn drop(this: Pin<&mut Self>) {
+            let this = this.project();
+            if !*this.answered {
+                log(this.seen, None);
+            }
+        }
     }
 }
 
@@ -127,16 +145,18 @@ where
             let _entered = this.span.enter();
             std::task::ready!(this.inner.poll(cx))
         };
+        *this.answered = true;
         if let Ok(response) = &result {
-            log(this.seen, response.status().as_u16());
+            log(this.seen, Some(response.status().as_u16()));
         }
         Poll::Ready(result)
     }
 }
 
-fn log(seen: &Seen, status: u16) {
+/// The line of one request; `status` is `None` when the client left before the answer.
+fn log(seen: &Seen, status: Option<u16>) {
     let latency = seen.start.elapsed();
-    let notable = status >= 500 || latency >= SLOW;
+    let notable = status.is_none_or(|s| s >= 500) || latency >= SLOW;
     if !notable && !tracing::enabled!(target: TARGET, Level::DEBUG) {
         return;
     }
@@ -147,6 +167,10 @@ fn log(seen: &Seen, status: u16) {
         .unwrap_or("-");
     let latency_us = latency.as_micros() as u64;
     let (method, path) = (&seen.method, seen.uri.path());
+    let Some(status) = status else {
+        tracing::info!(target: TARGET, %method, %path, latency_us, request_id = %id, "abandoned: the client closed the connection before the answer");
+        return;
+    };
     if notable {
         tracing::info!(target: TARGET, %method, %path, status, latency_us, request_id = %id, "served");
     } else {

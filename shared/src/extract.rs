@@ -42,6 +42,19 @@ where
                 detail: "the body must be JSON: send Content-Type: application/json".to_owned(),
             });
         }
+        // Bodies are read as sent: a compressed one would only fail as "not JSON".
+        if let Some(coding) = req
+            .headers()
+            .get(header::CONTENT_ENCODING)
+            .filter(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"))
+        {
+            return Err(ApiError::UnsupportedMediaType {
+                detail: format!(
+                    "Content-Encoding {} is not supported: send the JSON body uncompressed",
+                    String::from_utf8_lossy(coding.as_bytes())
+                ),
+            });
+        }
         let limit = AppState::from_ref(state).config.max_body_bytes;
         let bytes = Bytes::from_request(req, state)
             .await
@@ -152,8 +165,9 @@ fn field_name(path: &str, message: &str) -> String {
     let missing = message
         .strip_prefix("missing field `")
         .and_then(|rest| rest.split('`').next());
-    let unknown = message
-        .strip_prefix("unknown field `")
+    let unknown = ["unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| message.strip_prefix(prefix))
         .and_then(|rest| rest.split('`').next());
     match (missing, unknown, path) {
         (Some(name), _, "." | "") | (_, Some(name), "." | "") => name.to_owned(),
@@ -194,6 +208,10 @@ mod tests {
         assert_eq!(
             field_of(r#"{"key":"a","nope":1}"#),
             (422, Some("nope".into()))
+        );
+        assert_eq!(
+            field_of(r#"{"key":"a","key":"b"}"#),
+            (422, Some("key".into()))
         );
         assert_eq!(field_of(r#"{"key":"a""#), (400, None));
         assert_eq!(field_of("[]"), (422, Some("body".into())));

@@ -16,13 +16,14 @@
 
 mod retry;
 mod sentinel;
+mod single;
 
 use std::{sync::Arc, time::Duration};
 
 use redis::{
     Cmd, ErrorKind, FromRedisValue, IntoConnectionInfo, Pipeline, RedisError, RedisFuture,
     ServerErrorKind, Value,
-    aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig},
+    aio::{ConnectionLike, ConnectionManagerConfig},
     cluster::{ClusterClient, ClusterConfig},
     cluster_async::ClusterConnection,
     cluster_routing::{
@@ -35,6 +36,7 @@ use crate::{
     keys::Keys,
 };
 use sentinel::SentinelPrimary;
+use single::Single;
 
 /// What every handler gets: the Redis handle, the configuration and the key builder.
 ///
@@ -79,10 +81,11 @@ impl AppState {
                     }
                     None => redis::Client::open(config.redis_url.as_str())?,
                 };
-                Backend::Single(ConnectionManager::new_lazy_with_config(
+                Backend::Single(Arc::new(Single::new(
                     client,
                     manager_config(&config),
-                )?)
+                    config.response_timeout,
+                )?))
             }
             Topology::Cluster { nodes } => {
                 let mut builder = ClusterClient::builder(nodes.iter().map(String::as_str))
@@ -115,7 +118,9 @@ impl AppState {
                 password.as_deref(),
                 config.redis_url.as_str().into_connection_info()?,
                 config.tls.as_ref(),
-                manager_config(&config),
+                // The library's own per-command timer here: a time-out is how a silent
+                // primary is noticed and the Sentinels asked again (see `sentinel`).
+                manager_config(&config).set_response_timeout(Some(config.response_timeout)),
             )?)),
         };
         Ok(Self(Arc::new(State {
@@ -324,7 +329,7 @@ pub struct Redis {
 
 #[derive(Clone)]
 enum Backend {
-    Single(ConnectionManager),
+    Single(Arc<Single>),
     Cluster(ClusterConnection),
     Sentinel(Arc<SentinelPrimary>),
 }
@@ -545,10 +550,15 @@ impl Redis {
         }
         let ping = redis::cmd("PING");
         let _ = match &mut self.backend {
-            Backend::Single(manager) => match manager.req_packed_command(&ping).await {
-                Err(e) if retry::may_resend(&e, true) => manager.req_packed_command(&ping).await,
-                other => other,
-            },
+            Backend::Single(single) => {
+                let mut manager = single.manager();
+                match manager.req_packed_command(&ping).await {
+                    Err(e) if retry::may_resend(&e, true) => {
+                        manager.req_packed_command(&ping).await
+                    }
+                    other => other,
+                }
+            }
             Backend::Cluster(cluster) => {
                 let all = RoutingInfo::MultiNode((
                     MultipleNodeRoutingInfo::AllMasters,
@@ -564,6 +574,17 @@ impl Redis {
     }
 }
 
+impl Redis {
+    /// A command's deadline passed: the error to answer, after letting the backend react
+    /// (a standalone connection is replaced: see `single`).
+    fn timed_out(&self) -> RedisError {
+        if let Backend::Single(single) = &self.backend {
+            single.timed_out();
+        }
+        deadline_exceeded()
+    }
+}
+
 impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let deadline = self.deadline;
@@ -573,18 +594,21 @@ impl ConnectionLike for Redis {
                 self.check_if_idle(resendable).await;
                 match &mut self.backend {
                     // Sent once more only when the error allows it (see `retry`).
-                    Backend::Single(manager) => match manager.req_packed_command(cmd).await {
-                        Err(e) if retry::may_resend(&e, resendable) => {
-                            manager.req_packed_command(cmd).await
+                    Backend::Single(single) => {
+                        let mut manager = single.manager();
+                        match manager.req_packed_command(cmd).await {
+                            Err(e) if retry::may_resend(&e, resendable) => {
+                                manager.req_packed_command(cmd).await
+                            }
+                            other => other,
                         }
-                        other => other,
-                    },
+                    }
                     Backend::Cluster(cluster) => retry::cluster_request(cluster, cmd).await,
                     Backend::Sentinel(primary) => primary.req_packed_command(cmd).await,
                 }
             })
             .await
-            .unwrap_or_else(|_| Err(deadline_exceeded()))
+            .unwrap_or_else(|_| Err(self.timed_out()))
         })
     }
 
@@ -600,7 +624,8 @@ impl ConnectionLike for Redis {
                 let resendable = retry::resendable_pipeline(pipeline);
                 self.check_if_idle(resendable).await;
                 match &mut self.backend {
-                    Backend::Single(manager) => {
+                    Backend::Single(single) => {
+                        let mut manager = single.manager();
                         match manager.req_packed_commands(pipeline, offset, count).await {
                             Err(e) if retry::may_resend(&e, resendable) => {
                                 manager.req_packed_commands(pipeline, offset, count).await
@@ -622,13 +647,13 @@ impl ConnectionLike for Redis {
                 }
             })
             .await
-            .unwrap_or_else(|_| Err(deadline_exceeded()))
+            .unwrap_or_else(|_| Err(self.timed_out()))
         })
     }
 
     fn get_db(&self) -> i64 {
         match &self.backend {
-            Backend::Single(manager) => manager.get_db(),
+            Backend::Single(single) => single.db(),
             Backend::Cluster(_) => 0,
             Backend::Sentinel(primary) => primary.db(),
         }

@@ -24,7 +24,7 @@ mod pump;
 pub mod resp;
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     net::SocketAddr,
     sync::{
         Arc, Mutex,
@@ -106,6 +106,8 @@ struct Inner {
     random: Mutex<(f64, StdRng)>,
     /// Kill switches of the live connections.
     live: Mutex<HashMap<u64, watch::Sender<bool>>>,
+    /// Connections that forward nothing any more, either way, and stay open.
+    silenced: Mutex<HashSet<u64>>,
     next_id: AtomicU64,
     counters: Counters,
 }
@@ -132,6 +134,7 @@ impl FaultProxy {
             drop_pattern: Mutex::new(None),
             random: Mutex::new((0.0, StdRng::seed_from_u64(0))),
             live: Mutex::new(HashMap::new()),
+            silenced: Mutex::new(HashSet::new()),
             next_id: AtomicU64::new(0),
             counters: Counters::default(),
         });
@@ -197,6 +200,14 @@ impl FaultProxy {
         self.inner.black_hole.send_replace(on);
     }
 
+    /// The connections open now go silent for good: they stay open, and what either side
+    /// sends is swallowed (a host gone without a reset, a partition, an endpoint moved to
+    /// another node). Connections opened later are forwarded as usual.
+    pub fn silence_open_connections(&self) {
+        let live = lock(&self.inner.live);
+        lock(&self.inner.silenced).extend(live.keys().copied());
+    }
+
     /// Resets every open connection now.
     pub fn reset_all(&self) {
         let live = lock(&self.inner.live);
@@ -241,6 +252,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
+    fn is_silenced(&self, id: u64) -> bool {
+        lock(&self.silenced).contains(&id)
+    }
+
     /// Takes the armed drop pattern if `frame` matches it (one-shot).
     fn take_drop(&self, frame: &[u8]) -> bool {
         let mut armed = lock(&self.drop_pattern);

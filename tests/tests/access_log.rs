@@ -1,6 +1,7 @@
 //! The runner binary's request log, as the README's Settings section describes it: at the
-//! default level a line only for a request that failed on the server's side or was slow
-//! (with its request id), and every request with `RUST_LOG=info,access=debug`.
+//! default level a line only for a request that failed on the server's side, was slow or
+//! was abandoned by its client (with its request id), and every request with
+//! `RUST_LOG=info,access=debug`.
 
 use std::{process::Command, time::Duration};
 
@@ -108,6 +109,32 @@ fn by_default_only_failed_and_slow_requests_are_logged() {
             runner.log()
         );
     }
+}
+
+#[test]
+fn a_request_its_client_abandons_is_logged() {
+    let redis = start_redis(&[]);
+    let runner = runner(&redis.url(), None);
+    // The client gives up after 0.3 s on a lock demo that holds for 5 s.
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "-m",
+            "0.3",
+            "-X",
+            "POST",
+            &format!("{}/lock/abandoned?processing_time=5", runner.base()),
+        ])
+        .output()
+        .expect("run curl");
+    assert!(!out.status.success(), "curl should have timed out");
+    runner.wait_for_log("abandoned", Duration::from_secs(10));
+    let log = runner.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("abandoned"))
+        .unwrap_or_default();
+    assert!(line.contains("path=/lock/abandoned"), "{line}");
 }
 
 #[test]

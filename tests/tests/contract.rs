@@ -142,6 +142,31 @@ async fn a_body_followed_by_anything_but_whitespace_is_refused() {
     assert_eq!(stored.as_deref(), Some("1"), "only the clean body stored");
 }
 
+#[tokio::test]
+async fn a_compressed_body_is_refused_as_unsupported() {
+    let app = TestApp::new().await;
+    for (method, path, body) in BODY_ROUTES {
+        let request = Request::builder()
+            .method(Method::from_bytes(method.as_bytes()).unwrap())
+            .uri(path)
+            .header("content-type", "application/json")
+            .header("content-encoding", "gzip")
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        let response = app.router.clone().oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let answer = String::from_utf8_lossy(&bytes);
+        assert_eq!(status, 415, "{method} {path}: {answer}");
+        assert!(answer.contains("Content-Encoding gzip"), "{answer}");
+    }
+    let mut redis = app.redis_conn().await;
+    let stored: Option<String> = redis.get("demo_api:cache:k").await.unwrap();
+    assert_eq!(stored, None, "a refused body was stored");
+}
+
 /// Routes that read no body, each with a way to tell whether its handler ran.
 const BODYLESS_POSTS: [&str; 3] = ["/stats/reset", "/lock/x/acquire", "/queue/q/claim"];
 

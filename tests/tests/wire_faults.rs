@@ -288,6 +288,45 @@ async fn push_answered_too_late_is_a_maybe_503_and_the_retry_does_not_repeat_it(
     assert_eq!(queued.len(), 1, "copies queued: {queued:?}");
 }
 
+/// The connection in use goes silent for good (the host gone without a reset, a partition,
+/// an endpoint moved to another node) while new connections work: after a 503 at the
+/// deadline the API opens a new connection and answers again, instead of timing out on the
+/// dead one until the kernel gives up on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_gone_silent_is_replaced() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    let opened = proxy.stats().connections;
+    proxy.silence_open_connections();
+    let first = tokio::time::timeout(GUARD, api.send(Method::GET, "/cache/gone", None, None))
+        .await
+        .expect("no answer while the connection is silent")
+        .unwrap();
+    assert_unavailable(&first);
+    // Within a few deadlines (the test configuration's is short), reads answer again.
+    let started = std::time::Instant::now();
+    loop {
+        let r = api
+            .send(Method::GET, "/cache/gone", None, None)
+            .await
+            .unwrap();
+        if r.status == 404 {
+            break;
+        }
+        assert_unavailable(&r);
+        assert!(
+            started.elapsed() < GUARD,
+            "still 503 {:?} after the connection went silent: {r:?}",
+            started.elapsed()
+        );
+    }
+    assert!(
+        proxy.stats().connections > opened,
+        "answered without a new connection?"
+    );
+}
+
 /// Redis silent (a black hole): a 503 within the deadline that says the write may have
 /// been applied; once the link is back, the retry gets one outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

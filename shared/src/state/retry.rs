@@ -83,16 +83,17 @@ pub(crate) const IDLE_CHECK: Duration = Duration::from_secs(1);
 #[derive(Clone, Default)]
 pub(crate) struct LastUse(Arc<AtomicU64>);
 
-impl LastUse {
-    fn now_ms() -> u64 {
-        static START: LazyLock<Instant> = LazyLock::new(Instant::now);
-        START.elapsed().as_millis() as u64
-    }
+/// Milliseconds since the first call, plus one (never 0, which stands for "never").
+pub(super) fn millis_since_start() -> u64 {
+    static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+    START.elapsed().as_millis() as u64 + 1
+}
 
+impl LastUse {
     /// Marks the connection used now, and says whether it had been idle for longer than
     /// [`IDLE_CHECK`] (or never used).
     pub(crate) fn touch(&self) -> bool {
-        let now = Self::now_ms() + 1;
+        let now = millis_since_start();
         // A read, and a write only when the millisecond changed: under load every request
         // touches this one cache line, which a write on each would bounce between cores.
         let mut before = self.0.load(Ordering::Relaxed);

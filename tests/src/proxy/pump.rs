@@ -20,6 +20,7 @@ use super::{
 
 /// One connection's shared state between its two directions.
 struct Conn {
+    id: u64,
     /// The 1-based number of the reply from which everything is discarded (0: none).
     drop_from_reply: AtomicU64,
     kill: watch::Sender<bool>,
@@ -39,6 +40,7 @@ pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream) {
     let (kill, mut killed) = watch::channel(false);
     lock(&inner.live).insert(id, kill.clone());
     let conn = Conn {
+        id,
         drop_from_reply: AtomicU64::new(0),
         kill,
     };
@@ -71,6 +73,9 @@ async fn to_server(
             Ok(0) | Err(_) => return Ok(()),
             Ok(n) => n,
         };
+        if inner.is_silenced(conn.id) {
+            continue;
+        }
         splitter.push(&buf[..n]);
         inner.gate().await;
         let mut out = Vec::new();
@@ -135,6 +140,9 @@ async fn to_client(
             Ok(0) | Err(_) => return Ok(()),
             Ok(n) => n,
         };
+        if inner.is_silenced(conn.id) {
+            continue;
+        }
         splitter.push(&buf[..n]);
         inner.gate().await;
         let mut out = Vec::new();
