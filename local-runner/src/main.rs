@@ -211,7 +211,7 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
         Fatal(
             format!(
-                "cannot listen on {addr}: {e} (is another server on it? `lsof -i :{}`)",
+                "cannot listen on {addr}: {e} (is another server on it? `lsof -i :{}`; or pick another port: `PORT=8003 scripts/run.sh`)",
                 cli.port
             ),
             1,

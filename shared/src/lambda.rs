@@ -45,9 +45,17 @@ pub fn handler(
 
 /// Puts the invocation's deadline into the request, for work that must end before it (the
 /// lock demo caps its hold by it: a frozen environment would otherwise keep the lock).
+///
+/// A deadline already past when the invocation starts is no deadline: Lambda gives
+/// milliseconds since the epoch, in the future, but `cargo lambda watch` sends a fixed
+/// `Lambda-Runtime-Deadline-Ms: 600000` (1970), which would cut every hold to nothing
+/// (cargo-lambda, crates/cargo-lambda-watch/src/runtime/functions_router.rs).
 fn with_deadline(mut request: Request) -> Request {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
     let deadline = request.lambda_context_ref().map(|ctx| ctx.deadline);
-    if let Some(deadline) = deadline.filter(|d| *d > 0) {
+    if let Some(deadline) = deadline.filter(|d| *d > now_ms) {
         request
             .extensions_mut()
             .insert(crate::lifecycle::InvocationDeadline::from_epoch_ms(

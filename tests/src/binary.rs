@@ -186,7 +186,19 @@ impl Runner {
 }
 
 impl Drop for Runner {
+    /// SIGTERM first, as a user's Ctrl-C or a service manager would stop it, so that it stops
+    /// its embedded `redis-server` too; SIGKILL if it has not exited within 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-s", "TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -289,6 +289,43 @@ async fn a_hold_in_flight_is_released_when_the_process_stops() {
     );
 }
 
+/// `cargo lambda watch` sends a fixed deadline of 600000 ms after the epoch (1970): that is
+/// no deadline, and the lock demo holds for the `processing_time` asked (README: the seed's
+/// curls work on port 9000 as on the runner).
+#[tokio::test]
+async fn a_deadline_in_the_past_does_not_cut_the_hold() {
+    use lambda_http::{Adapter, LambdaEvent, request::LambdaRequest};
+    use tower::Service;
+    let app = TestApp::new().await;
+    let event = api_tests::lambda::event(
+        api_tests::lambda::Source::HttpV2,
+        &api_tests::lambda::Call {
+            method: "POST",
+            path: "/lock/watched",
+            query: &[("processing_time", "0.4"), ("ttl", "30")],
+            ..Default::default()
+        },
+    );
+    let request: LambdaRequest = serde_json::from_value(event).unwrap();
+    let mut context = lambda_http::Context::default();
+    context.deadline = 600_000;
+    let mut adapter = Adapter::from(shared::lambda::handler(app.router.clone()));
+    let started = std::time::Instant::now();
+    let response = adapter
+        .call(LambdaEvent::new(request, context))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the hold was cut short: {:?}",
+        started.elapsed()
+    );
+    let raw = serde_json::to_value(&response).unwrap();
+    let body: Value = serde_json::from_str(raw["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["processing_time"], 0.4, "{body}");
+    assert_eq!(body["released"], true, "{body}");
+}
+
 #[tokio::test]
 async fn on_lambda_a_hold_never_outlives_the_invocation() {
     use lambda_http::{Adapter, LambdaEvent, request::LambdaRequest};

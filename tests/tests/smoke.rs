@@ -10,7 +10,6 @@ use std::{
 };
 
 use api_tests::TestApp;
-use local_runner::redis_process::redis_server_bin;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -98,15 +97,8 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
         );
         return;
     };
-    // The workspace's `[workspace.metadata.lambda.watch]` sets REDIS_URL to 127.0.0.1:6379,
-    // and cargo-lambda 1.9 lets that win over `--env-var`: serve a Redis of our own there.
-    let Some(_redis) = redis_on_6379() else {
-        eprintln!(
-            "SKIP smoke_script_passes_against_cargo_lambda_watch: 127.0.0.1:6379 is taken, and \
-             cargo lambda watch uses the REDIS_URL of the workspace metadata (that port)"
-        );
-        return;
-    };
+    // A Redis of the test's own on a free port, named with the README's override.
+    let redis = api_tests::start_redis(&[]);
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -117,6 +109,7 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
     let child = Command::new(&bin)
         .current_dir(repo())
         .args(["lambda", "watch", "--invoke-port", &port.to_string()])
+        .args(["--env-var", &format!("REDIS_URL={}", redis.url())])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .process_group(0)
@@ -172,48 +165,6 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
         "cargo lambda watch added CORS headers: {:?}",
         r.headers()
     );
-}
-
-/// A private `redis-server` on 127.0.0.1:6379 (no persistence), stopped when dropped; `None`
-/// when the port is taken.
-fn redis_on_6379() -> Option<KillOnDrop> {
-    drop(std::net::TcpListener::bind("127.0.0.1:6379").ok()?);
-    let dir = std::env::temp_dir().join(format!("smoke-redis-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let child = Command::new(redis_server_bin().expect("redis-server"))
-        .args([
-            "--port",
-            "6379",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-        ])
-        .arg("--dir")
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start redis-server");
-    let started = Instant::now();
-    while std::net::TcpStream::connect("127.0.0.1:6379").is_err() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "redis-server on 6379 did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(KillOnDrop(child))
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// A process group leader whose group is stopped when dropped: SIGINT first (cargo-lambda
