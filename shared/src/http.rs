@@ -3,7 +3,7 @@
 //! request time limit, the body size limit, a panic guard that turns a bug into a 500
 //! problem instead of a dropped connection, and CORS when `CORS_ALLOW_ORIGINS` is set.
 //!
-//! [`guard_methods`] is applied by each function to its own routes: it answers every method
+//! [`guard`] is applied by each function to its own routes: it answers every method
 //! a route does not declare in its OpenAPI description with a 405 problem carrying `Allow`,
 //! before any handler runs. axum would otherwise answer HEAD by running the GET handler and
 //! dropping the body, which for a GET that pops, counts or requeues means `curl -I` changes
@@ -35,28 +35,18 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// Adds the fallbacks and layers shared by every deployment of a router. Call it once, on
 /// the final (merged) router.
 pub fn finish(router: Router, config: &Config) -> Router {
-    let key: Option<Arc<str>> = config.api_key.as_deref().map(Arc::from);
-    let limit = config.request_timeout;
-    let body_limit = config.max_body_bytes;
-    let mut router = router
+    let admission = Arc::new(Admission {
+        key: config.api_key.clone(),
+        time_limit: config.request_timeout,
+        body_limit: config.max_body_bytes,
+    });
+    let router = router
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        // One layer for the four checks every request passes (one boxed service per request
+        // rather than four: each layer of this kind costs a clone and an allocation).
         .layer(middleware::from_fn(move |request: Request, next: Next| {
-            crate::idempotency::fingerprint(body_limit, request, next)
-        }))
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            within_body_limit(body_limit, request, next)
-        }));
-    // Only when a key is configured: an open API pays nothing per request for it.
-    if let Some(key) = key {
-        router = router.layer(middleware::from_fn(move |request: Request, next: Next| {
-            let key = key.clone();
-            async move { require_api_key(&key, request, next).await }
-        }));
-    }
-    let router = router
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            within(limit, request, next)
+            admit(admission.clone(), request, next)
         }))
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response));
@@ -136,11 +126,40 @@ pub fn is_public(path: &str) -> bool {
         || path.starts_with("/redoc/")
 }
 
-async fn require_api_key(key: &str, request: Request, next: Next) -> Response {
-    if is_public(request.uri().path()) || carries(request.headers(), key) {
-        next.run(request).await
-    } else {
-        ApiError::Unauthorized.into_response()
+/// What [`admit`] checks, from the configuration.
+struct Admission {
+    key: Option<String>,
+    time_limit: Duration,
+    body_limit: usize,
+}
+
+/// Every request, in this order: within `REQUEST_TIMEOUT_MS` (else a 503), the API key when
+/// one is configured (else a 401; public routes aside), the body within `MAX_BODY_BYTES`
+/// (else a 413), and the `Idempotency-Key` fingerprint of a state-changing request.
+async fn admit(admission: Arc<Admission>, request: Request, next: Next) -> Response {
+    let limit = admission.time_limit;
+    let checked = async move {
+        if let Some(key) = &admission.key
+            && !is_public(request.uri().path())
+            && !carries(request.headers(), key)
+        {
+            return ApiError::Unauthorized.into_response();
+        }
+        let request = match within_body_limit(admission.body_limit, request).await {
+            Ok(request) => request,
+            Err(refused) => return refused,
+        };
+        match crate::idempotency::fingerprint(admission.body_limit, request).await {
+            Ok(request) => next.run(request).await,
+            Err(refused) => refused,
+        }
+    };
+    match tokio::time::timeout(limit, checked).await {
+        Ok(response) => response,
+        Err(_) => ApiError::RequestTimeout {
+            limit_ms: limit.as_millis() as u64,
+        }
+        .into_response(),
     }
 }
 
@@ -173,7 +192,7 @@ fn carries(headers: &HeaderMap, key: &str) -> bool {
 /// maximum payload size is 6 MB", <https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>),
 /// and that payload is the JSON event around the body; an HTTP API takes at most 10 MB
 /// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
-async fn within_body_limit(limit: usize, request: Request, next: Next) -> Response {
+async fn within_body_limit(limit: usize, request: Request) -> Result<Request, Response> {
     use axum::body::HttpBody as _;
     use futures_util::StreamExt as _;
     let declared = request
@@ -182,10 +201,10 @@ async fn within_body_limit(limit: usize, request: Request, next: Next) -> Respon
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::PayloadTooLarge { limit }.into_response();
+        return Err(ApiError::PayloadTooLarge { limit }.into_response());
     }
     if request.body().size_hint().exact() == Some(0) {
-        return next.run(request).await;
+        return Ok(request);
     }
     let (parts, body) = request.into_parts();
     let mut chunks = body.into_data_stream();
@@ -196,16 +215,16 @@ async fn within_body_limit(limit: usize, request: Request, next: Next) -> Respon
         let chunk = match chunk {
             Ok(chunk) => chunk,
             Err(e) => {
-                return ApiError::BadRequest {
+                return Err(ApiError::BadRequest {
                     detail: format!("the body could not be read: {e}"),
                     field: None,
                 }
-                .into_response();
+                .into_response());
             }
         };
         let held = first.as_ref().map_or(0, bytes::Bytes::len) + bytes.len();
         if held + chunk.len() > limit {
-            return ApiError::PayloadTooLarge { limit }.into_response();
+            return Err(ApiError::PayloadTooLarge { limit }.into_response());
         }
         match first.take() {
             None if bytes.is_empty() => first = Some(chunk),
@@ -218,18 +237,7 @@ async fn within_body_limit(limit: usize, request: Request, next: Next) -> Respon
         }
     }
     let body = axum::body::Body::from(first.unwrap_or_else(|| bytes.freeze()));
-    next.run(Request::from_parts(parts, body)).await
-}
-
-/// Answers 503 when the handler takes longer than `REQUEST_TIMEOUT_MS`.
-async fn within(limit: Duration, request: Request, next: Next) -> Response {
-    match tokio::time::timeout(limit, next.run(request)).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout {
-            limit_ms: limit.as_millis() as u64,
-        }
-        .into_response(),
-    }
+    Ok(Request::from_parts(parts, body))
 }
 
 /// What a route accepts, from its OpenAPI path item.
@@ -241,6 +249,8 @@ struct Methods {
     allow: HeaderValue,
     /// Whether its GET changes state (no HEAD, answers never cached).
     state_changing_get: bool,
+    /// The query parameters each of its operations declares.
+    queries: Vec<(Method, std::collections::HashSet<String>)>,
 }
 
 /// Restricts every route of `router` to the methods `openapi` declares for its path: any
@@ -248,23 +258,24 @@ struct Methods {
 /// `Allow`, and no handler runs. HEAD is allowed on a GET route unless the path is in
 /// `state_changing_gets` (OpenAPI templates, `/queue/{name}`); those routes' GET and HEAD
 /// answers, problems included, carry `Cache-Control: no-store` (those made before routing,
-/// a 401 or the time-limit 503, are not cacheable by default anyway). Routes absent from
-/// `openapi` are left as they are.
-pub fn guard_methods<S>(
-    router: Router<S>,
-    openapi: &OpenApi,
-    state_changing_gets: &[&str],
-) -> Router<S>
+/// a 401 or the time-limit 503, are not cacheable by default anyway). Then the query rule
+/// of [`crate::query_guard`]: a parameter the operation does not declare is a 422. Routes
+/// absent from `openapi` are left as they are. One route layer for both rules (each layer
+/// of this kind costs a clone and an allocation per request).
+pub fn guard<S>(router: Router<S>, openapi: &OpenApi, state_changing_gets: &[&str]) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
 {
+    let mut queries = crate::query_guard::declared(openapi);
     let table: HashMap<String, Methods> = openapi
         .paths
         .paths
         .iter()
         .map(|(path, item)| {
             let state_changing_get = state_changing_gets.contains(&path.as_str());
-            (path.clone(), methods_of(item, state_changing_get))
+            let mut methods = methods_of(item, state_changing_get);
+            methods.queries = queries.remove(path).unwrap_or_default();
+            (path.clone(), methods)
         })
         .collect();
     for path in state_changing_gets {
@@ -309,6 +320,7 @@ fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
         allowed,
         allow,
         state_changing_get,
+        queries: Vec::new(),
     }
 }
 
@@ -322,7 +334,10 @@ async fn check_method(table: &HashMap<String, Methods>, request: Request, next: 
     };
     let method = request.method().clone();
     let mut response = if route.allowed.contains(&method) {
-        next.run(request).await
+        match crate::query_guard::refusal(&route.queries, &request) {
+            None => next.run(request).await,
+            Some(refused) => refused,
+        }
     } else {
         let mut refused = ApiError::MethodNotAllowed.into_response();
         refused

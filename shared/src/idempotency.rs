@@ -23,7 +23,6 @@ use axum::{
     body::Body,
     extract::{FromRequestParts, Request},
     http::{HeaderValue, Method, request::Parts},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use redis::{FromRedisValue, RedisError, ScriptInvocation, Value};
@@ -51,24 +50,24 @@ pub struct Keyed {
 
 /// Hashes a state-changing request that carries `Idempotency-Key` (see the module header);
 /// others pass untouched. The body is read within `limit` bytes (a larger one is a 413, as
-/// it would be anyway) and handed on unchanged.
-pub async fn fingerprint(limit: usize, request: Request, next: Next) -> Response {
+/// it would be anyway) and handed on unchanged. `Err` is the answer to give instead.
+pub async fn fingerprint(limit: usize, request: Request) -> Result<Request, Response> {
     let Some(value) = request.headers().get(HEADER) else {
-        return next.run(request).await;
+        return Ok(request);
     };
     if !matches!(
         *request.method(),
         Method::POST | Method::PUT | Method::PATCH | Method::DELETE
     ) {
-        return next.run(request).await;
+        return Ok(request);
     }
     let key = match check(value) {
         Ok(key) => key.to_owned(),
-        Err(e) => return e.into_response(),
+        Err(e) => return Err(e.into_response()),
     };
     let (mut parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, limit).await else {
-        return ApiError::PayloadTooLarge { limit }.into_response();
+        return Err(ApiError::PayloadTooLarge { limit }.into_response());
     };
     let mut hash = Sha256::new();
     hash.update(parts.method.as_str());
@@ -85,8 +84,7 @@ pub async fn fingerprint(limit: usize, request: Request, next: Next) -> Response
     parts
         .extensions
         .insert(Arc::new(Keyed { key, fingerprint }));
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    Ok(Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn check(value: &HeaderValue) -> Result<&str, ApiError> {

@@ -6,19 +6,14 @@
 //! structs deny unknown fields), but routes that read none — `POST /stats/reset`,
 //! `POST /lock/{resource}/acquire`'s body-less siblings, `/health` — ran with whatever was
 //! sent, so a misspelt parameter was silently ignored on some routes and refused on others.
-//! [`guard_query`] is applied by every function to its own routes, so the runner and the
-//! Lambda functions answer alike.
+//! `shared::http::guard` applies it, with the method rule, to every function's own routes,
+//! so the runner and the Lambda functions answer alike.
 
-use std::{
-    collections::{HashMap, HashSet},
-    sync::Arc,
-};
+use std::collections::{HashMap, HashSet};
 
 use axum::{
-    Router,
-    extract::{MatchedPath, Request},
+    extract::Request,
     http::Method,
-    middleware::{self, Next},
     response::{IntoResponse, Response},
 };
 use utoipa::openapi::{
@@ -29,14 +24,12 @@ use utoipa::openapi::{
 use crate::error::ApiError;
 
 /// The query parameters each path template declares, per method.
-type Declared = HashMap<String, Vec<(Method, HashSet<String>)>>;
+pub(crate) type Declared = HashMap<String, Vec<(Method, HashSet<String>)>>;
 
 /// Refuses, on every route of `router` that `openapi` describes, the query parameters its
 /// operation does not declare (see the module header). HEAD is checked as its GET.
-pub fn guard_query<S>(router: Router<S>, openapi: &OpenApi) -> Router<S>
-where
-    S: Clone + Send + Sync + 'static,
-{
+/// The query parameters each operation declares: `{path: [(method, names)]}`.
+pub(crate) fn declared(openapi: &OpenApi) -> Declared {
     let mut declared = Declared::new();
     for (path, item) in &openapi.paths.paths {
         let operations = [
@@ -56,11 +49,7 @@ where
             }
         }
     }
-    let declared = Arc::new(declared);
-    router.route_layer(middleware::from_fn(move |request: Request, next: Next| {
-        let declared = declared.clone();
-        async move { check(&declared, request, next).await }
-    }))
+    declared
 }
 
 fn query_names(operation: &Operation) -> HashSet<String> {
@@ -75,39 +64,35 @@ fn query_names(operation: &Operation) -> HashSet<String> {
         .collect()
 }
 
-async fn check(declared: &Declared, request: Request, next: Next) -> Response {
-    let Some(query) = request.uri().query().filter(|q| !q.is_empty()) else {
-        return next.run(request).await;
-    };
-    let allowed = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| declared.get(path.as_str()))
-        .and_then(|methods| {
-            methods
-                .iter()
-                .find(|(method, _)| method == request.method())
-                .map(|(_, names)| names)
-        });
-    let Some(allowed) = allowed else {
-        return next.run(request).await;
-    };
+/// The refusal of `request`'s query on a route whose operations declare `operations`, or
+/// `None` when every parameter is declared.
+pub(crate) fn refusal(
+    operations: &[(Method, HashSet<String>)],
+    request: &Request,
+) -> Option<Response> {
+    let query = request.uri().query().filter(|q| !q.is_empty())?;
+    let allowed = operations
+        .iter()
+        .find(|(method, _)| method == request.method())
+        .map(|(_, names)| names)?;
     // Names are compared decoded; bytes that are not UTF-8 are refused as `ApiQuery` does.
     if percent_encoding::percent_decode_str(query)
         .decode_utf8()
         .is_err()
     {
-        return ApiError::BadRequest {
-            detail: "the query string is not valid UTF-8 once percent-decoded".to_owned(),
-            field: None,
-        }
-        .into_response();
+        return Some(
+            ApiError::BadRequest {
+                detail: "the query string is not valid UTF-8 once percent-decoded".to_owned(),
+                field: None,
+            }
+            .into_response(),
+        );
     }
     let unknown = form_urlencoded::parse(query.as_bytes())
         .map(|(name, _)| name)
         .find(|name| !allowed.contains(name.as_ref()));
     match unknown {
-        None => next.run(request).await,
+        None => None,
         Some(name) => {
             let mut names: Vec<&str> = allowed.iter().map(String::as_str).collect();
             names.sort_unstable();
@@ -116,11 +101,13 @@ async fn check(declared: &Declared, request: Request, next: Next) -> Response {
             } else {
                 format!("this route takes {}", names.join(", "))
             };
-            ApiError::validation(
-                name.as_ref(),
-                format!("unknown query parameter `{name}`: {takes}"),
+            Some(
+                ApiError::validation(
+                    name.as_ref(),
+                    format!("unknown query parameter `{name}`: {takes}"),
+                )
+                .into_response(),
             )
-            .into_response()
         }
     }
 }

@@ -398,8 +398,9 @@ async fn a_write_after_the_idle_connection_was_closed_succeeds() {
     assert_eq!(r.body["queue_length"], 2, "pushed once: {r:?}");
 }
 
-/// Redis paused past the deadline: the push answers 503 saying it may have been applied —
-/// and it was, once Redis resumed. The client's retry with the same key gets that outcome.
+/// Redis paused past the deadline: the push answers 503 saying it may have been applied.
+/// The client's retry with the same key applies it once in all: it replays the outcome when
+/// the paused push ran, or applies it when the paused push never did.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_safe() {
     let app = TestApp::new().await;
@@ -436,10 +437,12 @@ async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_sa
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // The paused push either ran when Redis resumed (the retry replays it) or never ran,
+    // its connection having been replaced and closed at the deadline while Redis held it
+    // (the retry applies it): once either way.
     let replay = replay.expect("the retry never succeeded");
-    assert_eq!(replay.header("idempotent-replayed"), "true", "{replay:?}");
     let len: u64 = admin.llen(&app.state.keys.queue("q")[0]).await.unwrap();
-    assert_eq!(len, 2, "the paused push ran once, the retry added nothing");
+    assert_eq!(len, 2, "the push applied once: {replay:?}");
 }
 
 #[tokio::test]

@@ -53,7 +53,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     // A query parameter the route does not declare is a 422, on every method.
-    shared::query_guard::guard_query(routes, &openapi).with_state(state)
+    shared::http::guard(routes, &openapi, &[]).with_state(state)
 }
 
 async fn empty_key() -> ApiError {

@@ -82,8 +82,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     // Pops hand tasks out, and every GET (a page too) moves lapsed claims back: no HEAD, never cached.
-    let routes = shared::query_guard::guard_query(routes, &openapi);
-    shared::http::guard_methods(
+    shared::http::guard(
         routes,
         &openapi,
         &[

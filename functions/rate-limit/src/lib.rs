@@ -35,8 +35,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     // A check counts the request: HEAD must not run it, and no cache may keep a verdict.
-    let routes = shared::query_guard::guard_query(routes, &openapi);
-    shared::http::guard_methods(routes, &openapi, &["/rate-limit/check"]).with_state(state)
+    shared::http::guard(routes, &openapi, &["/rate-limit/check"]).with_state(state)
 }
 
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.

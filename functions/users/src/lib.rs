@@ -55,8 +55,7 @@ pub fn api() -> OpenApiRouter<AppState> {
 pub fn router(state: AppState) -> Router {
     let (routes, openapi) = api().split_for_parts();
     // A lookup counts a hit or a miss: HEAD must not run it, and no cache may keep it.
-    let routes = shared::query_guard::guard_query(routes, &openapi);
-    shared::http::guard_methods(routes, &openapi, &["/users/{user_id}"]).with_state(state)
+    shared::http::guard(routes, &openapi, &["/users/{user_id}"]).with_state(state)
 }
 
 async fn empty_id() -> ApiError {
