@@ -9,7 +9,9 @@ use std::{
     time::Duration,
 };
 
-const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
+mod common;
+
+use common::BIN;
 
 #[test]
 fn help_lists_every_setting() {
@@ -44,13 +46,7 @@ fn help_lists_every_setting() {
 
 #[test]
 fn bad_setting_stops_start_up_naming_the_variable() {
-    let out = Command::new(BIN)
-        .env("DEFAULT_TTL", "-3")
-        .env("REDIS_URL", "redis://127.0.0.1:1/0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = common::start_up_error(("DEFAULT_TTL", "-3"));
     assert!(
         err.contains("DEFAULT_TTL") && err.contains("from 1 to 31536000"),
         "{err}"

@@ -12,7 +12,9 @@ use std::{
 
 use local_runner::redis_process::{RedisProcess, redis_server_bin};
 
-const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
+mod common;
+
+use common::BIN;
 const README: &str = include_str!("../../README.md");
 
 fn private_redis(extra: &[&str]) -> RedisProcess {
@@ -100,13 +102,7 @@ fn bind_takes_a_host_name() {
 
 #[test]
 fn an_unresolvable_bind_is_a_clear_start_up_error() {
-    let out = Command::new(BIN)
-        .env("BIND", "no-such-host.invalid")
-        .env("REDIS_URL", "redis://127.0.0.1:1/0")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let err = common::start_up_error(("BIND", "no-such-host.invalid"));
     assert!(
         err.contains("BIND=\"no-such-host.invalid\"") && err.contains("host name that resolves"),
         "{err}"

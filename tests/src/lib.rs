@@ -475,6 +475,23 @@ impl Drop for Server {
     }
 }
 
+/// `method path` with a JSON `body` through `router`: the status and the body's text,
+/// untouched (no JSON parsing in between).
+pub async fn raw(router: &Router, method: Method, path: &str, body: &str) -> (u16, String) {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_owned()))
+        .unwrap();
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
 /// Turns a `reqwest` response into a [`Reply`].
 pub async fn reply_of(response: reqwest::Response) -> Reply {
     let status = response.status();

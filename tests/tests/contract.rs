@@ -8,28 +8,13 @@ use std::collections::BTreeSet;
 use api_tests::{
     TestApp,
     lambda::{Call, SOURCES, event, invoke},
+    raw,
 };
-use axum::{Router, body::Body};
+use axum::body::Body;
 use http::{Method, Request};
 use redis::AsyncCommands;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tower::ServiceExt;
-
-/// The status and the body's text, untouched (no JSON parsing in between).
-async fn raw(router: &Router, method: Method, path: &str, body: &str) -> (u16, String) {
-    let request = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_owned()))
-        .unwrap();
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
-}
 
 /// Values whose text a parse-and-reprint changes (a float for a big integer, `100.0` for
 /// `1E2`, `-0.0`, escapes resolved, whitespace dropped).

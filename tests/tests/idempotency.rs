@@ -289,76 +289,75 @@ async fn a_hold_in_flight_is_released_when_the_process_stops() {
     );
 }
 
-/// `cargo lambda watch` sends a fixed deadline of 600000 ms after the epoch (1970): that is
-/// no deadline, and the lock demo holds for the `processing_time` asked (README: the seed's
-/// curls work on port 9000 as on the runner).
-#[tokio::test]
-async fn a_deadline_in_the_past_does_not_cut_the_hold() {
+/// Long enough for any lock-demo invocation here (each ends by its deadline or hold).
+const LIMIT: Duration = Duration::from_secs(5);
+
+/// The lock demo `POST path?query` through the Lambda adapter, in an invocation whose
+/// deadline is `deadline_ms` (milliseconds since the epoch, as the runtime gives it): the
+/// answer's body, once it came (within `limit`).
+async fn lock_demo_on_lambda(
+    app: &TestApp,
+    path: &str,
+    query: &[(&str, &str)],
+    deadline_ms: u64,
+    limit: Duration,
+) -> Value {
     use lambda_http::{Adapter, LambdaEvent, request::LambdaRequest};
     use tower::Service;
-    let app = TestApp::new().await;
     let event = api_tests::lambda::event(
         api_tests::lambda::Source::HttpV2,
         &api_tests::lambda::Call {
             method: "POST",
-            path: "/lock/watched",
-            query: &[("processing_time", "0.4"), ("ttl", "30")],
+            path,
+            query,
             ..Default::default()
         },
     );
     let request: LambdaRequest = serde_json::from_value(event).unwrap();
     let mut context = lambda_http::Context::default();
-    context.deadline = 600_000;
+    context.deadline = deadline_ms;
     let mut adapter = Adapter::from(shared::lambda::handler(app.router.clone()));
-    let started = std::time::Instant::now();
-    let response = adapter
-        .call(LambdaEvent::new(request, context))
+    let response = tokio::time::timeout(limit, adapter.call(LambdaEvent::new(request, context)))
         .await
+        .expect("the hold ran past the invocation's deadline")
         .unwrap();
+    let raw = serde_json::to_value(&response).unwrap();
+    serde_json::from_str(raw["body"].as_str().unwrap()).unwrap()
+}
+
+fn epoch_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `cargo lambda watch` sends a fixed deadline of 600000 ms after the epoch (1970): that is
+/// no deadline, and the lock demo holds for the `processing_time` asked (README: the seed's
+/// curls work on port 9000 as on the runner).
+#[tokio::test]
+async fn a_deadline_in_the_past_does_not_cut_the_hold() {
+    let app = TestApp::new().await;
+    let started = std::time::Instant::now();
+    let query = [("processing_time", "0.4"), ("ttl", "30")];
+    let body = lock_demo_on_lambda(&app, "/lock/watched", &query, 600_000, LIMIT).await;
     assert!(
         started.elapsed() >= Duration::from_millis(400),
         "the hold was cut short: {:?}",
         started.elapsed()
     );
-    let raw = serde_json::to_value(&response).unwrap();
-    let body: Value = serde_json::from_str(raw["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["processing_time"], 0.4, "{body}");
     assert_eq!(body["released"], true, "{body}");
 }
 
 #[tokio::test]
 async fn on_lambda_a_hold_never_outlives_the_invocation() {
-    use lambda_http::{Adapter, LambdaEvent, request::LambdaRequest};
-    use tower::Service;
     let app = TestApp::new().await;
-    let event = api_tests::lambda::event(
-        api_tests::lambda::Source::HttpV2,
-        &api_tests::lambda::Call {
-            method: "POST",
-            path: "/lock/frozen",
-            query: &[("processing_time", "20"), ("ttl", "30")],
-            ..Default::default()
-        },
-    );
-    let request: LambdaRequest = serde_json::from_value(event).unwrap();
-    let mut context = lambda_http::Context::default();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    context.deadline = now_ms + 1_500;
-    let mut adapter = Adapter::from(shared::lambda::handler(app.router.clone()));
     let started = std::time::Instant::now();
-    let response = tokio::time::timeout(
-        Duration::from_secs(5),
-        adapter.call(LambdaEvent::new(request, context)),
-    )
-    .await
-    .expect("the hold ran past the invocation's deadline")
-    .unwrap();
+    let query = [("processing_time", "20"), ("ttl", "30")];
+    let deadline = epoch_ms() + 1_500;
+    let body = lock_demo_on_lambda(&app, "/lock/frozen", &query, deadline, LIMIT).await;
     assert!(started.elapsed() < Duration::from_millis(1_500));
-    let raw = serde_json::to_value(&response).unwrap();
-    let body: Value = serde_json::from_str(raw["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["released"], true, "{body}");
     let (lock, _) = app.state.keys.lock("frozen");
     let mut conn = app.redis_conn().await;
@@ -533,39 +532,17 @@ async fn a_reset_keeps_idempotency_records_so_retries_still_replay() {
 /// The cap covers the wait for the lock as well as the hold.
 #[tokio::test]
 async fn on_lambda_a_hold_after_a_wait_still_ends_before_the_deadline() {
-    use lambda_http::{Adapter, LambdaEvent, request::LambdaRequest};
-    use tower::Service;
     let app = TestApp::new().await;
     let other = app.post("/lock/busy/acquire?ttl=1", json!(null)).await;
     assert_eq!(other.status, 201, "{other:?}");
-    let event = api_tests::lambda::event(
-        api_tests::lambda::Source::HttpV2,
-        &api_tests::lambda::Call {
-            method: "POST",
-            path: "/lock/busy",
-            query: &[("processing_time", "3"), ("wait_ms", "2000"), ("ttl", "10")],
-            ..Default::default()
-        },
-    );
-    let request: LambdaRequest = serde_json::from_value(event).unwrap();
-    let mut context = lambda_http::Context::default();
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64;
-    context.deadline = now_ms + 2_500;
-    let mut adapter = Adapter::from(shared::lambda::handler(app.router.clone()));
     let started = std::time::Instant::now();
-    let response = adapter
-        .call(LambdaEvent::new(request, context))
-        .await
-        .unwrap();
+    let query = [("processing_time", "3"), ("wait_ms", "2000"), ("ttl", "10")];
+    let deadline = epoch_ms() + 2_500;
+    let body = lock_demo_on_lambda(&app, "/lock/busy", &query, deadline, LIMIT).await;
     assert!(
         started.elapsed() < Duration::from_millis(2_500),
         "ran {:?}, past the invocation's deadline",
         started.elapsed()
     );
-    let raw = serde_json::to_value(&response).unwrap();
-    let body: Value = serde_json::from_str(raw["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["released"], true, "{body}");
 }
