@@ -51,7 +51,7 @@ pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 512;
 /// bodies can take at once (256 MiB at the defaults).
 pub const DEFAULT_MAX_IN_FLIGHT_REQUESTS: usize = 256;
 
-/// Largest TTL a client may ask for, in seconds (one year, as API.md says).
+/// Largest TTL a client may ask for, in seconds (one year, as the README's Request parameters say).
 pub const MAX_TTL_SECONDS: u64 = 31_536_000;
 
 /// Everything the service reads from its environment.

@@ -2,7 +2,7 @@
 //! path gets the same problem+json as any other error (axum's own answer plain text).
 //!
 //! Deserialisation goes through `serde_path_to_error`, so the error names the field at fault
-//! (`ttl`, `tasks[3].priority`), which is what API.md asks of every 4xx.
+//! (`ttl`, `tasks[3].priority`), which the README promises of every 4xx.
 
 use axum::{
     extract::{FromRef, FromRequest, FromRequestParts, Request, rejection::BytesRejection},

@@ -27,7 +27,7 @@ use serde_json::Value;
 use shared::{AppState, Config};
 use tower::ServiceExt;
 
-/// Every route of API.md (plus the `/queue` default-name shortcuts).
+/// Every route of the OpenAPI document (plus the `/queue` default-name shortcuts).
 pub const ROUTES: [(&str, &str); 28] = [
     ("post", "/cache"),
     ("get", "/cache"),

@@ -1,4 +1,4 @@
-//! Cache endpoints (API.md "Cache"), against a real redis-server per test.
+//! Cache endpoints (README "Cache"), against a real redis-server per test.
 
 use std::collections::BTreeSet;
 

@@ -1,4 +1,4 @@
-//! The OpenAPI document and the docs routes (API.md "Docs"). The browser test is in
+//! The OpenAPI document and the docs routes (README "Interactive docs"). The browser test is in
 //! `docs_browser.rs`.
 
 use api_tests::{ROUTES, TestApp};

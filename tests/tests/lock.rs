@@ -1,4 +1,4 @@
-//! Distributed locks (API.md "Distributed locking"), against a real redis-server per test.
+//! Distributed locks (README "Distributed locking"), against a real redis-server per test.
 
 use std::{collections::BTreeSet, sync::Arc};
 

@@ -1,4 +1,4 @@
-//! Task queues (API.md "Task queue"), against a real redis-server per test.
+//! Task queues (README "Task queue (Redis lists)"), against a real redis-server per test.
 
 use std::{
     collections::HashMap,

@@ -1,4 +1,4 @@
-//! Stats, reset and health (API.md "Stats"), against a real redis-server per test.
+//! Stats, reset and health (README "Stats and health"), against a real redis-server per test.
 
 use api_tests::{TestApp, start_redis};
 use redis::AsyncCommands;

@@ -1,4 +1,4 @@
-//! User profiles (API.md "User profiles"), against a real redis-server per test.
+//! User profiles (README "User profiles (Redis hashes)"), against a real redis-server per test.
 
 use api_tests::TestApp;
 use http::Method;

@@ -45,7 +45,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(put_entry, list_entries))
         .routes(routes!(get_entry, delete_entry))
-        // `/cache/` would otherwise be "no such route"; API.md wants an empty key to be a 400.
+        // `/cache/` would otherwise be "no such route"; the contract (README, OpenAPI) makes an empty key a 400.
         .route("/cache/", get(empty_key).delete(empty_key))
 }
 

@@ -1,5 +1,5 @@
 //! Request and response bodies, one module per function. Field names are those of the
-//! original FastAPI app, so its clients keep working (API.md).
+//! original FastAPI app, so its clients keep working (README, OpenAPI document).
 
 pub mod cache;
 mod integral;
