@@ -1,6 +1,5 @@
 //! The demo tour (`local-runner demo`): walks through every Redis pattern against a running
-//! API, printing what each step does, the request and the answer. The Rust counterpart of
-//! the original's `python demo_redis_cache.py`.
+//! API, printing what each step does, the request and the answer (README, "Demo tour").
 //!
 //! Each step checks the status it expects, so a tour that finishes is also a smoke test.
 

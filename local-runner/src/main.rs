@@ -8,11 +8,9 @@ use clap::{Parser, Subcommand};
 use local_runner::redis_process::RedisProcess;
 use shared::{AppState, Config};
 
-/// jemalloc instead of the system allocator. Under load at 64 connections glibc's malloc and
-/// free took ~10% of the runner's CPU time (perf, `POST /cache`, `GET /users/{id}`); with
-/// jemalloc, A/B runs gave +15% `POST /cache`, +3% `GET /users/{id}`, +31% `GET /cache/{key}`
-/// for +2 MB of peak RSS (mimalloc: similar speed, +12 MB). The Lambda functions keep the
-/// system allocator: one request at a time, and a smaller binary.
+/// jemalloc instead of the system allocator: glibc's malloc and free are costly under many
+/// concurrent connections (the README's Benchmarks section has the measurements). The Lambda
+/// functions keep the system allocator: one request at a time, and a smaller binary.
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

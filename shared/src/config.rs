@@ -63,7 +63,7 @@ pub struct Config {
     /// Whether `REDIS_URL` was given explicitly. The local runner only starts its embedded
     /// `redis-server` when it was not.
     pub redis_url_is_explicit: bool,
-    /// Prefix of every key this service reads or writes (the original's `key_prefix`).
+    /// Prefix of every key this service reads or writes.
     pub key_prefix: String,
     /// TTL of a cache entry or profile when the request does not give one, in seconds.
     pub default_ttl: u64,

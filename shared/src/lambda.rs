@@ -1,7 +1,8 @@
 //! Running a router on AWS Lambda (`lambda_http`), the same way in every function.
 //!
-//! [`run`] is the whole of a function's `main` after its state is built: JSON logs, then
-//! the runtime loop. [`handler`] is the router exactly as the runtime calls it, so tests can
+//! [`serve`] is the whole of a Redis-backed function's `main`: JSON logs, the settings
+//! (environment, or the secret named by `SECRETS_ARN`), the Redis handle built once in the
+//! init phase and reused by every warm invocation, then the runtime loop ([`run`]). [`handler`] is the router exactly as the runtime calls it, so tests can
 //! drive it with API Gateway and Function URL events.
 
 use std::convert::Infallible;
@@ -26,6 +27,14 @@ pub const PER_ITEM_BYTES: usize = 16;
 use axum::{Router, http::Uri, response::Response};
 use lambda_http::{Request, RequestExt, request::RequestContext};
 use tower::{Service, ServiceExt};
+
+/// Builds the state and runs the router that `router` makes of it: a function's whole `main`.
+pub async fn serve(router: fn(crate::AppState) -> Router) -> Result<(), lambda_http::Error> {
+    crate::telemetry::init();
+    let state = crate::AppState::new(crate::secrets::config().await?)?;
+    let app = crate::http::finish(router(state.clone()), &state.config);
+    run(app).await
+}
 
 /// Runs `router` under the Lambda runtime until the process is stopped. Never returns an
 /// `Err` for a request: every failure is already an HTTP problem response.

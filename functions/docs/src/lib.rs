@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /` | the endpoint list (as the original's root did) |
+//! | `GET /` | the endpoint list  |
 //! | `GET /openapi.json` | OpenAPI 3.1, generated from every function's handlers |
 //! | `GET /docs/` | Swagger UI (Swagger UI's release files, from `utoipa-swagger-ui-vendored`) |
 //! | `GET /redoc` | ReDoc (standalone bundle vendored in `assets/`) |

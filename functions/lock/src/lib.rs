@@ -2,7 +2,7 @@
 //!
 //! | route | Redis |
 //! |---|---|
-//! | `POST /lock/{resource}?processing_time=&ttl=&wait_ms=` | acquire, hold for `processing_time`, release (the original's demo) |
+//! | `POST /lock/{resource}?processing_time=&ttl=&wait_ms=` | acquire, hold for `processing_time`, release (the demo of the pattern) |
 //! | `POST /lock/{resource}/acquire?ttl=&wait_ms=` | `lock_acquire.lua`: `SET NX PX` + next fencing token |
 //! | `POST /lock/{resource}/extend` `{token, ttl?}` | `lock_extend.lua`: compare-and-expire |
 //! | `POST /lock/{resource}/release` `{token}` | `lock_release.lua`: compare-and-delete |

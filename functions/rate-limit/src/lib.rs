@@ -2,7 +2,7 @@
 //!
 //! | algorithm | script | state |
 //! |---|---|---|
-//! | `fixed_window` (default) | `rate_limit_fixed_window.lua` | counter with a TTL (the original's INCR + EXPIRE) |
+//! | `fixed_window` (default) | `rate_limit_fixed_window.lua` | counter with a TTL (the classic INCR + EXPIRE) |
 //! | `sliding_window` | `rate_limit_sliding_window.lua` | sorted set of admission times |
 //! | `token_bucket` | `rate_limit_token_bucket.lua` | hash of tokens and last refill |
 //!

@@ -46,7 +46,7 @@ pub fn router(state: AppState) -> Router {
     shared::http::guard(routes, &openapi, &[]).with_state(state)
 }
 
-/// A 503 that also says `connected: false`, as the original's `/stats` did.
+/// A 503 that also says `connected: false`, as the README's `/stats` contract says.
 fn disconnected(e: redis::RedisError) -> ApiError {
     ApiError::from(e).with("connected", false)
 }

@@ -1,5 +1,6 @@
-//! Request and response bodies, one module per function. Field names are those of the
-//! original FastAPI app, so its clients keep working (README, OpenAPI document).
+//! Request and response bodies, one module per function. Field names are the contract
+//! the README and the OpenAPI document state (those of the FastAPI demo this API ports, so
+//! its clients keep working).
 
 pub mod cache;
 mod integral;

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Algorithm {
-    /// `limit` per window that starts at the first request (the original's INCR + EXPIRE).
+    /// `limit` per window that starts at the first request (the classic INCR + EXPIRE).
     #[default]
     FixedWindow,
     /// `limit` in any `window`-long interval (sorted-set log; exact).

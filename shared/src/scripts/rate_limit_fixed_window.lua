@@ -1,4 +1,4 @@
--- Fixed-window rate limit: the original's INCR + EXPIRE, made atomic, and refusals are not
+-- Fixed-window rate limit: the classic INCR + EXPIRE, made atomic, and refusals are not
 -- counted (a refused request leaves current_count where it was).
 -- KEYS[1]  counter key (a string holding the count of this window)
 -- ARGV[1]  limit (requests per window)
