@@ -46,6 +46,23 @@ pub struct Call<'a> {
     pub base64: bool,
 }
 
+impl<'a> Call<'a> {
+    /// `method path`, nothing else.
+    pub fn to(method: &'a str, path: &'a str) -> Self {
+        Self {
+            method,
+            path,
+            ..Self::default()
+        }
+    }
+}
+
+/// One function's router as its `main` builds it (`shared::lambda::serve`), on the test's
+/// state.
+pub fn function(app: &crate::TestApp, router: fn(shared::AppState) -> Router) -> Router {
+    shared::http::finish(router(app.state.clone()), &app.state.config)
+}
+
 /// The front door answered by itself: the function is not invoked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {

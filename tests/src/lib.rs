@@ -59,6 +59,39 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("get", "/health"),
 ];
 
+/// The string `field` of every object in the JSON array `list` (keys of a listing, ids of
+/// tasks).
+pub fn strings(list: &Value, field: &str) -> Vec<String> {
+    let items = list.as_array().expect("a JSON array");
+    items
+        .iter()
+        .map(|item| item[field].as_str().expect("a string field").to_owned())
+        .collect()
+}
+
+/// `redis-server` arguments for a user `app` (password `app-pass`) that may touch only the
+/// keys of the default prefix, with the default user off: a stray key is a NOPERM.
+pub const ACL_APP_USER: [&str; 10] = [
+    "--user",
+    "default",
+    "off",
+    "--user",
+    "app",
+    "on",
+    ">app-pass",
+    "~demo_api:*",
+    "&*",
+    "+@all",
+];
+
+/// A route template of [`ROUTES`] with a sample value in each path parameter.
+pub fn concrete(path: &str) -> String {
+    path.replace("{key}", "k")
+        .replace("{user_id}", "u")
+        .replace("{resource}", "r")
+        .replace("{name}", "q")
+}
+
 /// Starts a fresh `redis-server` (no persistence) on a free port.
 pub fn start_redis(extra_args: &[&str]) -> RedisProcess {
     let bin = redis_server_bin().expect(
@@ -300,6 +333,16 @@ impl TestApp {
         matches!(self.redis, TestRedis::Cluster(_))
     }
 
+    /// Whether to skip a test of one server's failures: on a cluster, after saying why
+    /// (`cluster.rs` tests a cluster primary's failure instead).
+    pub fn skip_on_cluster(&self, why: &str) -> bool {
+        let skip = self.on_cluster();
+        if skip {
+            eprintln!("skipped on the cluster run: {why}");
+        }
+        skip
+    }
+
     /// The default test configuration on a Redis the test started (e.g. with extra flags).
     pub async fn with_redis(redis: RedisProcess) -> Self {
         Self::build(redis, |_| {})
@@ -363,6 +406,40 @@ impl TestApp {
         self.request(builder.body(body).expect("request")).await
     }
 
+    /// Each line `METHOD /path | body | field` of `table` is answered 422 naming `field`
+    /// (`body`: JSON text, or nothing for no body).
+    pub async fn assert_422s(&self, table: &str) {
+        for line in table.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let cells: Vec<&str> = line.split(" | ").map(str::trim).collect();
+            let [request, body, field] = cells[..] else {
+                panic!("not `METHOD /path | body | field`: {line}");
+            };
+            let (method, path) = request.split_once(' ').expect("METHOD /path");
+            let method = Method::from_bytes(method.as_bytes()).expect("a method");
+            let body = (!body.is_empty()).then(|| serde_json::from_str(body).expect("JSON"));
+            let r = self.call(method, path, body).await;
+            assert_eq!(r.status, 422, "{line}: {r:?}");
+            r.assert_problem(422, Some(field));
+        }
+    }
+
+    /// Sends `method path body` every 100 ms, at most `tries` times, until it is answered
+    /// `status`; whether it was (after Redis comes back, say).
+    pub async fn until_status(
+        &self,
+        (method, path, body): (Method, &str, Option<Value>),
+        status: u16,
+        tries: u32,
+    ) -> bool {
+        for _ in 0..tries {
+            if self.call(method.clone(), path, body.clone()).await.status == status {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// `GET path`.
     pub async fn get(&self, path: &str) -> Reply {
         self.call(Method::GET, path, None).await
@@ -397,6 +474,48 @@ impl TestApp {
                     .expect("connect to the test cluster"),
             ),
         }
+    }
+
+    /// Every key `GET /cache?{query}` lists, page after page until the cursor is 0, in the
+    /// order listed (a key listed twice appears twice), and how many pages that took.
+    pub async fn list_cache(&self, query: &str) -> (Vec<String>, usize) {
+        let (mut listed, mut pages, mut cursor) = (Vec::new(), 0, 0u64);
+        loop {
+            let r = self.get(&format!("/cache?{query}&cursor={cursor}")).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let page = strings(&r.body["keys"], "key");
+            assert_eq!(r.body["count"].as_u64(), Some(page.len() as u64), "{r:?}");
+            listed.extend(page);
+            pages += 1;
+            cursor = r.body["cursor"].as_u64().expect("a cursor");
+            if cursor == 0 {
+                return (listed, pages);
+            }
+            assert!(pages < 1_000, "the listing does not end");
+        }
+    }
+
+    /// Every key of the test's Redis that matches `pattern`, sorted.
+    pub async fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut conn = self.redis_conn().await;
+        let mut keys: Vec<String> = redis::cmd("KEYS")
+            .arg(pattern)
+            .query_async(&mut conn)
+            .await
+            .expect("KEYS");
+        keys.sort();
+        keys
+    }
+
+    /// Closes every client connection of the test's Redis (the API's among them) but the
+    /// one that asks; returns how many it closed.
+    pub async fn kill_clients(&self) -> u64 {
+        let mut admin = self.redis_conn().await;
+        redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+            .query_async(&mut admin)
+            .await
+            .expect("CLIENT KILL")
     }
 
     /// Serves the router over real HTTP on 127.0.0.1:0, as the runner binary does.

@@ -35,12 +35,7 @@ async fn fill(app: &TestApp, queue: &str, fill: char) {
 }
 
 fn ids(tasks: &Value) -> Vec<String> {
-    tasks
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap().to_owned())
-        .collect()
+    api_tests::strings(tasks, "id")
 }
 
 /// `GET /queue/{name}/batch?count=1000` of 8 MB of tasks answers as many as fit, leaves the

@@ -219,11 +219,8 @@ async fn listing_shows_keys_with_ttl_and_filters_by_pattern() {
 }
 
 fn keys_of(body: &Value) -> BTreeSet<String> {
-    body["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["key"].as_str().unwrap().to_owned())
+    api_tests::strings(&body["keys"], "key")
+        .into_iter()
         .collect()
 }
 
@@ -237,26 +234,9 @@ async fn listing_pages_by_cursor_until_zero() {
     }
     let () = pipe.query_async(&mut conn).await.unwrap();
 
-    let mut seen = BTreeSet::new();
-    let mut cursor = 0u64;
-    let mut pages = 0;
-    loop {
-        let r = app.get(&format!("/cache?count=50&cursor={cursor}")).await;
-        assert_eq!(r.status, 200, "{r:?}");
-        assert_eq!(
-            r.body["count"].as_u64().unwrap() as usize,
-            r.body["keys"].as_array().unwrap().len()
-        );
-        seen.extend(keys_of(&r.body));
-        pages += 1;
-        cursor = r.body["cursor"].as_u64().unwrap();
-        if cursor == 0 {
-            break;
-        }
-        assert!(pages < 200, "listing never finished");
-    }
+    let (listed, pages) = app.list_cache("count=50").await;
     assert!(pages > 1, "1000 keys at count=50 should take several pages");
-    assert_eq!(seen.len(), 1000);
+    assert_eq!(listed.iter().collect::<BTreeSet<_>>().len(), 1000);
 }
 
 #[tokio::test]
@@ -383,11 +363,7 @@ async fn bad_inputs_are_4xx_problems_naming_the_field() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_down_is_503_with_retry_after_then_recovers() {
     let mut app = TestApp::new().await;
-    if app.on_cluster() {
-        eprintln!(
-            "skipped on the cluster run: it stops the one Redis; \
-             cluster.rs stops a cluster primary instead"
-        );
+    if app.skip_on_cluster("it stops the one Redis") {
         return;
     }
     app.post("/cache", json!({"key": "k", "value": 1})).await;
@@ -411,19 +387,17 @@ async fn redis_down_is_503_with_retry_after_then_recovers() {
     assert!(all.iter().all(|s| *s == 503), "{all:?}");
 
     app.redis.restart().unwrap();
-    let mut recovered = false;
-    for _ in 0..100 {
-        if app
-            .post("/cache", json!({"key": "k", "value": 3}))
-            .await
-            .status
-            == 201
-        {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let recovered = app
+        .until_status(
+            (
+                Method::POST,
+                "/cache",
+                Some(json!({"key": "k", "value": 3})),
+            ),
+            201,
+            100,
+        )
+        .await;
     assert!(recovered, "requests did not succeed after Redis came back");
     assert_eq!(app.get("/cache/k").await.body["value"], 3);
 }

@@ -54,12 +54,6 @@ async fn the_authorization_scheme_is_case_insensitive() {
 }
 
 /// `ROUTES` with every path parameter filled in.
-fn concrete(path: &str) -> String {
-    path.replace("{key}", "k")
-        .replace("{user_id}", "u")
-        .replace("{resource}", "r")
-        .replace("{name}", "q")
-}
 
 #[tokio::test]
 async fn unknown_query_parameters_are_refused_on_every_route() {
@@ -68,7 +62,7 @@ async fn unknown_query_parameters_are_refused_on_every_route() {
     let _: () = redis.set("demo_api:cache:keep", "1").await.unwrap();
     for (method, path) in api_tests::ROUTES {
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let path = concrete(path);
+        let path = api_tests::concrete(path);
         let r = app
             .call(method.clone(), &format!("{path}?zzz=1"), None)
             .await;

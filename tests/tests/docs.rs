@@ -17,7 +17,7 @@ fn documented(doc: &Value) -> Vec<(String, String)> {
 }
 
 #[tokio::test]
-async fn openapi_documents_exactly_the_routes_of_api_md() {
+async fn openapi_documents_exactly_the_routes_of_the_contract() {
     let app = TestApp::new().await;
     let r = app.get("/openapi.json").await;
     assert_eq!(r.status, 200);

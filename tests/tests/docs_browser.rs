@@ -25,11 +25,7 @@ struct Driver {
 impl Driver {
     fn start() -> Self {
         let bin = std::env::var("CHROMEDRIVER_BIN").unwrap_or_else(|_| "chromedriver".into());
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = api_tests::binary::free_port();
         let child = Command::new(&bin)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
@@ -215,24 +211,11 @@ async fn docs_and_redoc_render_offline_and_try_it_out_works() {
         .click()
         .await
         .unwrap();
-    client
-        .wait()
-        .at_most(wait)
-        .for_element(Locator::Css("#operations-cache-put_entry .try-out__btn"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    client
-        .wait()
-        .at_most(wait)
-        .for_element(Locator::Css("#operations-cache-put_entry .execute"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    for button in ["try-out__btn", "execute"] {
+        let css = format!("#operations-cache-put_entry .{button}");
+        let element = client.wait().at_most(wait).for_element(Locator::Css(&css));
+        element.await.unwrap().click().await.unwrap();
+    }
     let status = client
         .wait()
         .at_most(wait)

@@ -31,11 +31,7 @@ struct Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_stopped_under_concurrent_load_then_back() {
     let mut app = TestApp::new().await;
-    if app.on_cluster() {
-        eprintln!(
-            "skipped on the cluster run: it kills the one server; \
-             cluster.rs stops a cluster primary instead"
-        );
+    if app.skip_on_cluster("it kills the one server") {
         return;
     }
     // The clients share the app; the test alone holds the server, so it can kill it while
@@ -159,19 +155,17 @@ async fn redis_stopped_under_concurrent_load_then_back() {
         }
     }
     // Recovered without a restart of anything but Redis.
-    let mut ok = false;
-    for _ in 0..50 {
-        if app
-            .post("/cache", json!({"key": "after", "value": 1}))
-            .await
-            .status
-            == 201
-        {
-            ok = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let ok = app
+        .until_status(
+            (
+                Method::POST,
+                "/cache",
+                Some(json!({"key": "after", "value": 1})),
+            ),
+            201,
+            50,
+        )
+        .await;
     assert!(ok, "no recovery after Redis came back");
     // Nothing left running: the request tasks all ended (no leak per failed request).
     let deadline = Instant::now() + GUARD;
@@ -227,14 +221,9 @@ async fn every_lua_endpoint_works_after_a_redis_restart() {
     exercise_scripts(&app).await;
     // ...then lose them.
     app.redis.restart().unwrap();
-    let mut up = false;
-    for _ in 0..50 {
-        if app.get("/health").await.status == 200 {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let up = app
+        .until_status((Method::GET, "/health", None), 200, 50)
+        .await;
     assert!(up);
     exercise_scripts(&app).await;
 }
@@ -310,14 +299,9 @@ async fn slow_redis_times_out_cleanly_then_recovers() {
         r.body["detail"].as_str().unwrap().contains("in time"),
         "{r:?}"
     );
-    let mut back = false;
-    for _ in 0..60 {
-        if app.get("/cache/k").await.status == 200 {
-            back = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let back = app
+        .until_status((Method::GET, "/cache/k", None), 200, 60)
+        .await;
     assert!(back, "no recovery after the pause");
 }
 

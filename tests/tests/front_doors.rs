@@ -5,23 +5,10 @@
 
 use api_tests::{
     TestApp,
-    lambda::{Call, Refused, SOURCES, Source, event, front_door, http_api_path, invoke},
+    lambda::{Call, Refused, SOURCES, Source, event, front_door, function, http_api_path, invoke},
 };
 use axum::Router;
 use serde_json::json;
-
-/// One function's router, as its `main` builds it.
-fn function(app: &TestApp, router: fn(shared::AppState) -> Router) -> Router {
-    shared::http::finish(router(app.state.clone()), &app.state.config)
-}
-
-fn call<'a>(method: &'a str, path: &'a str) -> Call<'a> {
-    Call {
-        method,
-        path,
-        ..Call::default()
-    }
-}
 
 /// Every printable ASCII character and a few others, in a key stored through each door and
 /// read back by its path through each door: what the identifier rule admits is read back
@@ -43,7 +30,7 @@ async fn identifier_rule_holds_through_every_door() {
         for writer in SOURCES {
             let post = Call {
                 body: Some(&body),
-                ..call("POST", "/cache")
+                ..Call::to("POST", "/cache")
             };
             let r = invoke(&cache, event(writer, &post)).await;
             if !allowed {
@@ -60,7 +47,7 @@ async fn identifier_rule_holds_through_every_door() {
                     .to_string();
             let path = format!("/cache/{encoded}");
             for reader in SOURCES {
-                let r = invoke(&cache, event(reader, &call("GET", &path))).await;
+                let r = invoke(&cache, event(reader, &Call::to("GET", &path))).await;
                 assert_eq!(
                     r.status, 200,
                     "{c:?} written via {writer:?}, read via {reader:?}: {r:?}"
@@ -94,24 +81,28 @@ async fn what_an_http_api_does_to_encoded_reserved_characters() {
     let body = json!({"key": "a", "value": "the key a"}).to_string();
     let post = Call {
         body: Some(&body),
-        ..call("POST", "/cache")
+        ..Call::to("POST", "/cache")
     };
     assert_eq!(
         invoke(&cache, event(Source::HttpV2, &post)).await.status,
         201
     );
     for path in ["/cache/a%3Fb", "/cache/a%23b"] {
-        let r = invoke(&cache, event(Source::HttpV2, &call("GET", path))).await;
+        let r = invoke(&cache, event(Source::HttpV2, &Call::to("GET", path))).await;
         assert_eq!(r.body["key"], "a", "{path}: {r:?}");
         for source in [Source::RestV1, Source::FunctionUrl] {
-            let r = invoke(&cache, event(source, &call("GET", path))).await;
+            let r = invoke(&cache, event(source, &Call::to("GET", path))).await;
             assert_eq!(r.status, 400, "{path} via {source:?}: {r:?}");
         }
     }
-    let r = invoke(&cache, event(Source::HttpV2, &call("GET", "/cache/a%2Fb"))).await;
+    let r = invoke(
+        &cache,
+        event(Source::HttpV2, &Call::to("GET", "/cache/a%2Fb")),
+    )
+    .await;
     assert_eq!(r.status, 404, "{r:?}");
     assert_eq!(r.header("content-type"), "application/problem+json");
-    assert!(front_door(Source::HttpV2, &call("GET", "/cache/a%25")).is_err());
+    assert!(front_door(Source::HttpV2, &Call::to("GET", "/cache/a%25")).is_err());
 }
 
 /// The fixtures' repeated query parameters, repeated headers, cookies and base64 bodies
@@ -142,7 +133,7 @@ async fn fixtures_reach_the_router_as_each_door_delivers() {
             cookies: &["session=1", "theme=dark"],
             body: Some("{\"x\":1}"),
             base64: true,
-            ..call("POST", "/echo/a%20b")
+            ..Call::to("POST", "/echo/a%20b")
         };
         let r = invoke(&echo, event(source, &c)).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");

@@ -64,11 +64,7 @@ async fn a_retried_write_with_the_same_key_answers_its_first_outcome_once() {
 
     // The record lives in the namespace, with a TTL.
     let mut conn = app.redis_conn().await;
-    let records: Vec<String> = redis::cmd("KEYS")
-        .arg("demo_api:idem:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap_or_default();
+    let records = app.keys("demo_api:idem:*").await;
     if !app.on_cluster() {
         assert_eq!(records.len(), 1, "{records:?}");
         let pttl: i64 = conn.pttl(&records[0]).await.unwrap();
@@ -372,10 +368,9 @@ async fn on_lambda_a_hold_never_outlives_the_invocation() {
 #[tokio::test]
 async fn a_write_after_the_idle_connection_was_closed_succeeds() {
     let app = TestApp::new().await;
-    if app.on_cluster() {
-        eprintln!(
-            "skipped on the cluster run: CLIENT KILL would need every node; the single-server run covers the idle check"
-        );
+    if app.skip_on_cluster(
+        "CLIENT KILL would need every node; the single-server run covers the idle check",
+    ) {
         return;
     }
     assert_eq!(
@@ -384,13 +379,7 @@ async fn a_write_after_the_idle_connection_was_closed_succeeds() {
             .status,
         201
     );
-    let mut admin = app.redis_conn().await;
-    let killed: u64 = redis::cmd("CLIENT")
-        .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
-        .query_async(&mut admin)
-        .await
-        .unwrap();
-    assert!(killed >= 1);
+    assert!(app.kill_clients().await >= 1);
     tokio::time::sleep(Duration::from_millis(1_100)).await;
     let r = app.post("/queue/q", json!({"id": "2", "title": "b"})).await;
     assert_eq!(r.status, 201, "{r:?}");
@@ -403,10 +392,7 @@ async fn a_write_after_the_idle_connection_was_closed_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_safe() {
     let app = TestApp::new().await;
-    if app.on_cluster() {
-        eprintln!(
-            "skipped on the cluster run: CLIENT PAUSE applies to one node; the single-server run covers it"
-        );
+    if app.skip_on_cluster("CLIENT PAUSE applies to one node; the single-server run covers it") {
         return;
     }
     let mut admin = app.redis_conn().await;

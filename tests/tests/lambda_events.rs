@@ -4,23 +4,9 @@
 
 use api_tests::{
     TestApp,
-    lambda::{Call, SOURCES, Source, event, invoke},
+    lambda::{Call, SOURCES, Source, event, function, invoke},
 };
-use axum::Router;
 use serde_json::json;
-
-/// One function's router, as its `main` builds it.
-fn function(app: &TestApp, router: fn(shared::AppState) -> Router) -> Router {
-    shared::http::finish(router(app.state.clone()), &app.state.config)
-}
-
-fn call<'a>(method: &'a str, path: &'a str) -> Call<'a> {
-    Call {
-        method,
-        path,
-        ..Call::default()
-    }
-}
 
 #[tokio::test]
 async fn cache_function_over_every_event_source() {
@@ -33,7 +19,7 @@ async fn cache_function_over_every_event_source() {
         let post = Call {
             body: Some(&body),
             base64: i == 1,
-            ..call("POST", "/cache")
+            ..Call::to("POST", "/cache")
         };
         let r = invoke(&cache, event(source, &post)).await;
         assert_eq!(r.status, 201, "{source:?}: {r:?}");
@@ -42,12 +28,12 @@ async fn cache_function_over_every_event_source() {
 
         // The key travels percent-encoded in the path; an HTTP API decodes it first.
         let path = format!("/cache/a%20b%3A%C3%BC{i}");
-        let r = invoke(&cache, event(source, &call("GET", &path))).await;
+        let r = invoke(&cache, event(source, &Call::to("GET", &path))).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");
         assert_eq!(r.body["value"], json!({"n": i}));
         let r = invoke(
             &cache,
-            event(source, &call("GET", &format!("/cache/plain{i}"))),
+            event(source, &Call::to("GET", &format!("/cache/plain{i}"))),
         )
         .await;
         assert_eq!(r.status, 404, "{source:?}");
@@ -56,7 +42,7 @@ async fn cache_function_over_every_event_source() {
 
         let list = Call {
             query: &[("pattern", "a b*"), ("count", "10")],
-            ..call("GET", "/cache")
+            ..Call::to("GET", "/cache")
         };
         let r = invoke(&cache, event(source, &list)).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");
@@ -65,7 +51,7 @@ async fn cache_function_over_every_event_source() {
 
         let bad = Call {
             body: Some("{not json"),
-            ..call("POST", "/cache")
+            ..Call::to("POST", "/cache")
         };
         let r = invoke(&cache, event(source, &bad)).await;
         assert_eq!(r.status, 400, "{source:?}");
@@ -86,7 +72,7 @@ async fn users_function_over_every_event_source() {
                 source,
                 &Call {
                     body: Some(&body),
-                    ..call("POST", "/users")
+                    ..Call::to("POST", "/users")
                 },
             ),
         )
@@ -94,7 +80,7 @@ async fn users_function_over_every_event_source() {
         assert_eq!(r.status, 201, "{source:?}: {r:?}");
         let get = Call {
             query: &[("fields", "name,email")],
-            ..call("GET", "/users/alice")
+            ..Call::to("GET", "/users/alice")
         };
         let r = invoke(&users, event(source, &get)).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");
@@ -104,11 +90,11 @@ async fn users_function_over_every_event_source() {
         );
         let patch = Call {
             body: Some(r#"{"city":"Oslo"}"#),
-            ..call("PATCH", "/users/alice")
+            ..Call::to("PATCH", "/users/alice")
         };
         let r = invoke(&users, event(source, &patch)).await;
         assert_eq!(r.body["profile"]["city"], "Oslo", "{source:?}: {r:?}");
-        let r = invoke(&users, event(source, &call("DELETE", "/users/alice"))).await;
+        let r = invoke(&users, event(source, &Call::to("DELETE", "/users/alice"))).await;
         assert_eq!(r.status, 200, "{source:?}");
     }
 }
@@ -121,7 +107,7 @@ async fn rate_limit_function_over_every_event_source() {
         let user = format!("u{i}");
         let check = Call {
             query: &[("user_id", &user), ("limit", "1"), ("window", "60")],
-            ..call("GET", "/rate-limit/check")
+            ..Call::to("GET", "/rate-limit/check")
         };
         let r = invoke(&limiter, event(source, &check)).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");
@@ -147,16 +133,20 @@ async fn lock_and_queue_functions_over_every_event_source() {
                 source,
                 &Call {
                     query: &[("ttl", "30")],
-                    ..call("POST", &acquire)
+                    ..Call::to("POST", &acquire)
                 },
             ),
         )
         .await;
         assert_eq!(r.status, 201, "{source:?}: {r:?}");
-        let r = invoke(&lock, event(source, &call("POST", &acquire))).await;
+        let r = invoke(&lock, event(source, &Call::to("POST", &acquire))).await;
         assert_eq!(r.status, 409, "{source:?}");
         assert!(r.body["retry_after_ms"].as_u64().unwrap() > 0);
-        let r = invoke(&lock, event(source, &call("GET", &format!("/lock/res{i}")))).await;
+        let r = invoke(
+            &lock,
+            event(source, &Call::to("GET", &format!("/lock/res{i}"))),
+        )
+        .await;
         assert_eq!(r.body["locked"], true, "{source:?}");
 
         let task = json!({"id": format!("t{i}"), "title": "work"}).to_string();
@@ -166,16 +156,16 @@ async fn lock_and_queue_functions_over_every_event_source() {
                 source,
                 &Call {
                     body: Some(&task),
-                    ..call("POST", "/queue/jobs")
+                    ..Call::to("POST", "/queue/jobs")
                 },
             ),
         )
         .await;
         assert_eq!(r.status, 201, "{source:?}: {r:?}");
-        let r = invoke(&queue, event(source, &call("GET", "/queue/jobs"))).await;
+        let r = invoke(&queue, event(source, &Call::to("GET", "/queue/jobs"))).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");
         assert_eq!(r.body["task"]["id"], format!("t{i}"));
-        let r = invoke(&queue, event(source, &call("GET", "/queue/jobs"))).await;
+        let r = invoke(&queue, event(source, &Call::to("GET", "/queue/jobs"))).await;
         assert_eq!(r.status, 404, "{source:?}");
     }
 }
@@ -186,19 +176,19 @@ async fn stats_and_docs_functions_over_every_event_source() {
     let stats = function(&app, stats::router);
     let docs = shared::http::finish(docs::router(), &app.state.config);
     for source in SOURCES {
-        let r = invoke(&stats, event(source, &call("GET", "/health"))).await;
+        let r = invoke(&stats, event(source, &Call::to("GET", "/health"))).await;
         assert_eq!(r.status, 200, "{source:?}: {r:?}");
         assert_eq!(r.body["redis"], "up");
-        let r = invoke(&stats, event(source, &call("GET", "/stats"))).await;
+        let r = invoke(&stats, event(source, &Call::to("GET", "/stats"))).await;
         assert_eq!(r.body["connected"], true, "{source:?}");
-        let r = invoke(&docs, event(source, &call("GET", "/openapi.json"))).await;
+        let r = invoke(&docs, event(source, &Call::to("GET", "/openapi.json"))).await;
         assert_eq!(r.status, 200, "{source:?}");
         assert_eq!(r.body["openapi"], "3.1.0");
-        let r = invoke(&docs, event(source, &call("GET", "/docs/"))).await;
+        let r = invoke(&docs, event(source, &Call::to("GET", "/docs/"))).await;
         assert_eq!(r.status, 200, "{source:?}");
         assert!(r.header("content-type").starts_with("text/html"));
         // A gzip asset leaves as a base64 binary body, which API Gateway decodes.
-        let mut e = event(source, &call("GET", "/docs/swagger-ui.css"));
+        let mut e = event(source, &Call::to("GET", "/docs/swagger-ui.css"));
         e["headers"]["accept-encoding"] = "gzip, deflate".into();
         let r = invoke(&docs, e).await;
         assert_eq!(r.status, 200, "{source:?}");
@@ -221,11 +211,11 @@ async fn redis_down_is_a_503_problem_not_a_runtime_error() {
     let stats = function(&app, stats::router);
     app.redis.stop();
     for source in SOURCES {
-        let r = invoke(&cache, event(source, &call("GET", "/cache/k"))).await;
+        let r = invoke(&cache, event(source, &Call::to("GET", "/cache/k"))).await;
         assert_eq!(r.status, 503, "{source:?}: {r:?}");
         assert_eq!(r.header("retry-after"), "1");
         assert_eq!(r.header("content-type"), "application/problem+json");
-        let r = invoke(&stats, event(source, &call("GET", "/stats"))).await;
+        let r = invoke(&stats, event(source, &Call::to("GET", "/stats"))).await;
         assert_eq!(r.status, 503);
         assert_eq!(r.body["connected"], false);
     }
@@ -236,7 +226,11 @@ async fn redis_down_is_a_503_problem_not_a_runtime_error() {
 async fn a_function_serves_only_its_own_routes() {
     let app = TestApp::new().await;
     let cache = function(&app, cache::router);
-    let r = invoke(&cache, event(Source::HttpV2, &call("GET", "/users/alice"))).await;
+    let r = invoke(
+        &cache,
+        event(Source::HttpV2, &Call::to("GET", "/users/alice")),
+    )
+    .await;
     assert_eq!(r.status, 404);
     assert!(
         r.body["detail"]

@@ -198,36 +198,21 @@ async fn bad_parameters_are_422_saying_why() {
             .unwrap()
             .contains("longer than processing_time")
     );
-    app.post("/lock/r?processing_time=-1", json!(null))
-        .await
-        .assert_problem(422, Some("processing_time"));
-    app.post("/lock/r?processing_time=NaN", json!(null))
-        .await
-        .assert_problem(422, Some("processing_time"));
-    app.post("/lock/r?processing_time=20&wait_ms=6000", json!(null))
-        .await
-        .assert_problem(422, Some("wait_ms"));
-    app.post("/lock/r?processing_time=soon", json!(null))
-        .await
-        .assert_problem(422, Some("processing_time"));
-    app.post("/lock/r?ttl=0", json!(null))
-        .await
-        .assert_problem(422, Some("ttl"));
-    app.post("/lock/r?wait_ms=25001", json!(null))
-        .await
-        .assert_problem(422, Some("wait_ms"));
-    app.post("/lock/r/acquire?ttl=86401", json!(null))
-        .await
-        .assert_problem(422, Some("ttl"));
-    app.post("/lock/r/release", json!({}))
-        .await
-        .assert_problem(422, Some("token"));
-    app.post("/lock/r/release", json!({"token": ""}))
-        .await
-        .assert_problem(422, Some("token"));
-    app.post("/lock/r/extend", json!({"token": "t", "ttl": 0}))
-        .await
-        .assert_problem(422, Some("ttl"));
+    app.assert_422s(
+        r#"
+        POST /lock/r?processing_time=-1 | null | processing_time
+        POST /lock/r?processing_time=NaN | null | processing_time
+        POST /lock/r?processing_time=20&wait_ms=6000 | null | wait_ms
+        POST /lock/r?processing_time=soon | null | processing_time
+        POST /lock/r?ttl=0 | null | ttl
+        POST /lock/r?wait_ms=25001 | null | wait_ms
+        POST /lock/r/acquire?ttl=86401 | null | ttl
+        POST /lock/r/release | {} | token
+        POST /lock/r/release | {"token": ""} | token
+        POST /lock/r/extend | {"token": "t", "ttl": 0} | ttl
+        "#,
+    )
+    .await;
     let long = "r".repeat(513);
     app.get(&format!("/lock/{long}"))
         .await

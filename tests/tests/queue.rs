@@ -157,12 +157,7 @@ async fn delete_clears_waiting_and_claimed_tasks() {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["deleted_count"], 4);
     assert!(r.body["message"].is_string());
-    let mut conn = app.redis_conn().await;
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
+    let keys = app.keys("*").await;
     assert!(keys.is_empty(), "{keys:?}");
     assert_eq!(app.delete("/queue/d").await.body["deleted_count"], 0);
 }
@@ -346,30 +341,19 @@ async fn bad_tasks_and_parameters_are_422_naming_the_field() {
             .await
             .assert_problem(422, Some(field));
     }
-    app.get("/queue/q/batch?count=0")
-        .await
-        .assert_problem(422, Some("count"));
-    app.get("/queue/q/batch?count=1001")
-        .await
-        .assert_problem(422, Some("count"));
-    app.get("/queue/q/all?limit=0")
-        .await
-        .assert_problem(422, Some("limit"));
-    app.get("/queue/q/all?limit=1001")
-        .await
-        .assert_problem(422, Some("limit"));
-    app.get("/queue/q/all?offset=-1")
-        .await
-        .assert_problem(422, Some("offset"));
-    app.post("/queue/q/claim?visibility=0", json!(null))
-        .await
-        .assert_problem(422, Some("visibility"));
-    app.post("/queue/q/claim?visibility=43201", json!(null))
-        .await
-        .assert_problem(422, Some("visibility"));
-    app.post("/queue/q/ack", json!({}))
-        .await
-        .assert_problem(422, Some("receipt"));
+    app.assert_422s(
+        r#"
+        GET /queue/q/batch?count=0 |  | count
+        GET /queue/q/batch?count=1001 |  | count
+        GET /queue/q/all?limit=0 |  | limit
+        GET /queue/q/all?limit=1001 |  | limit
+        GET /queue/q/all?offset=-1 |  | offset
+        POST /queue/q/claim?visibility=0 | null | visibility
+        POST /queue/q/claim?visibility=43201 | null | visibility
+        POST /queue/q/ack | {} | receipt
+        "#,
+    )
+    .await;
     app.call(Method::PUT, "/queue/q", None)
         .await
         .assert_problem(405, None);

@@ -234,6 +234,26 @@ async fn load(conn: &mut RawRedis, script: &redis::Script, key: &str) {
     let () = conn.del(key).await.unwrap();
 }
 
+/// A fresh key of `algorithm` for attempt `attempt`, its script loaded, and an empty
+/// MULTI pipeline to call it in.
+async fn fresh_multi(
+    app: &TestApp,
+    conn: &mut RawRedis,
+    algorithm: &str,
+    attempt: u32,
+) -> (String, redis::Pipeline) {
+    let script = match algorithm {
+        "sliding_window" => &*scripts::RATE_LIMIT_SLIDING_WINDOW,
+        _ => &*scripts::RATE_LIMIT_TOKEN_BUCKET,
+    };
+    let user = format!("m{attempt}");
+    let key = app.state.keys.rate_limit(algorithm, 60, &user);
+    load(conn, script, &key).await;
+    let mut pipe = redis::pipe();
+    pipe.atomic();
+    (key, pipe)
+}
+
 #[tokio::test]
 async fn sliding_window_never_admits_more_than_limit_within_one_multi() {
     // Scripts inside one MULTI run a few microseconds apart. Times printed at 100 µs
@@ -244,13 +264,7 @@ async fn sliding_window_never_admits_more_than_limit_within_one_multi() {
     let mut conn = app.redis_conn().await;
     let script = &*scripts::RATE_LIMIT_SLIDING_WINDOW;
     for attempt in 0..40 {
-        let key = app
-            .state
-            .keys
-            .rate_limit("sliding_window", 60, &format!("m{attempt}"));
-        load(&mut conn, script, &key).await;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let (key, mut pipe) = fresh_multi(&app, &mut conn, "sliding_window", attempt).await;
         invoke(&mut pipe, script, &key, 2, 60_000);
         invoke(&mut pipe, script, &key, 2, 60_000);
         pipe.cmd("ZPOPMIN").arg(&key).ignore();
@@ -274,13 +288,7 @@ async fn token_bucket_counts_stay_in_range_when_the_limit_drops_within_one_multi
     let mut conn = app.redis_conn().await;
     let script = &*scripts::RATE_LIMIT_TOKEN_BUCKET;
     for attempt in 0..40 {
-        let key = app
-            .state
-            .keys
-            .rate_limit("token_bucket", 60, &format!("m{attempt}"));
-        load(&mut conn, script, &key).await;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
+        let (key, mut pipe) = fresh_multi(&app, &mut conn, "token_bucket", attempt).await;
         invoke(&mut pipe, script, &key, 1000, 60_000);
         invoke(&mut pipe, script, &key, 10, 60_000);
         let answers: Vec<Vec<i64>> = pipe.query_async(&mut conn).await.unwrap();

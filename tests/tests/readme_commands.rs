@@ -134,18 +134,7 @@ fn standalone_with_a_password() {
 #[test]
 fn standalone_with_an_acl_user() {
     // `app` may touch the prefix's keys only: a stray key would be a NOPERM, then a 500.
-    let redis = start_redis(&[
-        "--user",
-        "default",
-        "off",
-        "--user",
-        "app",
-        "on",
-        ">app-pass",
-        "~demo_api:*",
-        "&*",
-        "+@all",
-    ]);
+    let redis = start_redis(&api_tests::ACL_APP_USER);
     let url = format!("redis://app:app-pass@127.0.0.1:{}/0", redis.port());
     let runner = Runner::from_readme(
         &readme::command("scripts/run.sh"),
@@ -177,40 +166,39 @@ fn standalone_over_tls() {
 
 #[test]
 fn cluster_mode_as_the_readme_shows() {
-    let command = readme::command("REDIS_MODE=cluster ...");
-    assert!(command.contains(":password@"), "{command}");
     let cluster = RedisCluster::start(Some("password"));
-    let node = |i: usize| format!("127.0.0.1:{}", cluster.nodes[i].port());
-    let command = command
-        .replace("10.0.0.11:6379", &node(0))
-        .replace("10.0.0.12:6379", &node(1))
-        .replace("10.0.0.13:6379", &node(2));
-    let runner = Runner::from_readme(&command, &[]);
-    binary::answers_the_readme(&runner.base());
-    assert!(
-        runner.log().contains(r#"mode="cluster""#),
-        "{}",
-        runner.log()
+    let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port()).collect();
+    mode_as_the_readme_shows(
+        "cluster",
+        &["10.0.0.11:6379", "10.0.0.12:6379", "10.0.0.13:6379"],
+        &ports,
     );
 }
 
 #[test]
 fn sentinel_mode_as_the_readme_shows() {
-    let command = readme::command("REDIS_MODE=sentinel ...");
-    assert!(command.contains(":password@"), "{command}");
     let group = SentinelGroup::start(Some("password"));
-    let sentinel = |i: usize| format!("127.0.0.1:{}", group.sentinels[i].port());
-    let command = command
-        .replace("10.0.0.21:26379", &sentinel(0))
-        .replace("10.0.0.22:26379", &sentinel(1))
-        .replace("10.0.0.23:26379", &sentinel(2));
+    let ports: Vec<u16> = group.sentinels.iter().map(|s| s.port()).collect();
+    mode_as_the_readme_shows(
+        "sentinel",
+        &["10.0.0.21:26379", "10.0.0.22:26379", "10.0.0.23:26379"],
+        &ports,
+    );
+}
+
+/// The README's `REDIS_MODE={mode} ...` command, its example addresses replaced by the
+/// test's servers (`ports`, in order), answers the README's requests and logs the mode.
+fn mode_as_the_readme_shows(mode: &str, example_addresses: &[&str], ports: &[u16]) {
+    let mut command = readme::command(&format!("REDIS_MODE={mode} ..."));
+    assert!(command.contains(":password@"), "{command}");
+    for (example, port) in example_addresses.iter().zip(ports) {
+        assert!(command.contains(example), "{command}");
+        command = command.replace(example, &format!("127.0.0.1:{port}"));
+    }
     let runner = Runner::from_readme(&command, &[]);
     binary::answers_the_readme(&runner.base());
-    assert!(
-        runner.log().contains(r#"mode="sentinel""#),
-        "{}",
-        runner.log()
-    );
+    let logged = format!("mode=\"{mode}\"");
+    assert!(runner.log().contains(&logged), "{}", runner.log());
 }
 
 #[test]

@@ -13,12 +13,7 @@ async fn a_connection_closed_while_idle_is_reopened_transparently() {
             .post("/cache", json!({"key": "k", "value": round}))
             .await;
         assert_eq!(r.status, 201, "round {round}: {r:?}");
-        let mut admin = app.redis_conn().await;
-        let killed: u64 = redis::cmd("CLIENT")
-            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
-            .query_async(&mut admin)
-            .await
-            .unwrap();
+        let killed = app.kill_clients().await;
         assert!(killed >= 1, "the API's connection was not there to kill");
         // Give the server's FIN time to arrive, as it would during an idle period.
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;

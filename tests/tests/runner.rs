@@ -7,12 +7,9 @@ use axum::{Router, routing::get};
 use local_runner::redis_process::{answers_ping, redis_server_bin};
 use tokio::sync::Notify;
 
+/// A port nothing listens on (free when asked).
 fn dead_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    api_tests::binary::free_port()
 }
 
 #[test]

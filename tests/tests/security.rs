@@ -12,19 +12,12 @@ use shared::{AppState, config::TlsFiles};
 
 const KEY: &str = "test-api-key-0123456789";
 
-fn concrete(path: &str) -> String {
-    path.replace("{key}", "k")
-        .replace("{user_id}", "u")
-        .replace("{resource}", "r")
-        .replace("{name}", "n")
-}
-
 #[tokio::test]
 async fn api_key_guards_every_route_but_health_and_docs() {
     let app = TestApp::with_config(|c| c.api_key = Some(KEY.into())).await;
     for (method, path) in ROUTES {
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-        let path = concrete(path);
+        let path = api_tests::concrete(path);
         let send = |auth: Option<(&'static str, String)>| {
             let mut b = Request::builder().method(method.clone()).uri(&path);
             if let Some((name, value)) = auth {
@@ -135,25 +128,8 @@ async fn password_protected_redis() {
 async fn acl_user_confined_to_the_prefix_runs_the_whole_api() {
     // `app` may touch demo_api:* keys only: any access outside the prefix would fail with
     // NOPERM and surface as a 500. The demo tour and every adversarial input below must not.
-    let redis = start_redis(&[
-        "--user",
-        "default",
-        "off",
-        "--user",
-        "app",
-        "on",
-        ">app-pass",
-        "~demo_api:*",
-        "&*",
-        "+@all",
-        "--user",
-        "admin",
-        "on",
-        ">admin-pass",
-        "~*",
-        "&*",
-        "+@all",
-    ]);
+    let admin_user = ["--user", "admin", "on", ">admin-pass", "~*", "&*", "+@all"];
+    let redis = start_redis(&[&api_tests::ACL_APP_USER[..], &admin_user].concat());
     let port = redis.port();
     let app = TestApp::with_redis_and_config(redis, |c| {
         c.redis_url = format!("redis://app:app-pass@127.0.0.1:{port}/0");
@@ -253,21 +229,7 @@ async fn acl_user_confined_to_the_prefix_runs_the_whole_api() {
             .await;
         assert_eq!(r.status, 201, "{r:?}");
     }
-    let mut listed = Vec::new();
-    let mut cursor = 0u64;
-    loop {
-        let page = app
-            .get(&format!("/cache?pattern=*&count=1000&cursor={cursor}"))
-            .await;
-        assert_eq!(page.status, 200, "{page:?}");
-        for k in page.body["keys"].as_array().unwrap() {
-            listed.push(k["key"].as_str().unwrap().to_owned());
-        }
-        cursor = page.body["cursor"].as_u64().unwrap();
-        if cursor == 0 {
-            break;
-        }
-    }
+    let (mut listed, _) = app.list_cache("pattern=*&count=1000").await;
     listed.sort();
     let mut stored: Vec<String> = redis::cmd("KEYS")
         .arg("demo_api:cache:*")
@@ -293,6 +255,7 @@ async fn acl_user_confined_to_the_prefix_runs_the_whole_api() {
     }
     assert_eq!(app.post("/stats/reset", json!(null)).await.status, 200);
 
+    // As `admin`: the harness's own connection is the default user, which is off here.
     let mut left: Vec<String> = redis::cmd("KEYS")
         .arg("*")
         .query_async(&mut admin)

@@ -99,11 +99,7 @@ async fn smoke_script_passes_against_cargo_lambda_watch() {
     };
     // A Redis of the test's own on a free port, named with the README's override.
     let redis = api_tests::start_redis(&[]);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = api_tests::binary::free_port();
     // The emulator compiles each function at its first request: a debug build, in the
     // workspace's target directory.
     let child = Command::new(&bin)

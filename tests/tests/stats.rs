@@ -1,6 +1,7 @@
 //! Stats, reset and health (README "Stats and health"), against a real redis-server per test.
 
 use api_tests::{TestApp, start_redis};
+use http::Method;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
@@ -124,12 +125,7 @@ async fn reset_deletes_every_key_under_the_prefix_and_nothing_else() {
     // cache:a, user:u, stats:profiles, queue, lock + fence, rate-limit counter, bulk.
     assert_eq!(r.body["keys_deleted"], 7 + 2500);
     assert!(r.body["message"].is_string());
-    let mut left: Vec<String> = redis::cmd("KEYS")
-        .arg("*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    left.sort();
+    let left = app.keys("*").await;
     let mut expected: Vec<String> = foreign.iter().map(|k| (*k).to_owned()).collect();
     expected.sort();
     assert_eq!(left, expected);
@@ -152,11 +148,7 @@ async fn health_reports_ping_latency() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_stats_and_health_are_503_then_recover() {
     let mut app = TestApp::new().await;
-    if app.on_cluster() {
-        eprintln!(
-            "skipped on the cluster run: it stops the one Redis; \
-             cluster.rs stops a cluster primary instead"
-        );
+    if app.skip_on_cluster("it stops the one Redis") {
         return;
     }
     app.redis.stop();
@@ -172,14 +164,9 @@ async fn with_redis_down_stats_and_health_are_503_then_recover() {
         .assert_problem(503, None);
 
     app.redis.restart().unwrap();
-    let mut healthy = false;
-    for _ in 0..100 {
-        if app.get("/health").await.status == 200 {
-            healthy = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    let healthy = app
+        .until_status((Method::GET, "/health", None), 200, 100)
+        .await;
     assert!(healthy, "health did not recover");
     assert_eq!(app.get("/stats").await.body["connected"], true);
 }
