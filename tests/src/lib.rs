@@ -423,14 +423,17 @@ impl TestApp {
         }
     }
 
-    /// Sends `method path body` every 100 ms, at most `tries` times, until it is answered
-    /// `status`; whether it was (after Redis comes back, say).
+    /// Sends `request` (`METHOD /path`) with `body` every 100 ms, at most `tries` times,
+    /// until it is answered `status`; whether it was (after Redis comes back, say).
     pub async fn until_status(
         &self,
-        (method, path, body): (Method, &str, Option<Value>),
+        request: &str,
+        body: Option<Value>,
         status: u16,
         tries: u32,
     ) -> bool {
+        let (method, path) = request.split_once(' ').expect("METHOD /path");
+        let method = Method::from_bytes(method.as_bytes()).expect("a method");
         for _ in 0..tries {
             if self.call(method.clone(), path, body.clone()).await.status == status {
                 return true;

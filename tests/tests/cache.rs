@@ -389,11 +389,8 @@ async fn redis_down_is_503_with_retry_after_then_recovers() {
     app.redis.restart().unwrap();
     let recovered = app
         .until_status(
-            (
-                Method::POST,
-                "/cache",
-                Some(json!({"key": "k", "value": 3})),
-            ),
+            "POST /cache",
+            Some(json!({"key": "k", "value": 3})),
             201,
             100,
         )

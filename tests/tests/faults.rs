@@ -157,11 +157,8 @@ async fn redis_stopped_under_concurrent_load_then_back() {
     // Recovered without a restart of anything but Redis.
     let ok = app
         .until_status(
-            (
-                Method::POST,
-                "/cache",
-                Some(json!({"key": "after", "value": 1})),
-            ),
+            "POST /cache",
+            Some(json!({"key": "after", "value": 1})),
             201,
             50,
         )
@@ -221,9 +218,7 @@ async fn every_lua_endpoint_works_after_a_redis_restart() {
     exercise_scripts(&app).await;
     // ...then lose them.
     app.redis.restart().unwrap();
-    let up = app
-        .until_status((Method::GET, "/health", None), 200, 50)
-        .await;
+    let up = app.until_status("GET /health", None, 200, 50).await;
     assert!(up);
     exercise_scripts(&app).await;
 }
@@ -299,9 +294,7 @@ async fn slow_redis_times_out_cleanly_then_recovers() {
         r.body["detail"].as_str().unwrap().contains("in time"),
         "{r:?}"
     );
-    let back = app
-        .until_status((Method::GET, "/cache/k", None), 200, 60)
-        .await;
+    let back = app.until_status("GET /cache/k", None, 200, 60).await;
     assert!(back, "no recovery after the pause");
 }
 

@@ -60,9 +60,19 @@ fn allowed(reply_allow: &str) -> BTreeSet<String> {
 /// did not get from this test (another test's, loaded at start) cannot make them differ.
 const PREFIX: &str = "http_methods:";
 
-/// The app on a fresh Redis, with [`PREFIX`].
+/// The app on a fresh Redis, with [`PREFIX`], seeded ([`seed`]).
 async fn app() -> TestApp {
-    TestApp::with_config(|c| c.key_prefix = PREFIX.into()).await
+    let app = TestApp::with_config(|c| c.key_prefix = PREFIX.into()).await;
+    seed(&app).await;
+    app
+}
+
+/// [`app`], a connection to its Redis, and the [`snapshot`] of what it holds.
+async fn app_and_snapshot() -> (TestApp, RawRedis, BTreeMap<String, String>) {
+    let app = app().await;
+    let mut conn = app.redis_conn().await;
+    let before = snapshot(&mut conn).await;
+    (app, conn, before)
 }
 
 /// Everything the app stored, key by key (type and content; TTLs left out, they tick).
@@ -138,10 +148,7 @@ fn assert_405_with_allow(r: &Reply, what: &str, expected: &BTreeSet<String>) {
 
 #[tokio::test]
 async fn head_changes_nothing_and_is_405_on_state_changing_gets() {
-    let app = app().await;
-    seed(&app).await;
-    let mut conn = app.redis_conn().await;
-    let before = snapshot(&mut conn).await;
+    let (app, mut conn, before) = app_and_snapshot().await;
     let paths = paths();
     for (_, template) in ROUTES.into_iter().filter(|(m, _)| *m == "get") {
         let path = concrete(template);
@@ -168,7 +175,6 @@ async fn head_changes_nothing_and_is_405_on_state_changing_gets() {
 #[tokio::test]
 async fn state_changing_gets_are_never_cached() {
     let app = app().await;
-    seed(&app).await;
     // Each route's GET answers with a success (first: the seed has tasks for every pop) and
     // with a problem: both carry no-store.
     for path in STATE_CHANGING_GETS.map(concrete) {
@@ -194,10 +200,7 @@ async fn state_changing_gets_are_never_cached() {
 
 #[tokio::test]
 async fn options_and_unknown_methods_change_nothing_on_every_route() {
-    let app = app().await;
-    seed(&app).await;
-    let mut conn = app.redis_conn().await;
-    let before = snapshot(&mut conn).await;
+    let (app, mut conn, before) = app_and_snapshot().await;
     let purge = Method::from_bytes(b"PURGE").unwrap();
     for (template, methods) in paths() {
         let path = concrete(template);
@@ -216,10 +219,7 @@ async fn options_and_unknown_methods_change_nothing_on_every_route() {
 
 #[tokio::test]
 async fn head_on_the_lambda_functions_changes_nothing() {
-    let app = app().await;
-    seed(&app).await;
-    let mut conn = app.redis_conn().await;
-    let before = snapshot(&mut conn).await;
+    let (app, mut conn, before) = app_and_snapshot().await;
     let function = |router: fn(shared::AppState) -> axum::Router| {
         shared::http::finish(router(app.state.clone()), &app.state.config)
     };

@@ -79,12 +79,7 @@ async fn batch_push_and_pop_in_one_call_each() {
 
     let r = app.get("/queue/b/batch?count=10").await;
     assert_eq!(r.status, 200);
-    let got: Vec<&str> = r.body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
+    let got = api_tests::strings(&r.body["tasks"], "id");
     assert_eq!(got, (0..10).map(|i| i.to_string()).collect::<Vec<_>>());
     assert_eq!(r.body["remaining_tasks"], 15);
     let r = app.get("/queue/b/batch").await; // default count 10
@@ -128,12 +123,7 @@ async fn all_pages_without_removing() {
     assert_eq!(r.body["queue_length"], 30);
     assert_eq!(r.body["offset"], 10);
     assert_eq!(r.body["limit"], 5);
-    let ids: Vec<&str> = r.body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
+    let ids = api_tests::strings(&r.body["tasks"], "id");
     assert_eq!(ids, ["10", "11", "12", "13", "14"]);
     let r = app.get("/queue/p/all").await;
     assert_eq!(r.body["tasks"].as_array().unwrap().len(), 30);
@@ -208,12 +198,7 @@ async fn unacked_claim_returns_to_the_head_after_its_visibility_timeout() {
 
     // Back at the head, ahead of "second".
     let r = app.get("/queue/v/all").await;
-    let ids: Vec<&str> = r.body["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["id"].as_str().unwrap())
-        .collect();
+    let ids = api_tests::strings(&r.body["tasks"], "id");
     assert_eq!(ids, ["first", "second"]);
     let r = app.post("/queue/v/claim", json!(null)).await;
     assert_eq!(r.body["task"]["id"], "first");

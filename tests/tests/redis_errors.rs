@@ -83,11 +83,17 @@ async fn redis_out_of_memory_under_noeviction_is_a_503_with_retry_after() {
     assert_eq!(r.status, 201, "{r:?}");
 }
 
+/// The app on a Redis started with `args`, holding the cache entry `k`.
+async fn app_holding_k(args: &[&str]) -> TestApp {
+    let app = TestApp::with_redis(start_redis(args)).await;
+    let r = app.post("/cache", json!({"key": "k", "value": 1})).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    app
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_busy_with_a_script_is_a_503_then_recovers() {
-    let redis = start_redis(&["--busy-reply-threshold", "100"]);
-    let app = TestApp::with_redis(redis).await;
-    app.post("/cache", json!({"key": "k", "value": 1})).await;
+    let app = app_holding_k(&["--busy-reply-threshold", "100"]).await;
     let mut busy = app.redis_conn().await;
     let script = tokio::spawn(async move {
         let _: redis::RedisResult<()> = redis::cmd("EVAL")
@@ -188,9 +194,7 @@ async fn invalid_utf8_in_a_query_is_a_400_problem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_loading_its_dataset_is_a_503_then_recovers() {
-    let redis = start_redis(&["--enable-debug-command", "yes"]);
-    let app = TestApp::with_redis(redis).await;
-    app.post("/cache", json!({"key": "k", "value": 1})).await;
+    let app = app_holding_k(&["--enable-debug-command", "yes"]).await;
     let mut admin = app.redis_conn().await;
     // A dataset that takes a while to load (Redis answers LOADING meanwhile).
     // In steps: each answers well within the client's response time-out.

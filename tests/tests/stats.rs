@@ -1,7 +1,6 @@
 //! Stats, reset and health (README "Stats and health"), against a real redis-server per test.
 
 use api_tests::{TestApp, start_redis};
-use http::Method;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
@@ -164,9 +163,7 @@ async fn with_redis_down_stats_and_health_are_503_then_recover() {
         .assert_problem(503, None);
 
     app.redis.restart().unwrap();
-    let healthy = app
-        .until_status((Method::GET, "/health", None), 200, 100)
-        .await;
+    let healthy = app.until_status("GET /health", None, 200, 100).await;
     assert!(healthy, "health did not recover");
     assert_eq!(app.get("/stats").await.body["connected"], true);
 }
