@@ -59,6 +59,14 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("get", "/health"),
 ];
 
+/// `("METHOD /path", body JSON text or empty)` as a method, a path and a body.
+fn parse_request<'a>(request: &'a str, body: &str) -> (Method, &'a str, Option<Value>) {
+    let (method, path) = request.split_once(' ').expect("METHOD /path");
+    let method = Method::from_bytes(method.as_bytes()).expect("a method");
+    let body = (!body.is_empty()).then(|| serde_json::from_str(body).expect("JSON"));
+    (method, path, body)
+}
+
 /// The string `field` of every object in the JSON array `list` (keys of a listing, ids of
 /// tasks).
 pub fn strings(list: &Value, field: &str) -> Vec<String> {
@@ -414,26 +422,18 @@ impl TestApp {
             let [request, body, field] = cells[..] else {
                 panic!("not `METHOD /path | body | field`: {line}");
             };
-            let (method, path) = request.split_once(' ').expect("METHOD /path");
-            let method = Method::from_bytes(method.as_bytes()).expect("a method");
-            let body = (!body.is_empty()).then(|| serde_json::from_str(body).expect("JSON"));
+            let (method, path, body) = parse_request(request, body);
             let r = self.call(method, path, body).await;
             assert_eq!(r.status, 422, "{line}: {r:?}");
             r.assert_problem(422, Some(field));
         }
     }
 
-    /// Sends `request` (`METHOD /path`) with `body` every 100 ms, at most `tries` times,
-    /// until it is answered `status`; whether it was (after Redis comes back, say).
-    pub async fn until_status(
-        &self,
-        request: &str,
-        body: Option<Value>,
-        status: u16,
-        tries: u32,
-    ) -> bool {
-        let (method, path) = request.split_once(' ').expect("METHOD /path");
-        let method = Method::from_bytes(method.as_bytes()).expect("a method");
+    /// Sends `request` (`METHOD /path`) with `body` (JSON text, or empty for none) every
+    /// 100 ms, at most `tries` times, until it is answered `status`; whether it was (after
+    /// Redis comes back, say).
+    pub async fn until_status(&self, request: &str, body: &str, status: u16, tries: u32) -> bool {
+        let (method, path, body) = parse_request(request, body);
         for _ in 0..tries {
             if self.call(method.clone(), path, body.clone()).await.status == status {
                 return true;

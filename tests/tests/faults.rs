@@ -156,12 +156,7 @@ async fn redis_stopped_under_concurrent_load_then_back() {
     }
     // Recovered without a restart of anything but Redis.
     let ok = app
-        .until_status(
-            "POST /cache",
-            Some(json!({"key": "after", "value": 1})),
-            201,
-            50,
-        )
+        .until_status("POST /cache", r#"{"key": "after", "value": 1}"#, 201, 50)
         .await;
     assert!(ok, "no recovery after Redis came back");
     // Nothing left running: the request tasks all ended (no leak per failed request).
@@ -218,7 +213,7 @@ async fn every_lua_endpoint_works_after_a_redis_restart() {
     exercise_scripts(&app).await;
     // ...then lose them.
     app.redis.restart().unwrap();
-    let up = app.until_status("GET /health", None, 200, 50).await;
+    let up = app.until_status("GET /health", "", 200, 50).await;
     assert!(up);
     exercise_scripts(&app).await;
 }
@@ -294,7 +289,7 @@ async fn slow_redis_times_out_cleanly_then_recovers() {
         r.body["detail"].as_str().unwrap().contains("in time"),
         "{r:?}"
     );
-    let back = app.until_status("GET /cache/k", None, 200, 60).await;
+    let back = app.until_status("GET /cache/k", "", 200, 60).await;
     assert!(back, "no recovery after the pause");
 }
 

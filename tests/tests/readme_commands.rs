@@ -170,7 +170,7 @@ fn cluster_mode_as_the_readme_shows() {
     let ports: Vec<u16> = cluster.nodes.iter().map(|n| n.port()).collect();
     mode_as_the_readme_shows(
         "cluster",
-        &["10.0.0.11:6379", "10.0.0.12:6379", "10.0.0.13:6379"],
+        "10.0.0.11:6379 10.0.0.12:6379 10.0.0.13:6379",
         &ports,
     );
 }
@@ -181,17 +181,17 @@ fn sentinel_mode_as_the_readme_shows() {
     let ports: Vec<u16> = group.sentinels.iter().map(|s| s.port()).collect();
     mode_as_the_readme_shows(
         "sentinel",
-        &["10.0.0.21:26379", "10.0.0.22:26379", "10.0.0.23:26379"],
+        "10.0.0.21:26379 10.0.0.22:26379 10.0.0.23:26379",
         &ports,
     );
 }
 
-/// The README's `REDIS_MODE={mode} ...` command, its example addresses replaced by the
+/// The README's `REDIS_MODE={mode} ...` command, its example addresses (space-separated) replaced by the
 /// test's servers (`ports`, in order), answers the README's requests and logs the mode.
-fn mode_as_the_readme_shows(mode: &str, example_addresses: &[&str], ports: &[u16]) {
+fn mode_as_the_readme_shows(mode: &str, example_addresses: &str, ports: &[u16]) {
     let mut command = readme::command(&format!("REDIS_MODE={mode} ..."));
     assert!(command.contains(":password@"), "{command}");
-    for (example, port) in example_addresses.iter().zip(ports) {
+    for (example, port) in example_addresses.split(' ').zip(ports) {
         assert!(command.contains(example), "{command}");
         command = command.replace(example, &format!("127.0.0.1:{port}"));
     }

@@ -163,7 +163,7 @@ async fn with_redis_down_stats_and_health_are_503_then_recover() {
         .assert_problem(503, None);
 
     app.redis.restart().unwrap();
-    let healthy = app.until_status("GET /health", None, 200, 100).await;
+    let healthy = app.until_status("GET /health", "", 200, 100).await;
     assert!(healthy, "health did not recover");
     assert_eq!(app.get("/stats").await.body["connected"], true);
 }
