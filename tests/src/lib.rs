@@ -59,6 +59,25 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("get", "/health"),
 ];
 
+/// Starts `n` tasks at once, task `i` running `task(shared.clone(), i)`: a test's many
+/// concurrent clients. Wait for them with `join_all`.
+pub fn spawn_each<A, T, F>(
+    shared: &A,
+    n: usize,
+    task: impl Fn(A, usize) -> F,
+) -> tokio::task::JoinSet<T>
+where
+    A: Clone,
+    T: Send + 'static,
+    F: std::future::Future<Output = T> + Send + 'static,
+{
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..n {
+        set.spawn(task(shared.clone(), i));
+    }
+    set
+}
+
 /// `("METHOD /path", body JSON text or empty)` as a method, a path and a body.
 fn parse_request<'a>(request: &'a str, body: &str) -> (Method, &'a str, Option<Value>) {
     let (method, path) = request.split_once(' ').expect("METHOD /path");

@@ -43,11 +43,10 @@ async fn redis_stopped_under_concurrent_load_then_back() {
     let tasks_before = tokio::runtime::Handle::current()
         .metrics()
         .num_alive_tasks();
-    let mut clients = tokio::task::JoinSet::new();
-    for c in 0..32 {
-        let app = app.clone();
-        let stop = stop.clone();
-        clients.spawn(async move {
+    let clients = api_tests::spawn_each(
+        &(app.clone(), stop.clone()),
+        32,
+        |(app, stop), c| async move {
             let mut seen = Vec::new();
             let mut i = 0u64;
             while !stop.load(Ordering::SeqCst) {
@@ -90,8 +89,8 @@ async fn redis_stopped_under_concurrent_load_then_back() {
                 i += 1;
             }
             seen
-        });
-    }
+        },
+    );
     // Load first: some requests must have been answered 2xx before the kill.
     wait_for_answers(&app, 200).await;
     let kill_started = Instant::now();

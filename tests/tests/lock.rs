@@ -9,14 +9,10 @@ use serde_json::json;
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn of_20_concurrent_holders_exactly_one_wins() {
     let app = Arc::new(TestApp::new().await);
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..20 {
-        let app = app.clone();
-        set.spawn(async move {
-            app.post("/lock/payment_gateway?processing_time=1", json!(null))
-                .await
-        });
-    }
+    let set = api_tests::spawn_each(&app, 20, |app, _| async move {
+        app.post("/lock/payment_gateway?processing_time=1", json!(null))
+            .await
+    });
     let replies = set.join_all().await;
     let winners: Vec<_> = replies.iter().filter(|r| r.status == 200).collect();
     let losers: Vec<_> = replies.iter().filter(|r| r.status == 409).collect();
@@ -156,24 +152,20 @@ async fn an_expired_lock_can_be_taken_again_and_its_old_token_is_void() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fencing_tokens_strictly_increase_under_contention() {
     let app = Arc::new(TestApp::new().await);
-    let mut set = tokio::task::JoinSet::new();
-    for _ in 0..16 {
-        let app = app.clone();
-        set.spawn(async move {
-            let mut tokens = Vec::new();
-            for _ in 0..10 {
-                let r = app
-                    .post("/lock/hot/acquire?ttl=5&wait_ms=10000", json!(null))
-                    .await;
-                assert_eq!(r.status, 201, "{r:?}");
-                tokens.push(r.body["fencing_token"].as_u64().unwrap());
-                let token = r.body["token"].as_str().unwrap().to_owned();
-                let r = app.post("/lock/hot/release", json!({"token": token})).await;
-                assert_eq!(r.status, 200, "{r:?}");
-            }
-            tokens
-        });
-    }
+    let set = api_tests::spawn_each(&app, 16, |app, _| async move {
+        let mut tokens = Vec::new();
+        for _ in 0..10 {
+            let r = app
+                .post("/lock/hot/acquire?ttl=5&wait_ms=10000", json!(null))
+                .await;
+            assert_eq!(r.status, 201, "{r:?}");
+            tokens.push(r.body["fencing_token"].as_u64().unwrap());
+            let token = r.body["token"].as_str().unwrap().to_owned();
+            let r = app.post("/lock/hot/release", json!({"token": token})).await;
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        tokens
+    });
     let per_client = set.join_all().await;
     for tokens in &per_client {
         assert!(tokens.windows(2).all(|w| w[0] < w[1]), "{tokens:?}");

@@ -222,21 +222,17 @@ async fn unacked_claim_returns_to_the_head_after_its_visibility_timeout() {
 async fn eight_producers_eight_consumers_every_task_exactly_once() {
     let app = Arc::new(TestApp::new().await);
     const TOTAL: usize = 1000;
-    let mut producers = tokio::task::JoinSet::new();
-    for p in 0..8 {
-        let app = app.clone();
-        producers.spawn(async move {
-            for i in 0..(TOTAL / 8) {
-                let id = format!("{p}-{i}");
-                let r = if i % 25 == 0 {
-                    app.post("/queue/load/batch", json!([task(&id, "t")])).await
-                } else {
-                    app.post("/queue/load", task(&id, "t")).await
-                };
-                assert_eq!(r.status, 201, "{r:?}");
-            }
-        });
-    }
+    let producers = api_tests::spawn_each(&app, 8, |app, p| async move {
+        for i in 0..(TOTAL / 8) {
+            let id = format!("{p}-{i}");
+            let r = if i % 25 == 0 {
+                app.post("/queue/load/batch", json!([task(&id, "t")])).await
+            } else {
+                app.post("/queue/load", task(&id, "t")).await
+            };
+            assert_eq!(r.status, 201, "{r:?}");
+        }
+    });
 
     // The consumer that dies: claims 5 tasks, never acks.
     let mut abandoned = Vec::new();
@@ -252,11 +248,10 @@ async fn eight_producers_eight_consumers_every_task_exactly_once() {
     }
 
     let acked = Arc::new(AtomicUsize::new(0));
-    let mut consumers = tokio::task::JoinSet::new();
-    for _ in 0..8 {
-        let app = app.clone();
-        let acked = acked.clone();
-        consumers.spawn(async move {
+    let consumers = api_tests::spawn_each(
+        &(app.clone(), acked.clone()),
+        8,
+        |(app, acked), _| async move {
             let mut mine = Vec::new();
             let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
             while acked.load(Ordering::SeqCst) < TOTAL {
@@ -279,8 +274,8 @@ async fn eight_producers_eight_consumers_every_task_exactly_once() {
                 mine.push(id);
             }
             mine
-        });
-    }
+        },
+    );
     producers.join_all().await;
     let delivered: Vec<String> = consumers.join_all().await.into_iter().flatten().collect();
 

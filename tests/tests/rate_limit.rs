@@ -19,19 +19,15 @@ async fn exactly_limit_admitted_with_64_concurrent_callers() {
     let app = Arc::new(TestApp::new().await);
     for algorithm in ALGORITHMS {
         let limit = 50;
-        let mut callers = tokio::task::JoinSet::new();
-        for _ in 0..64 {
-            let app = app.clone();
-            callers.spawn(async move {
-                let mut statuses = Vec::new();
-                for _ in 0..4 {
-                    // A long window: the token bucket refills < 0.1 token during the test.
-                    let r = app.get(&check("crowd", limit, 3600, algorithm)).await;
-                    statuses.push(r.status.as_u16());
-                }
-                statuses
-            });
-        }
+        let callers = api_tests::spawn_each(&app, 64, |app, _| async move {
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                // A long window: the token bucket refills < 0.1 token during the test.
+                let r = app.get(&check("crowd", limit, 3600, algorithm)).await;
+                statuses.push(r.status.as_u16());
+            }
+            statuses
+        });
         let statuses: Vec<u16> = callers.join_all().await.into_iter().flatten().collect();
         let allowed = statuses.iter().filter(|s| **s == 200).count();
         let refused = statuses.iter().filter(|s| **s == 429).count();
