@@ -26,7 +26,8 @@ use serde_json::json;
 use wire_faults::{
     checkers,
     support::{
-        assert_applied_or_maybe, assert_replayed, assert_unavailable, until_answered, warm_up,
+        assert_applied_or_maybe, assert_replayed, assert_unavailable, until_answered, waiting,
+        warmed_app,
     },
 };
 
@@ -39,9 +40,7 @@ const GUARD: Duration = Duration::from_secs(10);
 /// under the same receipt and strand the first in the processing list with no lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn claim_with_lost_reply_is_replayed_and_strands_nothing() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (app, proxy, api) = warmed_app().await;
     for id in ["t1", "t2"] {
         let task = json!({"id": id, "title": id});
         let r = until_answered(&api, Method::POST, "/queue/q", Some(&task), id).await;
@@ -93,9 +92,7 @@ async fn claim_with_lost_reply_is_replayed_and_strands_nothing() {
 /// grant, not a 409 against our own lost token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acquire_with_lost_reply_is_granted_once_not_refused_by_itself() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (app, proxy, api) = warmed_app().await;
     let (lock, fence) = app.state.keys.lock("r");
     // Only the acquire script names the fencing counter.
     proxy.drop_reply_of_next(&arg_bytes(fence.as_bytes()));
@@ -133,9 +130,7 @@ async fn acquire_with_lost_reply_is_granted_once_not_refused_by_itself() {
 /// The push ran, its reply was lost: the retry must not queue a second copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_with_lost_reply_is_queued_once() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (app, proxy, api) = warmed_app().await;
     let [pending, ..] = app.state.keys.queue("q");
     proxy.drop_reply_of_next(&arg_bytes(pending.as_bytes()));
     let task = json!({"id": "only", "title": "once"});
@@ -151,8 +146,7 @@ async fn push_with_lost_reply_is_queued_once() {
     let again = until_answered(&api, Method::POST, "/queue/q", Some(&task), "p1").await;
     assert_eq!(again.status, 201, "{again:?}");
     assert_replayed(&again);
-    let mut redis = app.redis_conn().await;
-    let queued: Vec<String> = redis.lrange(&pending, 0, -1).await.unwrap();
+    let queued = waiting(&app, "q").await;
     assert_eq!(queued.len(), 1, "copies queued: {queued:?}");
 }
 
@@ -160,9 +154,7 @@ async fn push_with_lost_reply_is_queued_once() {
 /// recorded 200, not a false 404/409 ("unknown receipt", "not the holder", "no such key").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ack_release_delete_with_lost_reply_answer_the_recorded_200() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (app, proxy, api) = warmed_app().await;
 
     // Ack: the receipt names exactly that ack.
     let task = json!({"id": "t", "title": "t"});
@@ -263,9 +255,7 @@ async fn lost_reply_then_retry(
 /// API must say "may have been applied", and the retry must find the first push recorded.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_answered_too_late_is_a_maybe_503_and_the_retry_does_not_repeat_it() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (app, proxy, api) = warmed_app().await;
     // 2 x 300 ms per round trip against a 500 ms deadline.
     proxy.set_latency(Duration::from_millis(300));
     let task = json!({"id": "slow", "title": "slow"});
@@ -282,9 +272,7 @@ async fn push_answered_too_late_is_a_maybe_503_and_the_retry_does_not_repeat_it(
     let again = until_answered(&api, Method::POST, "/queue/q", Some(&task), "late").await;
     assert_eq!(again.status, 201, "{again:?}");
     assert_replayed(&again);
-    let [pending, ..] = app.state.keys.queue("q");
-    let mut redis = app.redis_conn().await;
-    let queued: Vec<String> = redis.lrange(&pending, 0, -1).await.unwrap();
+    let queued = waiting(&app, "q").await;
     assert_eq!(queued.len(), 1, "copies queued: {queued:?}");
 }
 
@@ -294,9 +282,7 @@ async fn push_answered_too_late_is_a_maybe_503_and_the_retry_does_not_repeat_it(
 /// dead one until the kernel gives up on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_gone_silent_is_replaced() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (_app, proxy, api) = warmed_app().await;
     let opened = proxy.stats().connections;
     proxy.silence_open_connections();
     let first = tokio::time::timeout(GUARD, api.send(Method::GET, "/cache/gone", None, None))
@@ -331,9 +317,7 @@ async fn a_connection_gone_silent_is_replaced() {
 /// been applied; once the link is back, the retry gets one outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_redis_is_a_maybe_503_then_the_retry_succeeds() {
-    let (app, proxy) = proxied_app(|_| {}).await;
-    let api = Api::InProcess(app.router.clone());
-    warm_up(&api).await;
+    let (app, proxy, api) = warmed_app().await;
     proxy.black_hole(true);
     let entry = json!({"key": "quiet", "value": 7});
     let first = tokio::time::timeout(

@@ -115,6 +115,23 @@ pub fn assert_replayed(r: &Reply) {
     );
 }
 
+/// An app behind a fault proxy, driven in-process, [`warm_up`]ed.
+pub async fn warmed_app() -> (api_tests::TestApp, api_tests::proxy::FaultProxy, Api) {
+    let (app, proxy) = api_tests::proxy::apps::proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    warm_up(&api).await;
+    (app, proxy, api)
+}
+
+/// The tasks waiting in queue `name`, as Redis holds them.
+pub async fn waiting(app: &api_tests::TestApp, name: &str) -> Vec<String> {
+    let [pending, ..] = app.state.keys.queue(name);
+    let mut redis = app.redis_conn().await;
+    redis::AsyncCommands::lrange(&mut redis, &pending, 0, -1)
+        .await
+        .expect("LRANGE")
+}
+
 /// Runs every write this file drops a reply of once, on names of its own, with an
 /// `Idempotency-Key`: Redis then has each script loaded, so the command whose reply a test
 /// drops really runs (a `NOSCRIPT` answer would be dropped instead, and the command re-sent).
