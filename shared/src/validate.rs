@@ -16,17 +16,31 @@ where
     Ok(value)
 }
 
-/// An identifier given in a body (key, user_id, task id): 1 to 512 bytes.
-pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    crate::keys::identifier(field, value).map_err(|e| ApiError::validation(field, e.to_string()))
+/// The inclusive bounds of a number: one constant per rule, next to its model, read by the
+/// handler's check ([`Bounds::check`]) and compared with the OpenAPI document by a test
+/// (the schema attributes take only literals).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bounds<T> {
+    /// Smallest allowed value.
+    pub min: T,
+    /// Largest allowed value.
+    pub max: T,
 }
 
-/// An identifier given in a body that is later read back through a URL path (cache key,
-/// user id): [`crate::keys::path_identifier`]'s rule, refused as a 422 like every body field.
-pub fn path_identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    crate::keys::path_identifier(field, value)
-        .map_err(|e| ApiError::validation(field, e.to_string()))
+impl<T: PartialOrd + std::fmt::Display + Copy> Bounds<T> {
+    /// `min..=max`.
+    pub const fn new(min: T, max: T) -> Self {
+        Self { min, max }
+    }
+
+    /// `value` within the bounds, else a 422 naming `field`.
+    pub fn check(&self, field: &str, value: T) -> Result<T, ApiError> {
+        range(field, value, self.min, self.max)
+    }
 }
+
+/// Longest e-mail address, in characters (RFC 5321's path limit less the angle brackets).
+pub const MAX_EMAIL_CHARS: usize = 254;
 
 /// JSON Schema `pattern` of non-blank text: at least one character that is not ASCII
 /// whitespace. Spelled with an explicit class, not `\S`, because `\s` differs between the
@@ -59,10 +73,10 @@ pub fn text<'a>(field: &str, value: &'a str, max_chars: usize) -> Result<&'a str
     Ok(value)
 }
 
-/// An e-mail address matching [`EMAIL`], at most 254 characters. Deliberately not RFC 5322
+/// An e-mail address matching [`EMAIL`], at most [`MAX_EMAIL_CHARS`] characters. Deliberately not RFC 5322
 /// in full: that would accept addresses no mail system delivers.
 pub fn email<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
-    let valid = value.len() <= 254 && matches_email_pattern(value);
+    let valid = value.chars().count() <= MAX_EMAIL_CHARS && matches_email_pattern(value);
     if !valid {
         return Err(ApiError::validation(
             field,

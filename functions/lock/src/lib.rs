@@ -19,27 +19,21 @@ use redis::AsyncCommands;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
-    keys::path_identifier,
     lifecycle::InvocationDeadline,
     models::{
+        ids::Resource,
         lock::{
-            AcquireQuery, ExtendLock, HoldQuery, LockChanged, LockGrant, LockProcessed, LockStatus,
-            ReleaseLock,
+            AcquireQuery, DEFAULT_LOCK_TTL_SECS, ExtendLock, HoldQuery, LOCK_TTL_SECS, LockChanged,
+            LockGrant, LockProcessed, LockStatus, PROCESSING_SECS, ReleaseLock, WAIT_MS,
         },
         random_token, ttl_from_redis,
     },
-    scripts, validate,
+    scripts,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// Longest `processing_time`: API Gateway answers 504 after 29 s.
-const MAX_PROCESSING_SECS: f64 = 25.0;
-/// Longest lock TTL, seconds (one day).
-const MAX_TTL_SECS: u64 = 86_400;
-/// Longest wait for a held lock, ms.
-const MAX_WAIT_MS: u64 = 25_000;
-/// Default TTL of `extend`, seconds.
-const DEFAULT_TTL_SECS: u64 = 30;
+/// Longest `processing_time` (API Gateway answers 504 after 29 s).
+const MAX_PROCESSING_SECS: f64 = PROCESSING_SECS.max;
 
 /// The lock routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
@@ -117,21 +111,20 @@ async fn acquire(
     tag = "lock",
     summary = "Do some work under a lock (acquire, hold, release)",
     description = "The original demo: acquire, hold for `processing_time` seconds, release. A concurrent request gets 409 at once, or after waiting up to `wait_ms`.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), HoldQuery),
+    params(Resource, HoldQuery),
     responses(
         (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
-        (status = 422, description = "processing_time outside 0..=25 s, ttl or wait_ms out of range, ttl not longer than processing_time, or processing_time + wait_ms over 25 s", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 422, description = "processing_time outside 0..=25 s, ttl or wait_ms out of range, ttl not longer than processing_time, or processing_time + wait_ms over 25 s"),
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`")
     )
 )]
 async fn hold_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
     deadline: Option<Extension<InvocationDeadline>>,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiQuery(query): ApiQuery<HoldQuery>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
     let processing = query.processing_time;
     if !processing.is_finite() || !(0.0..=MAX_PROCESSING_SECS).contains(&processing) {
         return Err(ApiError::validation(
@@ -142,7 +135,7 @@ async fn hold_lock(
             ),
         ));
     }
-    validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
+    LOCK_TTL_SECS.check("ttl", query.ttl)?;
     if (query.ttl as f64) <= processing {
         return Err(ApiError::validation(
             "ttl",
@@ -153,7 +146,7 @@ async fn hold_lock(
             ),
         ));
     }
-    validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
+    WAIT_MS.check("wait_ms", query.wait_ms)?;
     if processing * 1000.0 + query.wait_ms as f64 > MAX_PROCESSING_SECS * 1000.0 {
         return Err(ApiError::validation(
             "wait_ms",
@@ -173,7 +166,7 @@ async fn hold_lock(
         + Duration::from_millis(query.wait_ms)
         + Duration::from_secs(5);
     if let Some(earlier) = idempotency.begin(&state, &lock, expected).await? {
-        return processed(resource, earlier);
+        return processed(resource.into(), earlier);
     }
     // On Lambda, never wait or hold past the invocation: a frozen environment would keep
     // the lock until its TTL. Half a second is left for the release and the answer.
@@ -224,7 +217,7 @@ async fn hold_lock(
                         .arg(ran_ms);
                 })
                 .await?;
-            processed(resource, done)
+            processed(resource.into(), done)
         })
     };
     work.await
@@ -259,21 +252,20 @@ fn processed(resource: String, outcome: Outcome<Vec<u64>>) -> Result<Response, A
     tag = "lock",
     summary = "Acquire a lock",
     description = "`SET NX PX` with a random token, plus the next fencing token (Lua).",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), AcquireQuery),
+    params(Resource, AcquireQuery),
     responses(
         (status = 201, description = "Granted: keep the token to extend or release", body = LockGrant),
-        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`")
     )
 )]
 async fn acquire_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiQuery(query): ApiQuery<AcquireQuery>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
-    let ttl = validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
-    validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
+    let ttl = LOCK_TTL_SECS.check("ttl", query.ttl)?;
+    WAIT_MS.check("wait_ms", query.wait_ms)?;
     let grant = acquire(&state, &idempotency, &resource, ttl * 1000, query.wait_ms).await?;
     if grant.replayed && !still_holds(&state, &resource, &grant.value.token).await? {
         // The recorded grant is history: its lock expired or was released (and may be
@@ -289,7 +281,7 @@ async fn acquire_lock(
     Ok(grant.respond((
         StatusCode::CREATED,
         Json(LockGrant {
-            resource,
+            resource: resource.into(),
             token: grant.value.token.clone(),
             fencing_token: grant.value.fencing_token,
             ttl_ms: ttl * 1000,
@@ -323,26 +315,24 @@ fn not_holder(resource: &str, action: &str) -> ApiError {
     description = "Compare-and-expire (Lua): only the token's holder can extend. Sets the lock's \
         remaining time to live to `ttl` seconds from now (a lease refresh): it does not add to \
         the time left, so a `ttl` below it shortens the lock.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(Resource),
     request_body = ExtendLock,
     responses(
         (status = 200, description = "The lock now expires `ttl` seconds from now", body = LockChanged),
-        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "This token does not hold the lock")
     )
 )]
 async fn extend_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiJson(body): ApiJson<ExtendLock>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
-    validate::identifier("token", &body.token)?;
-    let ttl = validate::range("ttl", body.ttl.unwrap_or(DEFAULT_TTL_SECS), 1, MAX_TTL_SECS)?;
+    let ttl = LOCK_TTL_SECS.check("ttl", body.ttl.unwrap_or(DEFAULT_LOCK_TTL_SECS))?;
     let (lock, _) = state.keys.lock(&resource);
     let extended: Outcome<i64> = idempotency
         .run(&state, &scripts::LOCK_EXTEND, &lock, |s| {
-            s.key(&lock).arg(&body.token).arg(ttl * 1000);
+            s.key(&lock).arg(body.token.as_str()).arg(ttl * 1000);
         })
         .await?;
     if extended.value != 1 {
@@ -353,7 +343,7 @@ async fn extend_lock(
         message: format!(
             "Lock on '{resource}' now expires in {ttl} s (its TTL was set to {ttl} s)"
         ),
-        resource,
+        resource: resource.into(),
         ttl_ms: Some(ttl * 1000),
     })))
 }
@@ -365,25 +355,23 @@ async fn extend_lock(
     tag = "lock",
     summary = "Release a lock you hold",
     description = "Compare-and-delete (Lua): nobody can release a lock they do not hold.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(Resource),
     request_body = ReleaseLock,
     responses(
         (status = 200, description = "Released", body = LockChanged),
-        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "This token does not hold the lock")
     )
 )]
 async fn release_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiJson(body): ApiJson<ReleaseLock>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
-    validate::identifier("token", &body.token)?;
     let (lock, _) = state.keys.lock(&resource);
     let released: Outcome<i64> = idempotency
         .run(&state, &scripts::LOCK_RELEASE, &lock, |s| {
-            s.key(&lock).arg(&body.token);
+            s.key(&lock).arg(body.token.as_str());
         })
         .await?;
     if released.value != 1 {
@@ -391,7 +379,7 @@ async fn release_lock(
     }
     Ok(released.respond(Json(LockChanged {
         message: format!("Lock on '{resource}' released"),
-        resource,
+        resource: resource.into(),
         ttl_ms: None,
     })))
 }
@@ -402,21 +390,20 @@ async fn release_lock(
     path = "/lock/{resource}",
     tag = "lock",
     summary = "Is the resource locked?",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(Resource),
     responses(
         (status = 200, description = "Lock status", body = LockStatus)
     )
 )]
 async fn lock_status(
     State(state): State<AppState>,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
 ) -> Result<Json<LockStatus>, ApiError> {
-    path_identifier("resource", &resource)?;
     let (lock, _) = state.keys.lock(&resource);
     let mut redis = state.redis.clone();
     let pttl: i64 = redis.pttl(lock).await?;
     Ok(Json(LockStatus {
-        resource,
+        resource: resource.into(),
         locked: pttl != -2,
         ttl_ms: ttl_from_redis(pttl),
     }))

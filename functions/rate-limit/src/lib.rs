@@ -20,9 +20,9 @@ use shared::{
     ApiError, ApiQuery, AppState,
     models::{
         random_token,
-        rate_limit::{Algorithm, CheckQuery, RateLimitDecision},
+        rate_limit::{Algorithm, CheckQuery, LIMIT, RateLimitDecision, WINDOW_SECS},
     },
-    scripts, validate,
+    scripts,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -56,16 +56,15 @@ pub fn router(state: AppState) -> Router {
             ("RateLimit-Limit" = u64, description = "The limit"),
             ("RateLimit-Remaining" = u64, description = "0"),
             ("RateLimit-Reset" = u64, description = "Seconds until the window resets"))),
-        (status = 422, description = "A parameter is missing or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 422, description = "A parameter is missing or out of range; `field` names it")
     )
 )]
 async fn check_rate_limit(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CheckQuery>,
 ) -> Result<Response, ApiError> {
-    validate::identifier("user_id", &query.user_id)?;
-    validate::range("limit", query.limit, 1, 1_000_000)?;
-    validate::range("window", query.window, 1, 86_400)?;
+    LIMIT.check("limit", query.limit)?;
+    WINDOW_SECS.check("window", query.window)?;
 
     let script = match query.algorithm {
         Algorithm::FixedWindow => &scripts::RATE_LIMIT_FIXED_WINDOW,

@@ -3,20 +3,30 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use super::ids::{Glob, Key};
+use crate::{config::MAX_TTL_SECONDS, validate::Bounds};
+
+/// Seconds a cache entry or a profile lives (`ttl`; `DEFAULT_TTL` when absent).
+pub const TTL_SECS: Bounds<u64> = Bounds::new(1, MAX_TTL_SECONDS);
+
+/// Keys a listing page holds (`count`).
+pub const PAGE: Bounds<u32> = Bounds::new(1, 1000);
+
+/// A listing's page size when `count` is absent.
+pub const DEFAULT_PAGE: u32 = 100;
+
+/// A listing cursor: Redis cursors fit in 63 bits for any real keyspace; the schema says
+/// int64.
+pub const CURSOR: Bounds<u64> = Bounds::new(0, i64::MAX as u64);
+
 /// `POST /cache` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"key": "hello", "value": "world", "ttl": 300}))]
 #[serde(deny_unknown_fields)]
 pub struct PutEntry {
-    /// The key, without prefix: 1 to 512 characters, none of `/ ? # % \ +` or control
-    /// characters, not `.` or `..` (read back through a URL path on every front door).
-    #[schema(
-        example = "hello",
-        min_length = 1,
-        max_length = 512,
-        pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
-    )]
-    pub key: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub key: Key,
     /// Any JSON value; it comes back exactly as sent: its text is stored as received
     /// (validated, not re-encoded), so `1E2`, `-0` or a 30-digit integer read back byte for
     /// byte.
@@ -66,9 +76,9 @@ pub struct EntryDeleted {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Glob matched inside the cache namespace (`*`, `user:*`, `h?llo`).
-    #[serde(default = "match_all")]
-    #[param(default = "*", min_length = 1, max_length = 512)]
-    pub pattern: String,
+    #[serde(default)]
+    #[param(inline)]
+    pub pattern: Glob,
     /// Most keys a page holds: 1..=1000. A page stops early (with a non-zero cursor) when
     /// matches are sparse; it never holds more.
     #[serde(default = "default_page")]
@@ -80,12 +90,8 @@ pub struct ListQuery {
     pub cursor: u64,
 }
 
-fn match_all() -> String {
-    "*".to_owned()
-}
-
 fn default_page() -> u32 {
-    100
+    DEFAULT_PAGE
 }
 
 /// One key of a listing.

@@ -2,6 +2,21 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::Token;
+use crate::validate::Bounds;
+
+/// A lock's time to live, seconds (`ttl`): at most one day.
+pub const LOCK_TTL_SECS: Bounds<u64> = Bounds::new(1, 86_400);
+
+/// The lock TTL when `ttl` is absent (acquire, the demo, extend), seconds.
+pub const DEFAULT_LOCK_TTL_SECS: u64 = 30;
+
+/// How long a request waits for a held lock, ms (`wait_ms`).
+pub const WAIT_MS: Bounds<u64> = Bounds::new(0, 25_000);
+
+/// The demo's `processing_time`, seconds: API Gateway answers 504 after 29 s.
+pub const PROCESSING_SECS: Bounds<f64> = Bounds::new(0.0, 25.0);
+
 /// `POST /lock/{resource}` query: hold the lock while "processing", then release it.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -27,7 +42,7 @@ fn default_processing() -> f64 {
 }
 
 fn default_ttl() -> u64 {
-    30
+    DEFAULT_LOCK_TTL_SECS
 }
 
 /// `POST /lock/{resource}` answer.
@@ -80,9 +95,9 @@ pub struct LockGrant {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendLock {
-    /// The holder's token.
-    #[schema(min_length = 1, max_length = 512)]
-    pub token: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub token: Token,
     /// The lock's new time to live, seconds from now (default 30): it replaces the time
     /// left, it is not added to it (so it may shorten the lock).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
@@ -94,9 +109,9 @@ pub struct ExtendLock {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseLock {
-    /// The holder's token.
-    #[schema(min_length = 1, max_length = 512)]
-    pub token: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub token: Token,
 }
 
 /// Answer of extend and release.

@@ -2,6 +2,7 @@
 //! original FastAPI app, so its clients keep working (README, OpenAPI document).
 
 pub mod cache;
+pub mod ids;
 mod integral;
 pub mod lock;
 pub mod queue;

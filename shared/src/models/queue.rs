@@ -3,6 +3,24 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::ids::{Receipt, TaskId};
+use crate::validate::Bounds;
+
+/// Tasks in one batch push or pop, and in one page.
+pub const BATCH: Bounds<u64> = Bounds::new(1, 1000);
+
+/// A page's `offset`: a Redis list holds at most 2^32 - 1 elements.
+pub const OFFSET: Bounds<u64> = Bounds::new(0, u32::MAX as u64);
+
+/// A claim's visibility timeout, seconds: at most 12 h.
+pub const VISIBILITY_SECS: Bounds<u64> = Bounds::new(1, 43_200);
+
+/// Longest task title, in characters.
+pub const MAX_TITLE_CHARS: usize = 1000;
+
+/// Longest task description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
 /// Task priority (informational: the queue is FIFO).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -22,9 +40,9 @@ pub enum Priority {
     "description": "Send welcome email to new user", "priority": "high"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
-    /// 1 to 512 characters.
-    #[schema(example = "task1", min_length = 1, max_length = 512)]
-    pub id: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub id: TaskId,
     /// 1 to 1000 characters.
     #[schema(
         example = "Send email",
@@ -198,9 +216,9 @@ pub struct TaskClaimed {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckClaim {
-    /// The receipt `claim` gave.
-    #[schema(min_length = 1, max_length = 512)]
-    pub receipt: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub receipt: Receipt,
 }
 
 /// `POST /queue/{name}/ack` answer.

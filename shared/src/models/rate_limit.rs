@@ -2,6 +2,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::RateLimitUser;
+use crate::validate::Bounds;
+
+/// Requests per window (`limit`).
+pub const LIMIT: Bounds<u64> = Bounds::new(1, 1_000_000);
+
+/// A window's length, seconds (`window`): at most one day.
+pub const WINDOW_SECS: Bounds<u64> = Bounds::new(1, 86_400);
+
 /// Which algorithm decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -31,9 +40,9 @@ impl Algorithm {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
-    /// Who is limited: 1 to 512 bytes.
-    #[param(example = "user123", min_length = 1, max_length = 512)]
-    pub user_id: String,
+    /// Who is limited: 1 to 512 characters.
+    #[param(inline, example = "user123")]
+    pub user_id: RateLimitUser,
     /// Requests per window, 1..=1000000.
     #[serde(default = "default_limit")]
     #[param(default = 10, minimum = 1, maximum = 1_000_000)]

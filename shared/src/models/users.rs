@@ -3,20 +3,42 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::ids::UserId;
+use crate::validate::Bounds;
+
+/// Fields a profile can hold, in the order they are shown; `?fields=` takes a
+/// comma-separated list of them ([`fields_pattern`]).
+pub const FIELDS: [&str; 7] = [
+    "user_id",
+    "name",
+    "email",
+    "age",
+    "city",
+    "created_at",
+    "updated_at",
+];
+
+/// The JSON Schema `pattern` of `?fields=`: empty, or [`FIELDS`] names separated by commas.
+pub fn fields_pattern() -> String {
+    let name = FIELDS.join("|");
+    format!("^$|^({name})(,({name}))*$")
+}
+
+/// Longest name or city, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
+
+/// A profile's `age`.
+pub const AGE: Bounds<i64> = Bounds::new(0, 150);
+
 /// `POST /users` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"user_id": "user123", "name": "John Doe", "email": "john@example.com",
     "age": 30, "city": "San Francisco"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
-    /// 1 to 512 characters.
-    #[schema(
-        example = "user123",
-        min_length = 1,
-        max_length = 512,
-        pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
-    )]
-    pub user_id: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub user_id: UserId,
     /// 1 to 200 characters.
     #[schema(
         example = "John Doe",
