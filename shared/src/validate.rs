@@ -1,4 +1,8 @@
-//! Checks of request values, each failing with a 422 problem that names the field.
+//! Checks of request values, each failing with a 422 problem that names the field, and the
+//! JSON Schemas that state the same rules in the OpenAPI document (built from the same
+//! constants, so the two cannot drift).
+
+use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, SchemaType, Type};
 
 use crate::error::ApiError;
 
@@ -36,6 +40,113 @@ impl<T: PartialOrd + std::fmt::Display + Copy> Bounds<T> {
     /// `value` within the bounds, else a 422 naming `field`.
     pub fn check(&self, field: &str, value: T) -> Result<T, ApiError> {
         range(field, value, self.min, self.max)
+    }
+}
+
+impl<T: std::fmt::Display> std::fmt::Display for Bounds<T> {
+    /// `1..=86400`, as descriptions state a range.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}..={}", self.min, self.max)
+    }
+}
+
+/// A number type's JSON Schema `type` and `format`, as utoipa derives them.
+pub trait SchemaNumber: Copy + Into<utoipa::Number> + Into<serde_json::Value> {
+    /// `integer` or `number`.
+    const TYPE: Type;
+    /// `int32`, `int64` or `double`.
+    const FORMAT: KnownFormat;
+}
+
+impl SchemaNumber for u32 {
+    const TYPE: Type = Type::Integer;
+    const FORMAT: KnownFormat = KnownFormat::Int32;
+}
+
+impl SchemaNumber for u64 {
+    const TYPE: Type = Type::Integer;
+    const FORMAT: KnownFormat = KnownFormat::Int64;
+}
+
+impl SchemaNumber for i64 {
+    const TYPE: Type = Type::Integer;
+    const FORMAT: KnownFormat = KnownFormat::Int64;
+}
+
+impl SchemaNumber for f64 {
+    const TYPE: Type = Type::Number;
+    const FORMAT: KnownFormat = KnownFormat::Double;
+}
+
+impl<T: SchemaNumber> Bounds<T> {
+    /// The JSON Schema of a value within the bounds.
+    pub fn schema(&self) -> ObjectBuilder {
+        self.schema_of(T::TYPE.into())
+    }
+
+    /// [`Bounds::schema`] for an optional body field: `null` is allowed too.
+    pub fn nullable_schema(&self) -> ObjectBuilder {
+        self.schema_of(SchemaType::from_iter([T::TYPE, Type::Null]))
+    }
+
+    fn schema_of(&self, schema_type: SchemaType) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(schema_type)
+            .format(Some(SchemaFormat::KnownFormat(T::FORMAT)))
+            .minimum(Some(self.min))
+            .maximum(Some(self.max))
+    }
+}
+
+/// Declares the schema type of a query parameter from its rule and default:
+/// `#[param(inline, value_type = Name)]` on the field makes the OpenAPI document state
+/// exactly what the handler's [`Bounds::check`] enforces.
+macro_rules! query_parameter {
+    ($(#[$doc:meta])* $name:ident = $bounds:expr, default = $default:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $bounds
+                    .schema()
+                    .default(Some($default.into()))
+                    .build()
+                    .into()
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
+            }
+        }
+    };
+}
+
+pub(crate) use query_parameter;
+
+/// The JSON Schema of [`text`]: not blank ([`NON_BLANK`]), 1 to `max_chars` characters.
+pub fn text_schema(max_chars: usize, nullable: bool) -> ObjectBuilder {
+    string_schema(nullable)
+        .min_length(Some(1))
+        .max_length(Some(max_chars))
+        .pattern(Some(NON_BLANK))
+}
+
+/// The JSON Schema of [`email`]: [`EMAIL`], at most [`MAX_EMAIL_CHARS`] characters.
+pub fn email_schema() -> ObjectBuilder {
+    string_schema(false)
+        .max_length(Some(MAX_EMAIL_CHARS))
+        .pattern(Some(EMAIL))
+}
+
+/// A string, or a string or `null`.
+pub fn string_schema(nullable: bool) -> ObjectBuilder {
+    if nullable {
+        ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::String, Type::Null]))
+    } else {
+        ObjectBuilder::new().schema_type(Type::String)
     }
 }
 

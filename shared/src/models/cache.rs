@@ -3,8 +3,13 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use utoipa::openapi::schema::ObjectBuilder;
+
 use super::ids::{Glob, Key};
-use crate::{config::MAX_TTL_SECONDS, validate::Bounds};
+use crate::{
+    config::MAX_TTL_SECONDS,
+    validate::{Bounds, query_parameter},
+};
 
 /// Seconds a cache entry or a profile lives (`ttl`; `DEFAULT_TTL` when absent).
 pub const TTL_SECS: Bounds<u64> = Bounds::new(1, MAX_TTL_SECONDS);
@@ -19,6 +24,28 @@ pub const DEFAULT_PAGE: u32 = 100;
 /// int64.
 pub const CURSOR: Bounds<u64> = Bounds::new(0, i64::MAX as u64);
 
+query_parameter! {
+    /// The schema of a listing's `count` ([`PAGE`], default [`DEFAULT_PAGE`]).
+    PageParam = PAGE, default = DEFAULT_PAGE
+}
+
+query_parameter! {
+    /// The schema of a listing's `cursor` ([`CURSOR`], default 0).
+    CursorParam = CURSOR, default = 0_u64
+}
+
+/// The `ttl` of a body ([`TTL_SECS`]; absent, the configured `DEFAULT_TTL`).
+pub(crate) fn body_ttl_schema(then: &str) -> ObjectBuilder {
+    TTL_SECS
+        .nullable_schema()
+        .description(Some(format!("Seconds to live, {TTL_SECS}{then}.")))
+}
+
+fn put_ttl_schema() -> ObjectBuilder {
+    #[allow(deprecated)] // the derived schemas write `example` too
+    body_ttl_schema("; `DEFAULT_TTL` when absent").example(Some(300.into()))
+}
+
 /// `POST /cache` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"key": "hello", "value": "world", "ttl": 300}))]
@@ -32,9 +59,9 @@ pub struct PutEntry {
     /// byte.
     #[schema(example = "world", value_type = serde_json::Value)]
     pub value: Box<RawValue>,
-    /// Seconds to live, 1..=31536000; `DEFAULT_TTL` when absent.
+    // Seconds to live (described in `put_ttl_schema`).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
-    #[schema(example = 300, minimum = 1, maximum = 31_536_000)]
+    #[schema(schema_with = put_ttl_schema)]
     pub ttl: Option<u64>,
 }
 
@@ -82,11 +109,11 @@ pub struct ListQuery {
     /// Most keys a page holds: 1..=1000. A page stops early (with a non-zero cursor) when
     /// matches are sparse; it never holds more.
     #[serde(default = "default_page")]
-    #[param(default = 100, minimum = 1, maximum = 1000)]
+    #[param(inline, value_type = PageParam)]
     pub count: u32,
     /// Where to continue: 0 to start, then the `cursor` of the previous page.
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[param(inline, value_type = CursorParam)]
     pub cursor: u64,
 }
 

@@ -2,8 +2,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use utoipa::openapi::schema::ObjectBuilder;
+
 use super::ids::Token;
-use crate::validate::Bounds;
+use crate::validate::{Bounds, query_parameter};
 
 /// A lock's time to live, seconds (`ttl`): at most one day.
 pub const LOCK_TTL_SECS: Bounds<u64> = Bounds::new(1, 86_400);
@@ -17,6 +19,24 @@ pub const WAIT_MS: Bounds<u64> = Bounds::new(0, 25_000);
 /// The demo's `processing_time`, seconds: API Gateway answers 504 after 29 s.
 pub const PROCESSING_SECS: Bounds<f64> = Bounds::new(0.0, 25.0);
 
+/// The demo's `processing_time` when absent, seconds.
+pub const DEFAULT_PROCESSING_SECS: f64 = 2.0;
+
+query_parameter! {
+    /// The schema of `ttl` ([`LOCK_TTL_SECS`], default [`DEFAULT_LOCK_TTL_SECS`]).
+    LockTtlParam = LOCK_TTL_SECS, default = DEFAULT_LOCK_TTL_SECS
+}
+
+query_parameter! {
+    /// The schema of `wait_ms` ([`WAIT_MS`], default 0).
+    WaitParam = WAIT_MS, default = 0_u64
+}
+
+query_parameter! {
+    /// The schema of `processing_time` ([`PROCESSING_SECS`]).
+    ProcessingParam = PROCESSING_SECS, default = DEFAULT_PROCESSING_SECS
+}
+
 /// `POST /lock/{resource}` query: hold the lock while "processing", then release it.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -24,21 +44,21 @@ pub const PROCESSING_SECS: Bounds<f64> = Bounds::new(0.0, 25.0);
 pub struct HoldQuery {
     /// Seconds of simulated work while holding the lock, 0..=25.
     #[serde(default = "default_processing")]
-    #[param(default = 2, minimum = 0, maximum = 25)]
+    #[param(inline, value_type = ProcessingParam)]
     pub processing_time: f64,
     /// Lock TTL in seconds; must exceed `processing_time`.
     #[serde(default = "default_ttl")]
-    #[param(default = 30, minimum = 1, maximum = 86_400)]
+    #[param(inline, value_type = LockTtlParam)]
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once);
     /// `processing_time` + `wait_ms` may not exceed 25 s.
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 25_000)]
+    #[param(inline, value_type = WaitParam)]
     pub wait_ms: u64,
 }
 
 fn default_processing() -> f64 {
-    2.0
+    DEFAULT_PROCESSING_SECS
 }
 
 fn default_ttl() -> u64 {
@@ -69,11 +89,11 @@ pub struct LockProcessed {
 pub struct AcquireQuery {
     /// Lock TTL in seconds.
     #[serde(default = "default_ttl")]
-    #[param(default = 30, minimum = 1, maximum = 86_400)]
+    #[param(inline, value_type = LockTtlParam)]
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once).
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 25_000)]
+    #[param(inline, value_type = WaitParam)]
     pub wait_ms: u64,
 }
 
@@ -98,11 +118,19 @@ pub struct ExtendLock {
     // Described by its type.
     #[schema(inline)]
     pub token: Token,
-    /// The lock's new time to live, seconds from now (default 30): it replaces the time
-    /// left, it is not added to it (so it may shorten the lock).
+    // The lock's new time to live (described in `extend_ttl_schema`).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(schema_with = extend_ttl_schema)]
     pub ttl: Option<u64>,
+}
+
+/// `ExtendLock::ttl`: [`LOCK_TTL_SECS`], default [`DEFAULT_LOCK_TTL_SECS`].
+fn extend_ttl_schema() -> ObjectBuilder {
+    LOCK_TTL_SECS.nullable_schema().description(Some(format!(
+        "The lock's new time to live, seconds from now, {LOCK_TTL_SECS} (default \
+         {DEFAULT_LOCK_TTL_SECS}): it replaces the time left, it is not added to it (so it may \
+         shorten the lock)."
+    )))
 }
 
 /// `POST /lock/{resource}/release` body.

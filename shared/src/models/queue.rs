@@ -3,8 +3,16 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        Ref, RefOr,
+        schema::{ArrayBuilder, ObjectBuilder, Schema},
+    },
+};
+
 use super::ids::{Receipt, TaskId};
-use crate::validate::Bounds;
+use crate::validate::{self, Bounds, query_parameter};
 
 /// Tasks in one batch push or pop, and in one page.
 pub const BATCH: Bounds<u64> = Bounds::new(1, 1000);
@@ -20,6 +28,50 @@ pub const MAX_TITLE_CHARS: usize = 1000;
 
 /// Longest task description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+/// Tasks a batch pop takes when `count` is absent.
+pub const DEFAULT_BATCH_POP: u64 = 10;
+
+/// A page's size when `limit` is absent.
+pub const DEFAULT_PAGE: u64 = 100;
+
+/// A claim's visibility timeout when `visibility` is absent, seconds.
+pub const DEFAULT_VISIBILITY_SECS: u64 = 30;
+
+query_parameter! {
+    /// The schema of a batch pop's `count` ([`BATCH`], default [`DEFAULT_BATCH_POP`]).
+    BatchPopParam = BATCH, default = DEFAULT_BATCH_POP
+}
+
+query_parameter! {
+    /// The schema of a page's `limit` ([`BATCH`], default [`DEFAULT_PAGE`]).
+    PageLimitParam = BATCH, default = DEFAULT_PAGE
+}
+
+query_parameter! {
+    /// The schema of a page's `offset` ([`OFFSET`], default 0).
+    OffsetParam = OFFSET, default = 0_u64
+}
+
+query_parameter! {
+    /// The schema of `visibility` ([`VISIBILITY_SECS`], default [`DEFAULT_VISIBILITY_SECS`]).
+    VisibilityParam = VISIBILITY_SECS, default = DEFAULT_VISIBILITY_SECS
+}
+
+#[allow(deprecated)] // the derived schemas write `example` too
+fn title_schema() -> ObjectBuilder {
+    validate::text_schema(MAX_TITLE_CHARS, false)
+        .description(Some(format!("1 to {MAX_TITLE_CHARS} characters.")))
+        .example(Some("Send email".into()))
+}
+
+#[allow(deprecated)] // the derived schemas write `example` too
+fn description_schema() -> ObjectBuilder {
+    validate::string_schema(true)
+        .max_length(Some(MAX_DESCRIPTION_CHARS))
+        .description(Some(format!("Up to {MAX_DESCRIPTION_CHARS} characters.")))
+        .example(Some("Send welcome email to new user".into()))
+}
 
 /// Task priority (informational: the queue is FIFO).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -43,17 +95,12 @@ pub struct NewTask {
     // Described by its type.
     #[schema(inline)]
     pub id: TaskId,
-    /// 1 to 1000 characters.
-    #[schema(
-        example = "Send email",
-        min_length = 1,
-        max_length = 1000,
-        pattern = r"[^\t\n\v\f\r ]"
-    )]
+    // Described in `title_schema`.
+    #[schema(schema_with = title_schema)]
     pub title: String,
-    /// Up to 10000 characters.
+    // Described in `description_schema`.
     #[serde(default)]
-    #[schema(example = "Send welcome email to new user", max_length = 10000)]
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
     /// `low`, `medium` (default) or `high`.
     #[serde(default)]
@@ -76,11 +123,33 @@ pub struct StoredTask {
     pub created_at: String,
 }
 
-/// `POST /queue/{name}/batch` body: 1 to 1000 tasks, all checked before any is queued.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `POST /queue/{name}/batch` body: [`BATCH`] tasks, all checked before any is queued.
+#[derive(Debug, Deserialize)]
 #[serde(transparent)]
-#[schema(min_items = 1, max_items = 1000)]
 pub struct TaskBatch(pub Vec<NewTask>);
+
+impl utoipa::PartialSchema for TaskBatch {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(RefOr::Ref(Ref::from_schema_name(NewTask::name())))
+            .description(Some(format!(
+                "`POST /queue/{{name}}/batch` body: {} to {} tasks, all checked before any is \
+                 queued.",
+                BATCH.min, BATCH.max
+            )))
+            .min_items(usize::try_from(BATCH.min).ok())
+            .max_items(usize::try_from(BATCH.max).ok())
+            .build()
+            .into()
+    }
+}
+
+impl ToSchema for TaskBatch {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((NewTask::name().into(), NewTask::schema()));
+        NewTask::schemas(schemas);
+    }
+}
 
 /// `POST /queue/{name}` answer (201).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -122,12 +191,12 @@ pub struct BatchQueued {
 pub struct BatchQuery {
     /// Most tasks to pop, 1..=1000.
     #[serde(default = "default_batch")]
-    #[param(default = 10, minimum = 1, maximum = 1000)]
+    #[param(inline, value_type = BatchPopParam)]
     pub count: u64,
 }
 
 fn default_batch() -> u64 {
-    10
+    DEFAULT_BATCH_POP
 }
 
 /// `GET /queue/{name}/batch` answer.
@@ -147,16 +216,16 @@ pub struct TasksPopped {
 pub struct PageQuery {
     /// Tasks to skip from the head.
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 4_294_967_295_i64)]
+    #[param(inline, value_type = OffsetParam)]
     pub offset: u64,
     /// Page size, 1..=1000.
     #[serde(default = "default_page")]
-    #[param(default = 100, minimum = 1, maximum = 1000)]
+    #[param(inline, value_type = PageLimitParam)]
     pub limit: u64,
 }
 
 fn default_page() -> u64 {
-    100
+    DEFAULT_PAGE
 }
 
 /// `GET /queue/{name}/all` answer.
@@ -191,12 +260,12 @@ pub struct QueueCleared {
 pub struct ClaimQuery {
     /// Seconds the task stays invisible; not acked by then, it returns to the head. 1..=43200.
     #[serde(default = "default_visibility")]
-    #[param(default = 30, minimum = 1, maximum = 43_200)]
+    #[param(inline, value_type = VisibilityParam)]
     pub visibility: u64,
 }
 
 fn default_visibility() -> u64 {
-    30
+    DEFAULT_VISIBILITY_SECS
 }
 
 /// `POST /queue/{name}/claim` answer.

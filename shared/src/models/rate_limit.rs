@@ -3,13 +3,29 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::RateLimitUser;
-use crate::validate::Bounds;
+use crate::validate::{Bounds, query_parameter};
 
 /// Requests per window (`limit`).
 pub const LIMIT: Bounds<u64> = Bounds::new(1, 1_000_000);
 
 /// A window's length, seconds (`window`): at most one day.
 pub const WINDOW_SECS: Bounds<u64> = Bounds::new(1, 86_400);
+
+/// `limit` when absent.
+pub const DEFAULT_LIMIT: u64 = 10;
+
+/// `window` when absent, seconds.
+pub const DEFAULT_WINDOW_SECS: u64 = 60;
+
+query_parameter! {
+    /// The schema of `limit` ([`LIMIT`], default [`DEFAULT_LIMIT`]).
+    LimitParam = LIMIT, default = DEFAULT_LIMIT
+}
+
+query_parameter! {
+    /// The schema of `window` ([`WINDOW_SECS`], default [`DEFAULT_WINDOW_SECS`]).
+    WindowParam = WINDOW_SECS, default = DEFAULT_WINDOW_SECS
+}
 
 /// Which algorithm decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -45,11 +61,11 @@ pub struct CheckQuery {
     pub user_id: RateLimitUser,
     /// Requests per window, 1..=1000000.
     #[serde(default = "default_limit")]
-    #[param(default = 10, minimum = 1, maximum = 1_000_000)]
+    #[param(inline, value_type = LimitParam)]
     pub limit: u64,
     /// Window in seconds, 1..=86400.
     #[serde(default = "default_window")]
-    #[param(default = 60, minimum = 1, maximum = 86_400)]
+    #[param(inline, value_type = WindowParam)]
     pub window: u64,
     /// `fixed_window` (default), `sliding_window` or `token_bucket`.
     #[serde(default)]
@@ -58,11 +74,11 @@ pub struct CheckQuery {
 }
 
 fn default_limit() -> u64 {
-    10
+    DEFAULT_LIMIT
 }
 
 fn default_window() -> u64 {
-    60
+    DEFAULT_WINDOW_SECS
 }
 
 /// The answer, with status 200 (allowed) or 429 (refused).
