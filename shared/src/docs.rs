@@ -11,6 +11,23 @@ use utoipa::openapi::{
 
 use crate::{error::PROBLEM_JSON, idempotency};
 
+/// Tags every operation of `api` that has no tag with `tag`: a function's routes are one
+/// group of the documentation, named once rather than on every handler.
+pub fn tag_operations(api: &mut OpenApi, tag: &str) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.tags.get_or_insert_with(|| vec![tag.to_owned()]);
+        }
+    }
+}
+
 /// Adds to every operation of `api` the shared error answers it can give:
 /// - a body: 400 (not JSON), 415 (not `application/json`), 422 (a field);
 /// - path parameters: 400 (empty, too long, not UTF-8);

@@ -58,24 +58,21 @@ pub trait SchemaNumber: Copy + Into<utoipa::Number> + Into<serde_json::Value> {
     const FORMAT: KnownFormat;
 }
 
-impl SchemaNumber for u32 {
-    const TYPE: Type = Type::Integer;
-    const FORMAT: KnownFormat = KnownFormat::Int32;
+/// `impl SchemaNumber` for each number type the rules use.
+macro_rules! schema_numbers {
+    ($($number:ty => $type:ident, $format:ident;)+) => {$(
+        impl SchemaNumber for $number {
+            const TYPE: Type = Type::$type;
+            const FORMAT: KnownFormat = KnownFormat::$format;
+        }
+    )+};
 }
 
-impl SchemaNumber for u64 {
-    const TYPE: Type = Type::Integer;
-    const FORMAT: KnownFormat = KnownFormat::Int64;
-}
-
-impl SchemaNumber for i64 {
-    const TYPE: Type = Type::Integer;
-    const FORMAT: KnownFormat = KnownFormat::Int64;
-}
-
-impl SchemaNumber for f64 {
-    const TYPE: Type = Type::Number;
-    const FORMAT: KnownFormat = KnownFormat::Double;
+schema_numbers! {
+    u32 => Integer, Int32;
+    u64 => Integer, Int64;
+    i64 => Integer, Int64;
+    f64 => Number, Double;
 }
 
 impl<T: SchemaNumber> Bounds<T> {

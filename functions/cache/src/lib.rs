@@ -19,7 +19,9 @@ use shared::{
     idempotency::Outcome,
     models::{
         CURSOR, Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PAGE, PutEntry,
-        TTL_SECS, ids::Key, raw_json_or_string, ttl_from_redis,
+        TTL_SECS,
+        ids::{Key, refuse_empty},
+        raw_json_or_string, ttl_from_redis,
     },
     scripts,
 };
@@ -37,29 +39,28 @@ const SCAN_CURSOR_MASK: u64 = (1 << SKIP_SHIFT) - 1;
 
 /// The cache routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(put_entry, list_entries))
         .routes(routes!(get_entry, delete_entry))
         // `/cache/` would otherwise be "no such route"; the contract (README, OpenAPI) makes an empty key a 400.
-        .route("/cache/", get(empty_key).delete(empty_key))
+        .route(
+            "/cache/",
+            get(refuse_empty::<Key>).delete(refuse_empty::<Key>),
+        );
+    shared::docs::tag_operations(api.get_openapi_mut(), "cache");
+    api
 }
 
 /// The cache routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A query parameter the route does not declare is a 422, on every method.
-    shared::http::guard(routes, &openapi, &[]).with_state(state)
-}
-
-async fn empty_key() -> ApiError {
-    ApiError::bad_request("key", "key must not be empty")
+    shared::http::guarded(api().split_for_parts(), &[], state)
 }
 
 /// `POST /cache`: stores a value with a TTL.
 #[utoipa::path(
     post,
     path = "/cache",
-    tag = "cache",
     summary = "Set a cache value with a TTL",
     description = "`SET key value EX ttl`. `value` is any JSON value and comes back exactly as sent.",
     request_body = PutEntry,
@@ -100,7 +101,6 @@ async fn put_entry(
 #[utoipa::path(
     get,
     path = "/cache/{key}",
-    tag = "cache",
     summary = "Get a cache value",
     description = "`GET` + `TTL`, pipelined in one round trip.",
     params(Key),
@@ -136,7 +136,6 @@ async fn get_entry(
 #[utoipa::path(
     delete,
     path = "/cache/{key}",
-    tag = "cache",
     summary = "Delete a cache value",
     params(Key),
     responses(
@@ -165,7 +164,6 @@ async fn delete_entry(
 #[utoipa::path(
     get,
     path = "/cache",
-    tag = "cache",
     summary = "List keys by pattern (SCAN, paged by cursor)",
     description = "Glob `pattern` matched inside the cache namespace only. Pass the answer's \
         `cursor` back for the next page until it is 0; a page may be short (even empty) with a \

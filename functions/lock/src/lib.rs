@@ -21,7 +21,7 @@ use shared::{
     idempotency::Outcome,
     lifecycle::InvocationDeadline,
     models::{
-        ids::Resource,
+        ids::{Resource, Token},
         lock::{
             AcquireQuery, DEFAULT_LOCK_TTL_SECS, ExtendLock, HoldQuery, LOCK_TTL_SECS, LockChanged,
             LockGrant, LockProcessed, LockStatus, PROCESSING_SECS, ReleaseLock, WAIT_MS,
@@ -37,18 +37,19 @@ const MAX_PROCESSING_SECS: f64 = PROCESSING_SECS.max;
 
 /// The lock routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(hold_lock, lock_status))
         .routes(routes!(acquire_lock))
         .routes(routes!(extend_lock))
-        .routes(routes!(release_lock))
+        .routes(routes!(release_lock));
+    shared::docs::tag_operations(api.get_openapi_mut(), "lock");
+    api
 }
 
 /// The lock routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A query parameter the route does not declare is a 422, on every method.
-    shared::http::guard(routes, &openapi, &[]).with_state(state)
+    shared::http::guarded(api().split_for_parts(), &[], state)
 }
 
 /// A granted lock.
@@ -108,7 +109,6 @@ async fn acquire(
 #[utoipa::path(
     post,
     path = "/lock/{resource}",
-    tag = "lock",
     summary = "Do some work under a lock (acquire, hold, release)",
     description = "The original demo: acquire, hold for `processing_time` seconds, release. A concurrent request gets 409 at once, or after waiting up to `wait_ms`.",
     params(Resource, HoldQuery),
@@ -249,7 +249,6 @@ fn processed(resource: String, outcome: Outcome<Vec<u64>>) -> Result<Response, A
 #[utoipa::path(
     post,
     path = "/lock/{resource}/acquire",
-    tag = "lock",
     summary = "Acquire a lock",
     description = "`SET NX PX` with a random token, plus the next fencing token (Lua).",
     params(Resource, AcquireQuery),
@@ -297,20 +296,36 @@ async fn still_holds(state: &AppState, resource: &str, token: &str) -> Result<bo
     Ok(holder.as_deref() == Some(token))
 }
 
-/// The 409 for a token that does not hold the lock.
-fn not_holder(resource: &str, action: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "cannot {action} the lock on '{resource}': this token does not hold it (it expired, \
-         was released, or belongs to someone else)"
-    ))
-    .with("resource", resource)
+/// Runs `script`, which acts on `resource`'s lock only for the holder of `token` (extend,
+/// release; `ttl_ms` is the extension's argument). A token that does not hold the lock is
+/// a 409 saying it cannot `action` it.
+async fn as_holder(
+    state: &AppState,
+    idempotency: &Idempotency,
+    (resource, token): (&Resource, &Token),
+    (action, script): (&str, &scripts::WriteScript),
+    ttl_ms: Option<u64>,
+) -> Result<Outcome<i64>, ApiError> {
+    let (lock, _) = state.keys.lock(resource);
+    let done: Outcome<i64> = idempotency
+        .run(state, script, &lock, |s| {
+            s.key(&lock).arg(token.as_str()).arg(ttl_ms);
+        })
+        .await?;
+    if done.value != 1 {
+        return Err(ApiError::conflict(format!(
+            "cannot {action} the lock on '{resource}': this token does not hold it (it \
+             expired, was released, or belongs to someone else)"
+        ))
+        .with("resource", resource.clone()));
+    }
+    Ok(done)
 }
 
 /// `POST /lock/{resource}/extend`.
 #[utoipa::path(
     post,
     path = "/lock/{resource}/extend",
-    tag = "lock",
     summary = "Refresh a lock you hold: set its remaining TTL",
     description = "Compare-and-expire (Lua): only the token's holder can extend. Sets the lock's \
         remaining time to live to `ttl` seconds from now (a lease refresh): it does not add to \
@@ -329,15 +344,9 @@ async fn extend_lock(
     ApiJson(body): ApiJson<ExtendLock>,
 ) -> Result<Response, ApiError> {
     let ttl = LOCK_TTL_SECS.check("ttl", body.ttl.unwrap_or(DEFAULT_LOCK_TTL_SECS))?;
-    let (lock, _) = state.keys.lock(&resource);
-    let extended: Outcome<i64> = idempotency
-        .run(&state, &scripts::LOCK_EXTEND, &lock, |s| {
-            s.key(&lock).arg(body.token.as_str()).arg(ttl * 1000);
-        })
-        .await?;
-    if extended.value != 1 {
-        return Err(not_holder(&resource, "extend"));
-    }
+    let holder = (&resource, &body.token);
+    let extension = ("extend", &*scripts::LOCK_EXTEND);
+    let extended = as_holder(&state, &idempotency, holder, extension, Some(ttl * 1000)).await?;
     Ok(extended.respond(Json(LockChanged {
         // PEXPIRE sets the time left; "extended by" would promise an addition.
         message: format!(
@@ -352,7 +361,6 @@ async fn extend_lock(
 #[utoipa::path(
     post,
     path = "/lock/{resource}/release",
-    tag = "lock",
     summary = "Release a lock you hold",
     description = "Compare-and-delete (Lua): nobody can release a lock they do not hold.",
     params(Resource),
@@ -368,15 +376,9 @@ async fn release_lock(
     ApiPath(resource): ApiPath<Resource>,
     ApiJson(body): ApiJson<ReleaseLock>,
 ) -> Result<Response, ApiError> {
-    let (lock, _) = state.keys.lock(&resource);
-    let released: Outcome<i64> = idempotency
-        .run(&state, &scripts::LOCK_RELEASE, &lock, |s| {
-            s.key(&lock).arg(body.token.as_str());
-        })
-        .await?;
-    if released.value != 1 {
-        return Err(not_holder(&resource, "release"));
-    }
+    let holder = (&resource, &body.token);
+    let release = ("release", &*scripts::LOCK_RELEASE);
+    let released = as_holder(&state, &idempotency, holder, release, None).await?;
     Ok(released.respond(Json(LockChanged {
         message: format!("Lock on '{resource}' released"),
         resource: resource.into(),
@@ -388,7 +390,6 @@ async fn release_lock(
 #[utoipa::path(
     get,
     path = "/lock/{resource}",
-    tag = "lock",
     summary = "Is the resource locked?",
     params(Resource),
     responses(

@@ -45,30 +45,30 @@ pub use shared::models::ids::{DEFAULT_QUEUE, RESERVED_NAMES};
 
 /// The queue routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(push_default, pop_default, clear_default))
         .routes(routes!(push_task, pop_task, clear_queue))
         .routes(routes!(push_batch, pop_batch))
         .routes(routes!(peek_queue))
         .routes(routes!(claim_task))
-        .routes(routes!(ack_task))
+        .routes(routes!(ack_task));
+    shared::docs::tag_operations(api.get_openapi_mut(), "queue");
+    api
 }
 
 /// The queue routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // Pops hand tasks out, and every GET (a page too) moves lapsed claims back: no HEAD, never cached.
-    shared::http::guard(
-        routes,
-        &openapi,
+    shared::http::guarded(
+        api().split_for_parts(),
         &[
             "/queue",
             "/queue/{name}",
             "/queue/{name}/batch",
             "/queue/{name}/all",
         ],
+        state,
     )
-    .with_state(state)
 }
 
 /// Checks a task and turns it into what is stored. `at` prefixes field names (`[3].`).
@@ -186,7 +186,6 @@ async fn clear(
 #[utoipa::path(
     post,
     path = "/queue/{name}",
-    tag = "queue",
     summary = "Add a task (RPUSH)",
     params(QueueName),
     request_body = NewTask,
@@ -207,7 +206,6 @@ async fn push_task(
 #[utoipa::path(
     post,
     path = "/queue",
-    tag = "queue",
     summary = "Add a task to the `tasks` queue",
     request_body = NewTask,
     responses(
@@ -226,7 +224,6 @@ async fn push_default(
 #[utoipa::path(
     get,
     path = "/queue/{name}",
-    tag = "queue",
     summary = "Pop the oldest task (FIFO)",
     params(QueueName),
     responses(
@@ -245,7 +242,6 @@ async fn pop_task(
 #[utoipa::path(
     get,
     path = "/queue",
-    tag = "queue",
     summary = "Pop the oldest task of `tasks`",
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
@@ -260,7 +256,6 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
 #[utoipa::path(
     delete,
     path = "/queue/{name}",
-    tag = "queue",
     summary = "Clear a queue (waiting and claimed tasks)",
     params(QueueName),
     responses(
@@ -279,7 +274,6 @@ async fn clear_queue(
 #[utoipa::path(
     delete,
     path = "/queue",
-    tag = "queue",
     summary = "Clear the `tasks` queue",
     responses(
         (status = 200, description = "Cleared", body = QueueCleared)
@@ -296,7 +290,6 @@ async fn clear_default(
 #[utoipa::path(
     post,
     path = "/queue/{name}/batch",
-    tag = "queue",
     summary = "Add 1 to 1000 tasks in one RPUSH",
     description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
     params(QueueName),
@@ -343,7 +336,6 @@ async fn push_batch(
 #[utoipa::path(
     get,
     path = "/queue/{name}/batch",
-    tag = "queue",
     summary = "Pop up to `count` tasks in one call",
     params(QueueName, BatchQuery),
     responses(
@@ -371,7 +363,6 @@ async fn pop_batch(
 #[utoipa::path(
     get,
     path = "/queue/{name}/all",
-    tag = "queue",
     summary = "View tasks without removing them (paged)",
     description = "Removes no task, but it is not a pure read: like every call that hands \
         tasks out, it first moves claims whose visibility timeout lapsed back to the head of \
@@ -411,7 +402,6 @@ async fn peek_queue(
 #[utoipa::path(
     post,
     path = "/queue/{name}/claim",
-    tag = "queue",
     summary = "Claim the oldest task (reliable consumption)",
     description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
     params(QueueName, ClaimQuery),
@@ -448,7 +438,6 @@ async fn claim_task(
 #[utoipa::path(
     post,
     path = "/queue/{name}/ack",
-    tag = "queue",
     summary = "Acknowledge a claimed task (removes it for good)",
     params(QueueName),
     request_body = AckClaim,

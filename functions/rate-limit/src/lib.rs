@@ -28,21 +28,21 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The rate-limit routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(check_rate_limit))
+    let mut api = OpenApiRouter::new().routes(routes!(check_rate_limit));
+    shared::docs::tag_operations(api.get_openapi_mut(), "rate-limit");
+    api
 }
 
 /// The rate-limit routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A check counts the request: HEAD must not run it, and no cache may keep a verdict.
-    shared::http::guard(routes, &openapi, &["/rate-limit/check"]).with_state(state)
+    shared::http::guarded(api().split_for_parts(), &["/rate-limit/check"], state)
 }
 
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.
 #[utoipa::path(
     get,
     path = "/rate-limit/check",
-    tag = "rate-limit",
     summary = "Check (and count) a request against a rate limit",
     description = "One atomic Lua script per check (EVALSHA). 200 when allowed, 429 when not, with the same body; `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on both, `Retry-After` on 429. Refused requests are not counted.",
     params(CheckQuery),

@@ -18,7 +18,7 @@ use shared::{
     idempotency::Outcome,
     models::{
         TTL_SECS,
-        ids::UserId,
+        ids::{UserId, refuse_empty},
         now_rfc3339, ttl_from_redis,
         users::{
             AGE, CreateProfile, FIELDS, MAX_TEXT_CHARS, ProfileCreated, ProfileDeleted,
@@ -31,28 +31,29 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The users routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(create_profile))
         .routes(routes!(get_profile, update_profile, delete_profile))
-        .route("/users/", get(empty_id).patch(empty_id).delete(empty_id))
+        .route(
+            "/users/",
+            get(refuse_empty::<UserId>)
+                .patch(refuse_empty::<UserId>)
+                .delete(refuse_empty::<UserId>),
+        );
+    shared::docs::tag_operations(api.get_openapi_mut(), "users");
+    api
 }
 
 /// The users routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A lookup counts a hit or a miss: HEAD must not run it, and no cache may keep it.
-    shared::http::guard(routes, &openapi, &["/users/{user_id}"]).with_state(state)
-}
-
-async fn empty_id() -> ApiError {
-    ApiError::bad_request("user_id", "user_id must not be empty")
+    shared::http::guarded(api().split_for_parts(), &["/users/{user_id}"], state)
 }
 
 /// `POST /users`: stores (or replaces) a profile with a TTL.
 #[utoipa::path(
     post,
     path = "/users",
-    tag = "users",
     summary = "Cache a user profile (hash)",
     description = "`MULTI DEL HSET EXPIRE EXEC`: one round trip; replaces any older profile.",
     request_body = CreateProfile,
@@ -128,7 +129,6 @@ async fn create_profile(
 #[utoipa::path(
     get,
     path = "/users/{user_id}",
-    tag = "users",
     summary = "Get a user profile (whole or some fields)",
     description = "`HGETALL` (or `HMGET` with `fields`) + `TTL`, pipelined. A miss is a 404 with `cache_hit: false`.",
     params(UserId, ProfileQuery),
@@ -194,7 +194,6 @@ async fn get_profile(
 #[utoipa::path(
     patch,
     path = "/users/{user_id}",
-    tag = "users",
     summary = "Update some fields, keeping the TTL",
     description = "Lua: HSET/HDEL only when the profile exists. `null` removes `age` or `city`.",
     params(UserId),
@@ -284,7 +283,6 @@ type Updated = (i64, Vec<(String, String)>);
 #[utoipa::path(
     delete,
     path = "/users/{user_id}",
-    tag = "users",
     summary = "Delete a user profile",
     params(UserId),
     responses(

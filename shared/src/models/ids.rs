@@ -34,6 +34,12 @@ pub trait Identifier: Sized {
     fn parse(value: String) -> Result<Self, ApiError>;
 }
 
+/// The answer of a route whose identifier segment is empty (`/cache/`, `/users/`), which
+/// would otherwise be "no such route": a 400 naming the field, as for any refused identifier.
+pub async fn refuse_empty<T: Identifier>() -> ApiError {
+    ApiError::bad_request(T::FIELD, format!("{} must not be empty", T::FIELD))
+}
+
 /// How each identifier is checked.
 #[derive(Clone, Copy)]
 enum Rule {
