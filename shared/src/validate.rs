@@ -43,6 +43,33 @@ impl<T: PartialOrd + std::fmt::Display + Copy> Bounds<T> {
     }
 }
 
+/// A rule with the value an absent parameter or field takes: bounds and default in one
+/// constant, read by the serde default, the handler's check and the schema.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Defaulted<T> {
+    /// The allowed values.
+    pub bounds: Bounds<T>,
+    /// The value when none is given.
+    pub default: T,
+}
+
+impl<T: PartialOrd + std::fmt::Display + Copy> Defaulted<T> {
+    /// `min..=max`, `default` when absent.
+    pub const fn new(min: T, max: T, default: T) -> Self {
+        Self::of(Bounds::new(min, max), default)
+    }
+
+    /// `bounds`, `default` when absent.
+    pub const fn of(bounds: Bounds<T>, default: T) -> Self {
+        Self { bounds, default }
+    }
+
+    /// `value` within the bounds, else a 422 naming `field`.
+    pub fn check(&self, field: &str, value: T) -> Result<T, ApiError> {
+        self.bounds.check(field, value)
+    }
+}
+
 impl<T: std::fmt::Display> std::fmt::Display for Bounds<T> {
     /// `1..=86400`, as descriptions state a range.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,19 +122,20 @@ impl<T: SchemaNumber> Bounds<T> {
     }
 }
 
-/// Declares the schema type of a query parameter from its rule and default:
+/// Declares the schema types of query parameters from their rules ([`Defaulted`]):
 /// `#[param(inline, value_type = Name)]` on the field makes the OpenAPI document state
-/// exactly what the handler's [`Bounds::check`] enforces.
-macro_rules! query_parameter {
-    ($(#[$doc:meta])* $name:ident = $bounds:expr, default = $default:expr) => {
+/// exactly what the handler's check enforces and what an absent parameter means.
+macro_rules! query_parameters {
+    ($($(#[$doc:meta])* $name:ident = $rule:expr;)+) => {$(
         $(#[$doc])*
         pub struct $name;
 
         impl utoipa::PartialSchema for $name {
             fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-                $bounds
+                let rule = $rule;
+                rule.bounds
                     .schema()
-                    .default(Some($default.into()))
+                    .default(Some(rule.default.into()))
                     .build()
                     .into()
             }
@@ -118,10 +146,10 @@ macro_rules! query_parameter {
                 std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
-    };
+    )+};
 }
 
-pub(crate) use query_parameter;
+pub(crate) use query_parameters;
 
 /// The JSON Schema of [`text`]: not blank ([`NON_BLANK`]), 1 to `max_chars` characters.
 pub fn text_schema(max_chars: usize, nullable: bool) -> ObjectBuilder {

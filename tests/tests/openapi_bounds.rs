@@ -14,7 +14,7 @@ use shared::{
         self, lock, queue, rate_limit,
         users::{self, fields_pattern},
     },
-    validate::{Bounds, EMAIL, MAX_EMAIL_CHARS, NON_BLANK},
+    validate::{Bounds, Defaulted, EMAIL, MAX_EMAIL_CHARS, NON_BLANK},
 };
 
 /// The keywords compared.
@@ -43,6 +43,13 @@ fn range<T: Into<Value>>(b: Bounds<T>) -> Value {
     json!({"minimum": b.min.into(), "maximum": b.max.into()})
 }
 
+/// A parameter's rule: its bounds and its default.
+fn param<T: Into<Value>>(rule: Defaulted<T>) -> Value {
+    let mut expected = range(rule.bounds);
+    expected["default"] = rule.default.into();
+    expected
+}
+
 fn with_default(mut rule: Value, default: impl Into<Value>) -> Value {
     rule["default"] = default.into();
     rule
@@ -59,8 +66,6 @@ fn email() -> Value {
 /// The rule of a parameter (`where` is the route) or a property (`where` is the schema's
 /// name), from the constants; `None` for a field no rule covers.
 fn rule(place: &str, name: &str) -> Option<Value> {
-    let lock_ttl = || with_default(range(lock::LOCK_TTL_SECS), lock::DEFAULT_LOCK_TTL_SECS);
-    let wait = || with_default(range(lock::WAIT_MS), 0);
     Some(match (place, name) {
         // Path parameters, on every route that has one.
         (_, "key" | "user_id" | "resource" | "name") if place.contains(&format!("{{{name}}}")) => {
@@ -72,8 +77,8 @@ fn rule(place: &str, name: &str) -> Option<Value> {
             json!({"minLength": 1, "maxLength": MAX_KEY_CHARS, "pattern": "^[!-~]+$"})
         }
         ("/cache", "pattern") => with_default(identifier(), "*"),
-        ("/cache", "count") => with_default(range(models::PAGE), models::DEFAULT_PAGE),
-        ("/cache", "cursor") => with_default(range(models::CURSOR), 0),
+        ("/cache", "count") => param(models::PAGE),
+        ("/cache", "cursor") => param(models::CURSOR),
         ("PutEntry", "key") | ("CreateProfile", "user_id") => path_identifier(),
         ("PutEntry" | "CreateProfile", "ttl") => range(models::TTL_SECS),
         ("CreateProfile" | "UpdateProfile", "name" | "city") => text(users::MAX_TEXT_CHARS),
@@ -81,34 +86,22 @@ fn rule(place: &str, name: &str) -> Option<Value> {
         ("CreateProfile" | "UpdateProfile", "age") => range(users::AGE),
         ("/users/{user_id}", "fields") => json!({"pattern": fields_pattern()}),
         ("/rate-limit/check", "user_id") => identifier(),
-        ("/rate-limit/check", "limit") => {
-            with_default(range(rate_limit::LIMIT), rate_limit::DEFAULT_LIMIT)
-        }
-        ("/rate-limit/check", "window") => with_default(
-            range(rate_limit::WINDOW_SECS),
-            rate_limit::DEFAULT_WINDOW_SECS,
-        ),
-        ("/lock/{resource}", "processing_time") => {
-            with_default(range(lock::PROCESSING_SECS), lock::DEFAULT_PROCESSING_SECS)
-        }
-        ("/lock/{resource}" | "/lock/{resource}/acquire", "ttl") => lock_ttl(),
-        ("/lock/{resource}" | "/lock/{resource}/acquire", "wait_ms") => wait(),
-        ("ExtendLock", "ttl") => range(lock::LOCK_TTL_SECS),
+        ("/rate-limit/check", "limit") => param(rate_limit::LIMIT),
+        ("/rate-limit/check", "window") => param(rate_limit::WINDOW_SECS),
+        ("/lock/{resource}", "processing_time") => param(lock::PROCESSING_SECS),
+        ("/lock/{resource}" | "/lock/{resource}/acquire", "ttl") => param(lock::LOCK_TTL_SECS),
+        ("/lock/{resource}" | "/lock/{resource}/acquire", "wait_ms") => param(lock::WAIT_MS),
+        ("ExtendLock", "ttl") => range(lock::LOCK_TTL_SECS.bounds),
         ("ExtendLock" | "ReleaseLock", "token") | ("AckClaim", "receipt") | ("NewTask", "id") => {
             identifier()
         }
         ("NewTask", "title") => text(queue::MAX_TITLE_CHARS),
         ("NewTask", "description") => json!({"maxLength": queue::MAX_DESCRIPTION_CHARS}),
         ("TaskBatch", "") => json!({"minItems": queue::BATCH.min, "maxItems": queue::BATCH.max}),
-        ("/queue/{name}/batch", "count") => {
-            with_default(range(queue::BATCH), queue::DEFAULT_BATCH_POP)
-        }
-        ("/queue/{name}/all", "limit") => with_default(range(queue::BATCH), queue::DEFAULT_PAGE),
-        ("/queue/{name}/all", "offset") => with_default(range(queue::OFFSET), 0),
-        ("/queue/{name}/claim", "visibility") => with_default(
-            range(queue::VISIBILITY_SECS),
-            queue::DEFAULT_VISIBILITY_SECS,
-        ),
+        ("/queue/{name}/batch", "count") => param(queue::BATCH_POP),
+        ("/queue/{name}/all", "limit") => param(queue::PAGE_LIMIT),
+        ("/queue/{name}/all", "offset") => param(queue::OFFSET),
+        ("/queue/{name}/claim", "visibility") => param(queue::VISIBILITY_SECS),
         ("/stats", "exact") => json!({"default": false}),
         _ => return None,
     })

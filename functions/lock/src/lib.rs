@@ -23,8 +23,8 @@ use shared::{
     models::{
         ids::{Resource, Token},
         lock::{
-            AcquireQuery, DEFAULT_LOCK_TTL_SECS, ExtendLock, HoldQuery, LOCK_TTL_SECS, LockChanged,
-            LockGrant, LockProcessed, LockStatus, PROCESSING_SECS, ReleaseLock, WAIT_MS,
+            AcquireQuery, ExtendLock, HoldQuery, LOCK_TTL_SECS, LockChanged, LockGrant,
+            LockProcessed, LockStatus, PROCESSING_SECS, ReleaseLock, WAIT_MS,
         },
         random_token, ttl_from_redis,
     },
@@ -33,7 +33,7 @@ use shared::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Longest `processing_time` (API Gateway answers 504 after 29 s).
-const MAX_PROCESSING_SECS: f64 = PROCESSING_SECS.max;
+const MAX_PROCESSING_SECS: f64 = PROCESSING_SECS.bounds.max;
 
 /// The lock routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
@@ -343,7 +343,7 @@ async fn extend_lock(
     ApiPath(resource): ApiPath<Resource>,
     ApiJson(body): ApiJson<ExtendLock>,
 ) -> Result<Response, ApiError> {
-    let ttl = LOCK_TTL_SECS.check("ttl", body.ttl.unwrap_or(DEFAULT_LOCK_TTL_SECS))?;
+    let ttl = LOCK_TTL_SECS.check("ttl", body.ttl.unwrap_or(LOCK_TTL_SECS.default))?;
     let holder = (&resource, &body.token);
     let extension = ("extend", &*scripts::LOCK_EXTEND);
     let extended = as_holder(&state, &idempotency, holder, extension, Some(ttl * 1000)).await?;

@@ -30,9 +30,9 @@ use shared::{
         ids::QueueName,
         json_or_string, now_rfc3339,
         queue::{
-            AckClaim, BATCH, BatchQuery, BatchQueued, ClaimQuery, MAX_DESCRIPTION_CHARS,
-            MAX_TITLE_CHARS, NewTask, OFFSET, PageQuery, QueueCleared, QueuePage, StoredTask,
-            TaskAcked, TaskBatch, TaskClaimed, TaskPopped, TaskQueued, TasksPopped,
+            AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, ClaimQuery, MAX_DESCRIPTION_CHARS,
+            MAX_TITLE_CHARS, NewTask, OFFSET, PAGE_LIMIT, PageQuery, QueueCleared, QueuePage,
+            StoredTask, TaskAcked, TaskBatch, TaskClaimed, TaskPopped, TaskQueued, TasksPopped,
             VISIBILITY_SECS,
         },
         random_token,
@@ -348,7 +348,7 @@ async fn pop_batch(
     ApiPath(name): ApiPath<QueueName>,
     ApiQuery(query): ApiQuery<BatchQuery>,
 ) -> Result<Json<TasksPopped>, ApiError> {
-    let count = BATCH.check("count", query.count)?;
+    let count = BATCH_POP.check("count", query.count)?;
     let (remaining_tasks, tasks) = pop(&state, &name, count).await?;
     if tasks.is_empty() {
         return Err(empty(&name));
@@ -377,7 +377,7 @@ async fn peek_queue(
     ApiPath(name): ApiPath<QueueName>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
-    let limit = BATCH.check("limit", query.limit)?;
+    let limit = PAGE_LIMIT.check("limit", query.limit)?;
     let offset = OFFSET.check("offset", query.offset)?;
     let mut redis = state.redis.clone();
     let (queue_length, tasks): (u64, Vec<String>) = scripts::QUEUE_PEEK

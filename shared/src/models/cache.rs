@@ -8,30 +8,24 @@ use utoipa::openapi::schema::ObjectBuilder;
 use super::ids::{Glob, Key};
 use crate::{
     config::MAX_TTL_SECONDS,
-    validate::{Bounds, query_parameter},
+    validate::{Bounds, Defaulted, query_parameters},
 };
 
 /// Seconds a cache entry or a profile lives (`ttl`; `DEFAULT_TTL` when absent).
 pub const TTL_SECS: Bounds<u64> = Bounds::new(1, MAX_TTL_SECONDS);
 
-/// Keys a listing page holds (`count`).
-pub const PAGE: Bounds<u32> = Bounds::new(1, 1000);
+/// Keys a listing page holds (`count`), 100 when absent.
+pub const PAGE: Defaulted<u32> = Defaulted::new(1, 1000, 100);
 
-/// A listing's page size when `count` is absent.
-pub const DEFAULT_PAGE: u32 = 100;
+/// A listing cursor, 0 (the start) when absent: Redis cursors fit in 63 bits for any real
+/// keyspace; the schema says int64.
+pub const CURSOR: Defaulted<u64> = Defaulted::new(0, i64::MAX as u64, 0);
 
-/// A listing cursor: Redis cursors fit in 63 bits for any real keyspace; the schema says
-/// int64.
-pub const CURSOR: Bounds<u64> = Bounds::new(0, i64::MAX as u64);
-
-query_parameter! {
-    /// The schema of a listing's `count` ([`PAGE`], default [`DEFAULT_PAGE`]).
-    PageParam = PAGE, default = DEFAULT_PAGE
-}
-
-query_parameter! {
-    /// The schema of a listing's `cursor` ([`CURSOR`], default 0).
-    CursorParam = CURSOR, default = 0_u64
+query_parameters! {
+    /// The schema of a listing's `count` ([`PAGE`]).
+    PageParam = PAGE;
+    /// The schema of a listing's `cursor` ([`CURSOR`]).
+    CursorParam = CURSOR;
 }
 
 /// The `ttl` of a body ([`TTL_SECS`]; absent, the configured `DEFAULT_TTL`).
@@ -118,7 +112,7 @@ pub struct ListQuery {
 }
 
 fn default_page() -> u32 {
-    DEFAULT_PAGE
+    PAGE.default
 }
 
 /// One key of a listing.

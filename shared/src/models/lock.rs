@@ -5,36 +5,25 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::ObjectBuilder;
 
 use super::ids::Token;
-use crate::validate::{Bounds, query_parameter};
+use crate::validate::{Defaulted, query_parameters};
 
-/// A lock's time to live, seconds (`ttl`): at most one day.
-pub const LOCK_TTL_SECS: Bounds<u64> = Bounds::new(1, 86_400);
+/// A lock's time to live, seconds (`ttl` of acquire, the demo and extend): at most one
+/// day, 30 s when absent.
+pub const LOCK_TTL_SECS: Defaulted<u64> = Defaulted::new(1, 86_400, 30);
 
-/// The lock TTL when `ttl` is absent (acquire, the demo, extend), seconds.
-pub const DEFAULT_LOCK_TTL_SECS: u64 = 30;
-
-/// How long a request waits for a held lock, ms (`wait_ms`).
-pub const WAIT_MS: Bounds<u64> = Bounds::new(0, 25_000);
+/// How long a request waits for a held lock, ms (`wait_ms`): not at all when absent.
+pub const WAIT_MS: Defaulted<u64> = Defaulted::new(0, 25_000, 0);
 
 /// The demo's `processing_time`, seconds: API Gateway answers 504 after 29 s.
-pub const PROCESSING_SECS: Bounds<f64> = Bounds::new(0.0, 25.0);
+pub const PROCESSING_SECS: Defaulted<f64> = Defaulted::new(0.0, 25.0, 2.0);
 
-/// The demo's `processing_time` when absent, seconds.
-pub const DEFAULT_PROCESSING_SECS: f64 = 2.0;
-
-query_parameter! {
-    /// The schema of `ttl` ([`LOCK_TTL_SECS`], default [`DEFAULT_LOCK_TTL_SECS`]).
-    LockTtlParam = LOCK_TTL_SECS, default = DEFAULT_LOCK_TTL_SECS
-}
-
-query_parameter! {
-    /// The schema of `wait_ms` ([`WAIT_MS`], default 0).
-    WaitParam = WAIT_MS, default = 0_u64
-}
-
-query_parameter! {
+query_parameters! {
+    /// The schema of `ttl` ([`LOCK_TTL_SECS`]).
+    LockTtlParam = LOCK_TTL_SECS;
+    /// The schema of `wait_ms` ([`WAIT_MS`]).
+    WaitParam = WAIT_MS;
     /// The schema of `processing_time` ([`PROCESSING_SECS`]).
-    ProcessingParam = PROCESSING_SECS, default = DEFAULT_PROCESSING_SECS
+    ProcessingParam = PROCESSING_SECS;
 }
 
 /// `POST /lock/{resource}` query: hold the lock while "processing", then release it.
@@ -58,11 +47,11 @@ pub struct HoldQuery {
 }
 
 fn default_processing() -> f64 {
-    DEFAULT_PROCESSING_SECS
+    PROCESSING_SECS.default
 }
 
 fn default_ttl() -> u64 {
-    DEFAULT_LOCK_TTL_SECS
+    LOCK_TTL_SECS.default
 }
 
 /// `POST /lock/{resource}` answer.
@@ -124,12 +113,12 @@ pub struct ExtendLock {
     pub ttl: Option<u64>,
 }
 
-/// `ExtendLock::ttl`: [`LOCK_TTL_SECS`], default [`DEFAULT_LOCK_TTL_SECS`].
+/// `ExtendLock::ttl`: [`LOCK_TTL_SECS`].
 fn extend_ttl_schema() -> ObjectBuilder {
-    LOCK_TTL_SECS.nullable_schema().description(Some(format!(
-        "The lock's new time to live, seconds from now, {LOCK_TTL_SECS} (default \
-         {DEFAULT_LOCK_TTL_SECS}): it replaces the time left, it is not added to it (so it may \
-         shorten the lock)."
+    let Defaulted { bounds, default } = LOCK_TTL_SECS;
+    bounds.nullable_schema().description(Some(format!(
+        "The lock's new time to live, seconds from now, {bounds} (default {default}): it \
+         replaces the time left, it is not added to it (so it may shorten the lock)."
     )))
 }
 

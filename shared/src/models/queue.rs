@@ -12,16 +12,22 @@ use utoipa::{
 };
 
 use super::ids::{Receipt, TaskId};
-use crate::validate::{self, Bounds, query_parameter};
+use crate::validate::{self, Bounds, Defaulted, query_parameters};
 
 /// Tasks in one batch push or pop, and in one page.
 pub const BATCH: Bounds<u64> = Bounds::new(1, 1000);
 
-/// A page's `offset`: a Redis list holds at most 2^32 - 1 elements.
-pub const OFFSET: Bounds<u64> = Bounds::new(0, u32::MAX as u64);
+/// A batch pop's `count`: [`BATCH`], 10 when absent.
+pub const BATCH_POP: Defaulted<u64> = Defaulted::of(BATCH, 10);
 
-/// A claim's visibility timeout, seconds: at most 12 h.
-pub const VISIBILITY_SECS: Bounds<u64> = Bounds::new(1, 43_200);
+/// A page's `limit`: [`BATCH`], 100 when absent.
+pub const PAGE_LIMIT: Defaulted<u64> = Defaulted::of(BATCH, 100);
+
+/// A page's `offset`, 0 when absent: a Redis list holds at most 2^32 - 1 elements.
+pub const OFFSET: Defaulted<u64> = Defaulted::new(0, u32::MAX as u64, 0);
+
+/// A claim's visibility timeout, seconds: at most 12 h, 30 s when absent.
+pub const VISIBILITY_SECS: Defaulted<u64> = Defaulted::new(1, 43_200, 30);
 
 /// Longest task title, in characters.
 pub const MAX_TITLE_CHARS: usize = 1000;
@@ -29,33 +35,15 @@ pub const MAX_TITLE_CHARS: usize = 1000;
 /// Longest task description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 
-/// Tasks a batch pop takes when `count` is absent.
-pub const DEFAULT_BATCH_POP: u64 = 10;
-
-/// A page's size when `limit` is absent.
-pub const DEFAULT_PAGE: u64 = 100;
-
-/// A claim's visibility timeout when `visibility` is absent, seconds.
-pub const DEFAULT_VISIBILITY_SECS: u64 = 30;
-
-query_parameter! {
-    /// The schema of a batch pop's `count` ([`BATCH`], default [`DEFAULT_BATCH_POP`]).
-    BatchPopParam = BATCH, default = DEFAULT_BATCH_POP
-}
-
-query_parameter! {
-    /// The schema of a page's `limit` ([`BATCH`], default [`DEFAULT_PAGE`]).
-    PageLimitParam = BATCH, default = DEFAULT_PAGE
-}
-
-query_parameter! {
-    /// The schema of a page's `offset` ([`OFFSET`], default 0).
-    OffsetParam = OFFSET, default = 0_u64
-}
-
-query_parameter! {
-    /// The schema of `visibility` ([`VISIBILITY_SECS`], default [`DEFAULT_VISIBILITY_SECS`]).
-    VisibilityParam = VISIBILITY_SECS, default = DEFAULT_VISIBILITY_SECS
+query_parameters! {
+    /// The schema of a batch pop's `count` ([`BATCH_POP`]).
+    BatchPopParam = BATCH_POP;
+    /// The schema of a page's `limit` ([`PAGE_LIMIT`]).
+    PageLimitParam = PAGE_LIMIT;
+    /// The schema of a page's `offset` ([`OFFSET`]).
+    OffsetParam = OFFSET;
+    /// The schema of `visibility` ([`VISIBILITY_SECS`]).
+    VisibilityParam = VISIBILITY_SECS;
 }
 
 #[allow(deprecated)] // the derived schemas write `example` too
@@ -196,7 +184,7 @@ pub struct BatchQuery {
 }
 
 fn default_batch() -> u64 {
-    DEFAULT_BATCH_POP
+    BATCH_POP.default
 }
 
 /// `GET /queue/{name}/batch` answer.
@@ -225,7 +213,7 @@ pub struct PageQuery {
 }
 
 fn default_page() -> u64 {
-    DEFAULT_PAGE
+    PAGE_LIMIT.default
 }
 
 /// `GET /queue/{name}/all` answer.
@@ -265,7 +253,7 @@ pub struct ClaimQuery {
 }
 
 fn default_visibility() -> u64 {
-    DEFAULT_VISIBILITY_SECS
+    VISIBILITY_SECS.default
 }
 
 /// `POST /queue/{name}/claim` answer.

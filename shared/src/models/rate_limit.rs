@@ -3,28 +3,19 @@
 use serde::{Deserialize, Serialize};
 
 use super::ids::RateLimitUser;
-use crate::validate::{Bounds, query_parameter};
+use crate::validate::{Defaulted, query_parameters};
 
-/// Requests per window (`limit`).
-pub const LIMIT: Bounds<u64> = Bounds::new(1, 1_000_000);
+/// Requests per window (`limit`), 10 when absent.
+pub const LIMIT: Defaulted<u64> = Defaulted::new(1, 1_000_000, 10);
 
-/// A window's length, seconds (`window`): at most one day.
-pub const WINDOW_SECS: Bounds<u64> = Bounds::new(1, 86_400);
+/// A window's length, seconds (`window`): at most one day, a minute when absent.
+pub const WINDOW_SECS: Defaulted<u64> = Defaulted::new(1, 86_400, 60);
 
-/// `limit` when absent.
-pub const DEFAULT_LIMIT: u64 = 10;
-
-/// `window` when absent, seconds.
-pub const DEFAULT_WINDOW_SECS: u64 = 60;
-
-query_parameter! {
-    /// The schema of `limit` ([`LIMIT`], default [`DEFAULT_LIMIT`]).
-    LimitParam = LIMIT, default = DEFAULT_LIMIT
-}
-
-query_parameter! {
-    /// The schema of `window` ([`WINDOW_SECS`], default [`DEFAULT_WINDOW_SECS`]).
-    WindowParam = WINDOW_SECS, default = DEFAULT_WINDOW_SECS
+query_parameters! {
+    /// The schema of `limit` ([`LIMIT`]).
+    LimitParam = LIMIT;
+    /// The schema of `window` ([`WINDOW_SECS`]).
+    WindowParam = WINDOW_SECS;
 }
 
 /// Which algorithm decides.
@@ -74,11 +65,11 @@ pub struct CheckQuery {
 }
 
 fn default_limit() -> u64 {
-    DEFAULT_LIMIT
+    LIMIT.default
 }
 
 fn default_window() -> u64 {
-    DEFAULT_WINDOW_SECS
+    WINDOW_SECS.default
 }
 
 /// The answer, with status 200 (allowed) or 429 (refused).
