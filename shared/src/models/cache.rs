@@ -100,7 +100,7 @@ pub struct ListQuery {
     #[serde(default)]
     #[param(inline)]
     pub pattern: Glob,
-    /// Most keys a page holds: 1..=1000. A page stops early (with a non-zero cursor) when
+    /// Most keys a page holds. A page stops early (with a non-zero cursor) when
     /// matches are sparse; it never holds more.
     #[serde(default = "default_page")]
     #[param(inline, value_type = PageParam)]

@@ -31,7 +31,7 @@ query_parameters! {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HoldQuery {
-    /// Seconds of simulated work while holding the lock, 0..=25.
+    /// Seconds of simulated work while holding the lock.
     #[serde(default = "default_processing")]
     #[param(inline, value_type = ProcessingParam)]
     pub processing_time: f64,

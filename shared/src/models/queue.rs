@@ -177,7 +177,7 @@ pub struct BatchQueued {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BatchQuery {
-    /// Most tasks to pop, 1..=1000.
+    /// Most tasks to pop.
     #[serde(default = "default_batch")]
     #[param(inline, value_type = BatchPopParam)]
     pub count: u64,
@@ -206,7 +206,7 @@ pub struct PageQuery {
     #[serde(default)]
     #[param(inline, value_type = OffsetParam)]
     pub offset: u64,
-    /// Page size, 1..=1000.
+    /// Page size.
     #[serde(default = "default_page")]
     #[param(inline, value_type = PageLimitParam)]
     pub limit: u64,
@@ -246,7 +246,7 @@ pub struct QueueCleared {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimQuery {
-    /// Seconds the task stays invisible; not acked by then, it returns to the head. 1..=43200.
+    /// Seconds the task stays invisible; not acked by then, it returns to the head.
     #[serde(default = "default_visibility")]
     #[param(inline, value_type = VisibilityParam)]
     pub visibility: u64,

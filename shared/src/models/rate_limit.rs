@@ -47,14 +47,14 @@ impl Algorithm {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
-    /// Who is limited: 1 to 512 characters.
+    /// Who is limited (any identifier: it is never read back through a path).
     #[param(inline, example = "user123")]
     pub user_id: RateLimitUser,
-    /// Requests per window, 1..=1000000.
+    /// Requests per window.
     #[serde(default = "default_limit")]
     #[param(inline, value_type = LimitParam)]
     pub limit: u64,
-    /// Window in seconds, 1..=86400.
+    /// Window in seconds.
     #[serde(default = "default_window")]
     #[param(inline, value_type = WindowParam)]
     pub window: u64,
