@@ -37,7 +37,10 @@ pub trait Identifier: Sized {
 /// The answer of a route whose identifier segment is empty (`/cache/`, `/users/`), which
 /// would otherwise be "no such route": a 400 naming the field, as for any refused identifier.
 pub async fn refuse_empty<T: Identifier>() -> ApiError {
-    ApiError::bad_request(T::FIELD, format!("{} must not be empty", T::FIELD))
+    match T::parse(String::new()) {
+        Err(refusal) => refusal,
+        Ok(_) => ApiError::Internal(format!("an empty {} was accepted", T::FIELD)),
+    }
 }
 
 /// How each identifier is checked.
@@ -207,12 +210,17 @@ fn length() -> String {
     format!("1 to {MAX_IDENTIFIER_CHARS} characters")
 }
 
-/// What the path rule forbids, for descriptions.
+/// What the path rule forbids, for descriptions ([`keys::PATH_FORBIDDEN`]).
 fn path_rule() -> String {
+    let forbidden: Vec<String> = keys::PATH_FORBIDDEN
+        .iter()
+        .map(|(c, _)| c.to_string())
+        .collect();
     format!(
-        "{}, none of `/ ? # % \\ +` or control characters, not `.` or `..` (read back \
-         through a URL path on every front door)",
-        length()
+        "{}, none of `{}` or control characters, not `.` or `..` (read back through a URL \
+         path on every front door)",
+        length(),
+        forbidden.join(" ")
     )
 }
 
