@@ -1,14 +1,32 @@
 //! The problem+json answers every operation shares, added to the OpenAPI document in one
 //! place instead of being spelled on every handler: what an operation can fail with follows
 //! from what it reads (path, query, body). Handlers annotate only their own answers (their
-//! 2xx, 404, 409, ...); an answer they spell out is never overwritten here.
+//! 2xx, 404, 409, ...), an error answer by status and description alone: its body is the
+//! problem here; an answer they spell out is never overwritten.
 
 use utoipa::openapi::{
     Content, HeaderBuilder, ObjectBuilder, OpenApi, Ref, RefOr, Required, ResponseBuilder, Type,
     path::{Operation, ParameterBuilder, ParameterIn},
 };
 
-use crate::idempotency;
+use crate::{error::PROBLEM_JSON, idempotency};
+
+/// Tags every operation of `api` that has no tag with `tag`: a function's routes are one
+/// group of the documentation, named once rather than on every handler.
+pub fn tag_operations(api: &mut OpenApi, tag: &str) {
+    for item in api.paths.paths.values_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.post,
+            &mut item.patch,
+            &mut item.put,
+            &mut item.delete,
+        ];
+        for op in operations.into_iter().flatten() {
+            op.tags.get_or_insert_with(|| vec![tag.to_owned()]);
+        }
+    }
+}
 
 /// Adds to every operation of `api` the shared error answers it can give:
 /// - a body: 400 (not JSON), 415 (not `application/json`), 422 (a field);
@@ -86,6 +104,17 @@ fn add_idempotency_key(op: &mut Operation) {
 }
 
 fn add_to(op: &mut Operation) {
+    // A handler declares its own error answers by status and description only
+    // (`(status = 404, description = "Not found")`): every error answer is a problem.
+    for (code, response) in op.responses.responses.iter_mut() {
+        if let (true, RefOr::T(response)) = (code.starts_with(['4', '5']), response)
+            && response.content.is_empty()
+        {
+            response
+                .content
+                .insert(PROBLEM_JSON.to_owned(), RefOr::T(problem_content()));
+        }
+    }
     let body = op.request_body.is_some();
     // Every operation can answer 400 (a query string that is not UTF-8), 413 (a body over
     // MAX_BODY_BYTES, read or not) and 422 (a query parameter it does not declare).
@@ -119,12 +148,14 @@ fn add_to(op: &mut Operation) {
                 RefOr::T(
                     ResponseBuilder::new()
                         .description(description)
-                        .content(
-                            "application/problem+json",
-                            Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem")))),
-                        )
+                        .content(PROBLEM_JSON, problem_content())
                         .build(),
                 )
             });
     }
+}
+
+/// `application/problem+json` content: the `Problem` schema.
+fn problem_content() -> Content {
+    Content::new(Some(RefOr::Ref(Ref::from_schema_name("Problem"))))
 }

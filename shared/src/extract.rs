@@ -11,7 +11,7 @@ use axum::{
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use crate::{error::ApiError, state::AppState};
+use crate::{error::ApiError, models::ids::Identifier, state::AppState};
 
 /// A JSON body (`Content-Type: application/json`, any `+json`, or no Content-Type).
 #[derive(Debug, Clone, Copy, Default)]
@@ -75,7 +75,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                 field: None,
             }
         } else {
+            // serde_json appends where it stopped (" at line 1 column 12"); `field` already
+            // says where, and a query string's errors have no such suffix.
+            let suffix = format!(" at line {} column {}", inner.line(), inner.column());
             let message = inner.to_string();
+            let message = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
             ApiError::validation(field_name(&path, &message), message)
         }
     })?;
@@ -124,25 +128,28 @@ fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {
     form_urlencoded::parse(query.as_bytes())
 }
 
-/// Path parameters; a parameter that is not valid percent-encoded UTF-8 is a 400.
+/// The path parameter of a route with one, as an identifier type ([`Key`](crate::models::ids::Key),
+/// ...), checked by its rule: a refusal is a 400 naming the field (a reserved queue name a
+/// 422). A parameter that is not valid percent-encoded UTF-8 is a 400 too.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiPath<T>(pub T);
 
 impl<T, S> FromRequestParts<S> for ApiPath<T>
 where
-    T: DeserializeOwned + Send,
+    T: Identifier + Send,
     S: Send + Sync,
 {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|axum::extract::Path(v)| Self(v))
-            .map_err(|e| ApiError::BadRequest {
-                detail: format!("invalid path parameter: {}", e.body_text()),
-                field: None,
-            })
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|e| ApiError::BadRequest {
+                    detail: format!("invalid path parameter: {}", e.body_text()),
+                    field: None,
+                })?;
+        T::parse(raw).map(Self)
     }
 }
 

@@ -253,6 +253,16 @@ struct Methods {
     queries: Vec<(Method, std::collections::HashSet<String>)>,
 }
 
+/// A function's router from its documented routes (`api().split_for_parts()`): [`guard`]
+/// from the document, then the state.
+pub fn guarded(
+    (routes, openapi): (Router<crate::AppState>, OpenApi),
+    state_changing_gets: &[&str],
+    state: crate::AppState,
+) -> Router {
+    guard(routes, &openapi, state_changing_gets).with_state(state)
+}
+
 /// Restricts every route of `router` to the methods `openapi` declares for its path: any
 /// other method (OPTIONS, HEAD where not allowed, `PURGE`, ...) is a 405 problem with
 /// `Allow`, and no handler runs. HEAD is allowed on a GET route unless the path is in

@@ -1,13 +1,11 @@
 //! Key naming: the only place a Redis key string is spelled.
 //!
 //! Every key is `{prefix}{group}:{id}` (`demo_api:cache:hello`). Identifiers from requests
-//! are checked by [`identifier`] first (1 to 512 bytes). Patterns from requests are only ever
+//! are checked by [`identifier`] first (1 to [`MAX_IDENTIFIER_CHARS`] characters). Patterns from requests are only ever
 //! appended to the *escaped* namespace, so no pattern can reach outside it: the prefix is
 //! matched literally even when it contains glob characters itself.
 
 use std::sync::Arc;
-
-use crate::error::ApiError;
 
 /// Longest identifier (key, user id, resource, queue name) accepted, in characters.
 ///
@@ -204,22 +202,17 @@ pub fn escape_glob(s: &str) -> String {
     out
 }
 
-/// Checks an identifier taken from a path or body: 1 to [`MAX_IDENTIFIER_CHARS`] characters.
-/// `field` names it in the error (`key`, `user_id`, ...).
-pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+/// Checks an identifier: 1 to [`MAX_IDENTIFIER_CHARS`] characters. `field` names it in the
+/// refusal (`key`, `user_id`, ...). The refusal is only its text: the status depends on
+/// where the identifier was read (see [`crate::models::ids`]).
+pub fn identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, String> {
     if value.is_empty() {
-        return Err(ApiError::bad_request(
-            field,
-            format!("{field} must not be empty"),
-        ));
+        return Err(format!("{field} must not be empty"));
     }
     let chars = value.chars().count();
     if chars > MAX_IDENTIFIER_CHARS {
-        return Err(ApiError::bad_request(
-            field,
-            format!(
-                "{field} is {chars} characters long; at most {MAX_IDENTIFIER_CHARS} are allowed"
-            ),
+        return Err(format!(
+            "{field} is {chars} characters long; at most {MAX_IDENTIFIER_CHARS} are allowed"
         ));
     }
     Ok(value)
@@ -270,9 +263,9 @@ pub const PATH_IDENTIFIER: &str = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x
 /// Checks an identifier that is read back through a URL path: [`identifier`]'s length
 /// rule, then [`PATH_FORBIDDEN`], control characters and dot segments. The error names
 /// the character and why, so a client learns the rule from the first refusal.
-pub fn path_identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, ApiError> {
+pub fn path_identifier<'a>(field: &str, value: &'a str) -> Result<&'a str, String> {
     identifier(field, value)?;
-    let refuse = |why: String| Err(ApiError::bad_request(field, why));
+    let refuse = |why: String| Err(why);
     for c in value.chars() {
         if let Some((_, why)) = PATH_FORBIDDEN.iter().find(|(f, _)| *f == c) {
             return refuse(format!(
@@ -358,16 +351,11 @@ mod tests {
         for bad in [
             "a/b", "a?b", "a#b", "a%2Fb", "a\\b", "a+b", "a\nb", "a\tb", "\x7f", ".", "..",
         ] {
-            let e = path_identifier("key", bad).unwrap_err().to_string();
+            let e = path_identifier("key", bad).unwrap_err();
             assert!(e.starts_with("key must not"), "{bad}: {e}");
             assert!(!re.is_match(bad), "{bad}");
         }
-        assert!(
-            path_identifier("key", "a/b")
-                .unwrap_err()
-                .to_string()
-                .contains("'/'")
-        );
+        assert!(path_identifier("key", "a/b").unwrap_err().contains("'/'"));
     }
 
     #[test]

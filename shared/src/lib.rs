@@ -7,14 +7,16 @@
 //! - [`error`]: `ApiError`, rendered as RFC 9457 problem+json;
 //! - [`extract`]: JSON, query and path extractors whose rejections are `ApiError`s;
 //! - [`keys`]: the only place Redis key strings are spelled;
-//! - [`models`]: request and response bodies;
+//! - [`models`]: request and response bodies, each rule's constant next to its model, and
+//!   the identifiers as validated types ([`models::ids`]: checked as they are read);
 //! - [`scripts`]: the Lua scripts (`src/scripts/*.lua`), run by SHA;
-//! - [`docs`]: the error answers every OpenAPI operation shares;
+//! - [`docs`]: the error answers every OpenAPI operation shares, a function's tag;
 //! - [`http`]: fallbacks and layers every router gets;
 //! - [`idempotency`]: `Idempotency-Key`: a retried write answers its first outcome;
 //! - [`lambda`]: running a router under the Lambda runtime;
 //! - [`lifecycle`]: the process stopping, the invocation's deadline;
-//! - [`validate`]: value checks failing with a 422 naming the field;
+//! - [`validate`]: value checks failing with a 422 naming the field, and the JSON Schemas
+//!   stating the same rules (from the same constants);
 //! - [`telemetry`]: logging set-up for Lambda and for local runs.
 
 pub mod config;

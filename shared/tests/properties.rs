@@ -141,7 +141,9 @@ proptest! {
             body["surprise"] = serde_json::json!(true);
         }
         let result = parse_json::<PutEntry>(body.to_string().as_bytes());
-        prop_assert_eq!(result.is_ok(), ttl >= 0 && !extra);
+        // The key is checked as it is read: a body is taken only with a valid one.
+        let key_ok = shared::keys::path_identifier("key", &key).is_ok();
+        prop_assert_eq!(result.is_ok(), ttl >= 0 && !extra && key_ok);
     }
 
     /// The keys one script touches together (a lock and its fence; a queue's four keys)

@@ -16,23 +16,20 @@ use axum::{Json, Router, extract::State, http::StatusCode, response::Response, r
 use redis::AsyncCommands;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
-    config::MAX_TTL_SECONDS,
     idempotency::Outcome,
-    keys::path_identifier,
     models::{
-        Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PutEntry, raw_json_or_string,
-        ttl_from_redis,
+        CURSOR, Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PAGE, PutEntry,
+        TTL_SECS,
+        ids::{Key, refuse_empty},
+        raw_json_or_string, ttl_from_redis,
     },
-    scripts, validate,
+    scripts,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// Most SCAN calls one listing request makes before it returns what it has (with a cursor
 /// to continue): bounds the work per request however sparse the matches are.
 const MAX_SCANS_PER_PAGE: usize = 16;
-
-/// Largest page a client may ask for.
-const MAX_PAGE: u32 = 1000;
 
 /// Where a listing cursor keeps how many keys of one SCAN unit were already handed out (see
 /// [`scan_page`]): bits 52..=62. Below them is the SCAN cursor itself (a cluster's included:
@@ -42,29 +39,28 @@ const SCAN_CURSOR_MASK: u64 = (1 << SKIP_SHIFT) - 1;
 
 /// The cache routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(put_entry, list_entries))
         .routes(routes!(get_entry, delete_entry))
         // `/cache/` would otherwise be "no such route"; the contract (README, OpenAPI) makes an empty key a 400.
-        .route("/cache/", get(empty_key).delete(empty_key))
+        .route(
+            "/cache/",
+            get(refuse_empty::<Key>).delete(refuse_empty::<Key>),
+        );
+    shared::docs::tag_operations(api.get_openapi_mut(), "cache");
+    api
 }
 
 /// The cache routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A query parameter the route does not declare is a 422, on every method.
-    shared::http::guard(routes, &openapi, &[]).with_state(state)
-}
-
-async fn empty_key() -> ApiError {
-    ApiError::bad_request("key", "key must not be empty")
+    shared::http::guarded(api().split_for_parts(), &[], state)
 }
 
 /// `POST /cache`: stores a value with a TTL.
 #[utoipa::path(
     post,
     path = "/cache",
-    tag = "cache",
     summary = "Set a cache value with a TTL",
     description = "`SET key value EX ttl`. `value` is any JSON value and comes back exactly as sent.",
     request_body = PutEntry,
@@ -77,13 +73,7 @@ async fn put_entry(
     idempotency: Idempotency,
     ApiJson(body): ApiJson<PutEntry>,
 ) -> Result<Response, ApiError> {
-    validate::path_identifier("key", &body.key)?;
-    let ttl = validate::range(
-        "ttl",
-        body.ttl.unwrap_or(state.config.default_ttl),
-        1,
-        MAX_TTL_SECONDS,
-    )?;
+    let ttl = TTL_SECS.check("ttl", body.ttl.unwrap_or(state.config.default_ttl))?;
     // The value's own text, as received: re-encoding it would turn `1E2` into `100.0`.
     let text = body.value.get();
     let full = state.keys.cache(&body.key);
@@ -101,7 +91,7 @@ async fn put_entry(
         StatusCode::CREATED,
         Json(EntryStored {
             message: format!("Value cached under '{}' for {ttl} seconds", body.key),
-            key: body.key,
+            key: body.key.into(),
             ttl_seconds: ttl,
         }),
     )))
@@ -111,20 +101,18 @@ async fn put_entry(
 #[utoipa::path(
     get,
     path = "/cache/{key}",
-    tag = "cache",
     summary = "Get a cache value",
     description = "`GET` + `TTL`, pipelined in one round trip.",
-    params(("key" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The key, without prefix (1 to 512 characters)", example = "hello")),
+    params(Key),
     responses(
         (status = 200, description = "The value", body = Entry),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found")
     )
 )]
 async fn get_entry(
     State(state): State<AppState>,
-    ApiPath(key): ApiPath<String>,
+    ApiPath(key): ApiPath<Key>,
 ) -> Result<Json<Entry>, ApiError> {
-    path_identifier("key", &key)?;
     let full = state.keys.cache(&key);
     let mut redis = state.redis.clone();
     let (text, ttl): (Option<String>, i64) = redis::pipe()
@@ -138,7 +126,7 @@ async fn get_entry(
         )));
     };
     Ok(Json(Entry {
-        key,
+        key: key.into(),
         value: raw_json_or_string(&text),
         ttl_seconds: ttl_from_redis(ttl),
     }))
@@ -148,20 +136,18 @@ async fn get_entry(
 #[utoipa::path(
     delete,
     path = "/cache/{key}",
-    tag = "cache",
     summary = "Delete a cache value",
-    params(("key" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The key, without prefix", example = "hello")),
+    params(Key),
     responses(
         (status = 200, description = "Deleted", body = EntryDeleted),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found")
     )
 )]
 async fn delete_entry(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(key): ApiPath<String>,
+    ApiPath(key): ApiPath<Key>,
 ) -> Result<Response, ApiError> {
-    path_identifier("key", &key)?;
     let removed = idempotency.unlink(&state, &state.keys.cache(&key)).await?;
     if removed.value == 0 {
         return Ok(removed.respond(ApiError::not_found(format!(
@@ -170,7 +156,7 @@ async fn delete_entry(
     }
     Ok(removed.respond(Json(EntryDeleted {
         message: format!("Key '{key}' deleted"),
-        key,
+        key: key.into(),
     })))
 }
 
@@ -178,7 +164,6 @@ async fn delete_entry(
 #[utoipa::path(
     get,
     path = "/cache",
-    tag = "cache",
     summary = "List keys by pattern (SCAN, paged by cursor)",
     description = "Glob `pattern` matched inside the cache namespace only. Pass the answer's \
         `cursor` back for the next page until it is 0; a page may be short (even empty) with a \
@@ -192,10 +177,8 @@ async fn list_entries(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> Result<Json<KeyPage>, ApiError> {
-    validate::range("count", query.count, 1, MAX_PAGE)?;
-    // Redis cursors fit in 63 bits for any real keyspace; the schema says int64.
-    validate::range("cursor", query.cursor, 0, i64::MAX as u64)?;
-    validate::identifier("pattern", &query.pattern)?;
+    PAGE.check("count", query.count)?;
+    CURSOR.check("cursor", query.cursor)?;
     let pattern = state.keys.cache_pattern(&query.pattern);
     let mut redis = state.redis.clone();
 
@@ -230,7 +213,7 @@ async fn list_entries(
         })
         .collect();
     Ok(Json(KeyPage {
-        pattern: query.pattern,
+        pattern: query.pattern.into(),
         count: keys.len(),
         keys,
         cursor,

@@ -19,42 +19,37 @@ use redis::AsyncCommands;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
-    keys::path_identifier,
     lifecycle::InvocationDeadline,
     models::{
+        ids::{Resource, Token},
         lock::{
-            AcquireQuery, ExtendLock, HoldQuery, LockChanged, LockGrant, LockProcessed, LockStatus,
-            ReleaseLock,
+            AcquireQuery, ExtendLock, HoldQuery, LOCK_TTL_SECS, LockChanged, LockGrant,
+            LockProcessed, LockStatus, PROCESSING_SECS, ReleaseLock, WAIT_MS,
         },
         random_token, ttl_from_redis,
     },
-    scripts, validate,
+    scripts,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// Longest `processing_time`: API Gateway answers 504 after 29 s.
-const MAX_PROCESSING_SECS: f64 = 25.0;
-/// Longest lock TTL, seconds (one day).
-const MAX_TTL_SECS: u64 = 86_400;
-/// Longest wait for a held lock, ms.
-const MAX_WAIT_MS: u64 = 25_000;
-/// Default TTL of `extend`, seconds.
-const DEFAULT_TTL_SECS: u64 = 30;
+/// Longest `processing_time` (API Gateway answers 504 after 29 s).
+const MAX_PROCESSING_SECS: f64 = PROCESSING_SECS.bounds.max;
 
 /// The lock routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(hold_lock, lock_status))
         .routes(routes!(acquire_lock))
         .routes(routes!(extend_lock))
-        .routes(routes!(release_lock))
+        .routes(routes!(release_lock));
+    shared::docs::tag_operations(api.get_openapi_mut(), "lock");
+    api
 }
 
 /// The lock routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A query parameter the route does not declare is a 422, on every method.
-    shared::http::guard(routes, &openapi, &[]).with_state(state)
+    shared::http::guarded(api().split_for_parts(), &[], state)
 }
 
 /// A granted lock.
@@ -114,24 +109,22 @@ async fn acquire(
 #[utoipa::path(
     post,
     path = "/lock/{resource}",
-    tag = "lock",
     summary = "Do some work under a lock (acquire, hold, release)",
     description = "The original demo: acquire, hold for `processing_time` seconds, release. A concurrent request gets 409 at once, or after waiting up to `wait_ms`.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), HoldQuery),
+    params(Resource, HoldQuery),
     responses(
         (status = 200, description = "The work ran under the lock, which is now released", body = LockProcessed),
-        (status = 422, description = "processing_time outside 0..=25 s, ttl or wait_ms out of range, ttl not longer than processing_time, or processing_time + wait_ms over 25 s", body = shared::error::Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 422, description = "processing_time outside 0..=25 s, ttl or wait_ms out of range, ttl not longer than processing_time, or processing_time + wait_ms over 25 s"),
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`")
     )
 )]
 async fn hold_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
     deadline: Option<Extension<InvocationDeadline>>,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiQuery(query): ApiQuery<HoldQuery>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
     let processing = query.processing_time;
     if !processing.is_finite() || !(0.0..=MAX_PROCESSING_SECS).contains(&processing) {
         return Err(ApiError::validation(
@@ -142,7 +135,7 @@ async fn hold_lock(
             ),
         ));
     }
-    validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
+    LOCK_TTL_SECS.check("ttl", query.ttl)?;
     if (query.ttl as f64) <= processing {
         return Err(ApiError::validation(
             "ttl",
@@ -153,7 +146,7 @@ async fn hold_lock(
             ),
         ));
     }
-    validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
+    WAIT_MS.check("wait_ms", query.wait_ms)?;
     if processing * 1000.0 + query.wait_ms as f64 > MAX_PROCESSING_SECS * 1000.0 {
         return Err(ApiError::validation(
             "wait_ms",
@@ -173,7 +166,7 @@ async fn hold_lock(
         + Duration::from_millis(query.wait_ms)
         + Duration::from_secs(5);
     if let Some(earlier) = idempotency.begin(&state, &lock, expected).await? {
-        return processed(resource, earlier);
+        return processed(resource.into(), earlier);
     }
     // On Lambda, never wait or hold past the invocation: a frozen environment would keep
     // the lock until its TTL. Half a second is left for the release and the answer.
@@ -224,7 +217,7 @@ async fn hold_lock(
                         .arg(ran_ms);
                 })
                 .await?;
-            processed(resource, done)
+            processed(resource.into(), done)
         })
     };
     work.await
@@ -256,24 +249,22 @@ fn processed(resource: String, outcome: Outcome<Vec<u64>>) -> Result<Response, A
 #[utoipa::path(
     post,
     path = "/lock/{resource}/acquire",
-    tag = "lock",
     summary = "Acquire a lock",
     description = "`SET NX PX` with a random token, plus the next fencing token (Lua).",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway"), AcquireQuery),
+    params(Resource, AcquireQuery),
     responses(
         (status = 201, description = "Granted: keep the token to extend or release", body = LockGrant),
-        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "Held by someone else: the problem carries `retry_after_ms`")
     )
 )]
 async fn acquire_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiQuery(query): ApiQuery<AcquireQuery>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
-    let ttl = validate::range("ttl", query.ttl, 1, MAX_TTL_SECS)?;
-    validate::range("wait_ms", query.wait_ms, 0, MAX_WAIT_MS)?;
+    let ttl = LOCK_TTL_SECS.check("ttl", query.ttl)?;
+    WAIT_MS.check("wait_ms", query.wait_ms)?;
     let grant = acquire(&state, &idempotency, &resource, ttl * 1000, query.wait_ms).await?;
     if grant.replayed && !still_holds(&state, &resource, &grant.value.token).await? {
         // The recorded grant is history: its lock expired or was released (and may be
@@ -289,7 +280,7 @@ async fn acquire_lock(
     Ok(grant.respond((
         StatusCode::CREATED,
         Json(LockGrant {
-            resource,
+            resource: resource.into(),
             token: grant.value.token.clone(),
             fencing_token: grant.value.fencing_token,
             ttl_ms: ttl * 1000,
@@ -305,55 +296,63 @@ async fn still_holds(state: &AppState, resource: &str, token: &str) -> Result<bo
     Ok(holder.as_deref() == Some(token))
 }
 
-/// The 409 for a token that does not hold the lock.
-fn not_holder(resource: &str, action: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "cannot {action} the lock on '{resource}': this token does not hold it (it expired, \
-         was released, or belongs to someone else)"
-    ))
-    .with("resource", resource)
+/// Runs `script`, which acts on `resource`'s lock only for the holder of `token` (extend,
+/// release; `ttl_ms` is the extension's argument). A token that does not hold the lock is
+/// a 409 saying it cannot `action` it.
+async fn as_holder(
+    state: &AppState,
+    idempotency: &Idempotency,
+    (resource, token): (&Resource, &Token),
+    (action, script): (&str, &scripts::WriteScript),
+    ttl_ms: Option<u64>,
+) -> Result<Outcome<i64>, ApiError> {
+    let (lock, _) = state.keys.lock(resource);
+    let done: Outcome<i64> = idempotency
+        .run(state, script, &lock, |s| {
+            s.key(&lock).arg(token.as_str()).arg(ttl_ms);
+        })
+        .await?;
+    if done.value != 1 {
+        return Err(ApiError::conflict(format!(
+            "cannot {action} the lock on '{resource}': this token does not hold it (it \
+             expired, was released, or belongs to someone else)"
+        ))
+        .with("resource", resource.clone()));
+    }
+    Ok(done)
 }
 
 /// `POST /lock/{resource}/extend`.
 #[utoipa::path(
     post,
     path = "/lock/{resource}/extend",
-    tag = "lock",
     summary = "Refresh a lock you hold: set its remaining TTL",
     description = "Compare-and-expire (Lua): only the token's holder can extend. Sets the lock's \
         remaining time to live to `ttl` seconds from now (a lease refresh): it does not add to \
         the time left, so a `ttl` below it shortens the lock.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(Resource),
     request_body = ExtendLock,
     responses(
         (status = 200, description = "The lock now expires `ttl` seconds from now", body = LockChanged),
-        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "This token does not hold the lock")
     )
 )]
 async fn extend_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiJson(body): ApiJson<ExtendLock>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
-    validate::identifier("token", &body.token)?;
-    let ttl = validate::range("ttl", body.ttl.unwrap_or(DEFAULT_TTL_SECS), 1, MAX_TTL_SECS)?;
-    let (lock, _) = state.keys.lock(&resource);
-    let extended: Outcome<i64> = idempotency
-        .run(&state, &scripts::LOCK_EXTEND, &lock, |s| {
-            s.key(&lock).arg(&body.token).arg(ttl * 1000);
-        })
-        .await?;
-    if extended.value != 1 {
-        return Err(not_holder(&resource, "extend"));
-    }
+    let ttl = LOCK_TTL_SECS.check("ttl", body.ttl.unwrap_or(LOCK_TTL_SECS.default))?;
+    let holder = (&resource, &body.token);
+    let extension = ("extend", &*scripts::LOCK_EXTEND);
+    let extended = as_holder(&state, &idempotency, holder, extension, Some(ttl * 1000)).await?;
     Ok(extended.respond(Json(LockChanged {
         // PEXPIRE sets the time left; "extended by" would promise an addition.
         message: format!(
             "Lock on '{resource}' now expires in {ttl} s (its TTL was set to {ttl} s)"
         ),
-        resource,
+        resource: resource.into(),
         ttl_ms: Some(ttl * 1000),
     })))
 }
@@ -362,36 +361,27 @@ async fn extend_lock(
 #[utoipa::path(
     post,
     path = "/lock/{resource}/release",
-    tag = "lock",
     summary = "Release a lock you hold",
     description = "Compare-and-delete (Lua): nobody can release a lock they do not hold.",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(Resource),
     request_body = ReleaseLock,
     responses(
         (status = 200, description = "Released", body = LockChanged),
-        (status = 409, description = "This token does not hold the lock", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 409, description = "This token does not hold the lock")
     )
 )]
 async fn release_lock(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
     ApiJson(body): ApiJson<ReleaseLock>,
 ) -> Result<Response, ApiError> {
-    path_identifier("resource", &resource)?;
-    validate::identifier("token", &body.token)?;
-    let (lock, _) = state.keys.lock(&resource);
-    let released: Outcome<i64> = idempotency
-        .run(&state, &scripts::LOCK_RELEASE, &lock, |s| {
-            s.key(&lock).arg(&body.token);
-        })
-        .await?;
-    if released.value != 1 {
-        return Err(not_holder(&resource, "release"));
-    }
+    let holder = (&resource, &body.token);
+    let release = ("release", &*scripts::LOCK_RELEASE);
+    let released = as_holder(&state, &idempotency, holder, release, None).await?;
     Ok(released.respond(Json(LockChanged {
         message: format!("Lock on '{resource}' released"),
-        resource,
+        resource: resource.into(),
         ttl_ms: None,
     })))
 }
@@ -400,23 +390,21 @@ async fn release_lock(
 #[utoipa::path(
     get,
     path = "/lock/{resource}",
-    tag = "lock",
     summary = "Is the resource locked?",
-    params(("resource" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "What the lock protects (1 to 512 characters)", example = "payment_gateway")),
+    params(Resource),
     responses(
         (status = 200, description = "Lock status", body = LockStatus)
     )
 )]
 async fn lock_status(
     State(state): State<AppState>,
-    ApiPath(resource): ApiPath<String>,
+    ApiPath(resource): ApiPath<Resource>,
 ) -> Result<Json<LockStatus>, ApiError> {
-    path_identifier("resource", &resource)?;
     let (lock, _) = state.keys.lock(&resource);
     let mut redis = state.redis.clone();
     let pttl: i64 = redis.pttl(lock).await?;
     Ok(Json(LockStatus {
-        resource,
+        resource: resource.into(),
         locked: pttl != -2,
         ttl_ms: ttl_from_redis(pttl),
     }))

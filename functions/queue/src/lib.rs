@@ -26,13 +26,14 @@ use serde_json::Value;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
-    keys::path_identifier,
     models::{
+        ids::QueueName,
         json_or_string, now_rfc3339,
         queue::{
-            AckClaim, BatchQuery, BatchQueued, ClaimQuery, NewTask, PageQuery, QueueCleared,
-            QueuePage, StoredTask, TaskAcked, TaskBatch, TaskClaimed, TaskPopped, TaskQueued,
-            TasksPopped,
+            AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, ClaimQuery, MAX_DESCRIPTION_CHARS,
+            MAX_TITLE_CHARS, NewTask, OFFSET, PAGE_LIMIT, PageQuery, QueueCleared, QueuePage,
+            StoredTask, TaskAcked, TaskBatch, TaskClaimed, TaskPopped, TaskQueued, TasksPopped,
+            VISIBILITY_SECS,
         },
         random_token,
     },
@@ -40,76 +41,50 @@ use shared::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// The queue `/queue` (no name) works on.
-pub const DEFAULT_QUEUE: &str = "tasks";
-/// The fixed segments under `/queue/{name}/`: a queue so named could not be told from the
-/// route (`/queue/all` would be the queue "all", not the default queue's page), so no queue
-/// may be named so.
-pub const RESERVED_NAMES: [&str; 4] = ["all", "batch", "claim", "ack"];
-
-/// A queue name: a path identifier, and none of [`RESERVED_NAMES`] (a 422 listing them).
-fn queue_name(name: &str) -> Result<&str, ApiError> {
-    path_identifier("name", name)?;
-    if RESERVED_NAMES.contains(&name) {
-        return Err(ApiError::validation(
-            "name",
-            format!(
-                "'{name}' is reserved: the words {} name routes under /queue/{{name}}/, so \
-                 no queue may be called so",
-                RESERVED_NAMES.join(", ")
-            ),
-        ));
-    }
-    Ok(name)
-}
-/// Most tasks in one batch push or pop, and in one page.
-const MAX_BATCH: u64 = 1000;
-/// Longest visibility timeout, seconds (12 h).
-const MAX_VISIBILITY_SECS: u64 = 43_200;
+pub use shared::models::ids::{DEFAULT_QUEUE, RESERVED_NAMES};
 
 /// The queue routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(push_default, pop_default, clear_default))
         .routes(routes!(push_task, pop_task, clear_queue))
         .routes(routes!(push_batch, pop_batch))
         .routes(routes!(peek_queue))
         .routes(routes!(claim_task))
-        .routes(routes!(ack_task))
+        .routes(routes!(ack_task));
+    shared::docs::tag_operations(api.get_openapi_mut(), "queue");
+    api
 }
 
 /// The queue routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // Pops hand tasks out, and every GET (a page too) moves lapsed claims back: no HEAD, never cached.
-    shared::http::guard(
-        routes,
-        &openapi,
+    shared::http::guarded(
+        api().split_for_parts(),
         &[
             "/queue",
             "/queue/{name}",
             "/queue/{name}/batch",
             "/queue/{name}/all",
         ],
+        state,
     )
-    .with_state(state)
 }
 
 /// Checks a task and turns it into what is stored. `at` prefixes field names (`[3].`).
 fn stored(task: NewTask, at: &str) -> Result<String, ApiError> {
     let field = |name: &str| format!("{at}{name}");
-    validate::identifier(&field("id"), &task.id)?;
-    validate::text(&field("title"), &task.title, 1000)?;
+    validate::text(&field("title"), &task.title, MAX_TITLE_CHARS)?;
     if let Some(d) = &task.description
-        && d.chars().count() > 10_000
+        && d.chars().count() > MAX_DESCRIPTION_CHARS
     {
         return Err(ApiError::validation(
             field("description"),
-            "description is longer than 10000 characters",
+            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
         ));
     }
     Ok(serde_json::to_string(&StoredTask {
-        id: task.id,
+        id: task.id.into(),
         title: task.title,
         description: task.description,
         priority: task.priority.unwrap_or_default(),
@@ -152,10 +127,9 @@ async fn append(
 async fn push(
     state: AppState,
     idempotency: Idempotency,
-    name: String,
+    name: QueueName,
     task: NewTask,
 ) -> Result<Response, ApiError> {
-    queue_name(&name)?;
     let id = task.id.clone();
     let payload = stored(task, "")?;
     let length = append(&state, &idempotency, &name, &[payload]).await?;
@@ -163,7 +137,7 @@ async fn push(
         StatusCode::CREATED,
         Json(TaskQueued {
             message: format!("Task '{id}' added to queue '{name}'"),
-            task_id: id,
+            task_id: id.into(),
             queue_position: length.value,
             queue_length: length.value,
         }),
@@ -172,7 +146,6 @@ async fn push(
 
 /// Runs `queue_pop.lua` for up to `count` tasks.
 async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<String>), ApiError> {
-    queue_name(name)?;
     let mut redis = state.redis.clone();
     Ok(scripts::QUEUE_POP
         .key(&state.keys.queue(name))
@@ -183,7 +156,7 @@ async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<Strin
         .await?)
 }
 
-async fn pop_one(state: AppState, name: String) -> Result<Json<TaskPopped>, ApiError> {
+async fn pop_one(state: AppState, name: QueueName) -> Result<Json<TaskPopped>, ApiError> {
     let (remaining_tasks, mut tasks) = pop(&state, &name, 1).await?;
     let task = tasks.pop().ok_or_else(|| empty(&name))?;
     Ok(Json(TaskPopped {
@@ -195,9 +168,8 @@ async fn pop_one(state: AppState, name: String) -> Result<Json<TaskPopped>, ApiE
 async fn clear(
     state: AppState,
     idempotency: Idempotency,
-    name: String,
+    name: QueueName,
 ) -> Result<Response, ApiError> {
-    queue_name(&name)?;
     let keys = state.keys.queue(&name);
     let deleted: Outcome<u64> = idempotency
         .run(&state, &scripts::QUEUE_CLEAR, &keys[0], |s| {
@@ -214,9 +186,8 @@ async fn clear(
 #[utoipa::path(
     post,
     path = "/queue/{name}",
-    tag = "queue",
     summary = "Add a task (RPUSH)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
+    params(QueueName),
     request_body = NewTask,
     responses(
         (status = 201, description = "Queued", body = TaskQueued)
@@ -225,7 +196,7 @@ async fn clear(
 async fn push_task(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
     ApiJson(task): ApiJson<NewTask>,
 ) -> Result<Response, ApiError> {
     push(state, idempotency, name, task).await
@@ -235,7 +206,6 @@ async fn push_task(
 #[utoipa::path(
     post,
     path = "/queue",
-    tag = "queue",
     summary = "Add a task to the `tasks` queue",
     request_body = NewTask,
     responses(
@@ -247,24 +217,23 @@ async fn push_default(
     idempotency: Idempotency,
     ApiJson(task): ApiJson<NewTask>,
 ) -> Result<Response, ApiError> {
-    push(state, idempotency, DEFAULT_QUEUE.to_owned(), task).await
+    push(state, idempotency, QueueName::default_queue(), task).await
 }
 
 /// `GET /queue/{name}`: pops the oldest task (FIFO).
 #[utoipa::path(
     get,
     path = "/queue/{name}",
-    tag = "queue",
     summary = "Pop the oldest task (FIFO)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
+    params(QueueName),
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty")
     )
 )]
 async fn pop_task(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
 ) -> Result<Json<TaskPopped>, ApiError> {
     pop_one(state, name).await
 }
@@ -273,24 +242,22 @@ async fn pop_task(
 #[utoipa::path(
     get,
     path = "/queue",
-    tag = "queue",
     summary = "Pop the oldest task of `tasks`",
     responses(
         (status = 200, description = "The oldest task, removed", body = TaskPopped),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty")
     )
 )]
 async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, ApiError> {
-    pop_one(state, DEFAULT_QUEUE.to_owned()).await
+    pop_one(state, QueueName::default_queue()).await
 }
 
 /// `DELETE /queue/{name}`: deletes the queue, claimed tasks included.
 #[utoipa::path(
     delete,
     path = "/queue/{name}",
-    tag = "queue",
     summary = "Clear a queue (waiting and claimed tasks)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
+    params(QueueName),
     responses(
         (status = 200, description = "Cleared", body = QueueCleared)
     )
@@ -298,7 +265,7 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
 async fn clear_queue(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
 ) -> Result<Response, ApiError> {
     clear(state, idempotency, name).await
 }
@@ -307,7 +274,6 @@ async fn clear_queue(
 #[utoipa::path(
     delete,
     path = "/queue",
-    tag = "queue",
     summary = "Clear the `tasks` queue",
     responses(
         (status = 200, description = "Cleared", body = QueueCleared)
@@ -317,17 +283,16 @@ async fn clear_default(
     State(state): State<AppState>,
     idempotency: Idempotency,
 ) -> Result<Response, ApiError> {
-    clear(state, idempotency, DEFAULT_QUEUE.to_owned()).await
+    clear(state, idempotency, QueueName::default_queue()).await
 }
 
 /// `POST /queue/{name}/batch`: appends every task in one RPUSH, after checking them all.
 #[utoipa::path(
     post,
     path = "/queue/{name}/batch",
-    tag = "queue",
     summary = "Add 1 to 1000 tasks in one RPUSH",
     description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
+    params(QueueName),
     request_body = TaskBatch,
     responses(
         (status = 201, description = "Queued", body = BatchQueued)
@@ -336,20 +301,24 @@ async fn clear_default(
 async fn push_batch(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
     ApiJson(TaskBatch(tasks)): ApiJson<TaskBatch>,
 ) -> Result<Response, ApiError> {
-    queue_name(&name)?;
-    if tasks.is_empty() || tasks.len() as u64 > MAX_BATCH {
+    if !(BATCH.min..=BATCH.max).contains(&(tasks.len() as u64)) {
         return Err(ApiError::validation(
             "body",
-            format!("a batch holds 1 to {MAX_BATCH} tasks, got {}", tasks.len()),
+            format!(
+                "a batch holds {} to {} tasks, got {}",
+                BATCH.min,
+                BATCH.max,
+                tasks.len()
+            ),
         ));
     }
     let mut ids = Vec::with_capacity(tasks.len());
     let mut payloads = Vec::with_capacity(tasks.len());
     for (i, task) in tasks.into_iter().enumerate() {
-        ids.push(task.id.clone());
+        ids.push(task.id.to_string());
         payloads.push(stored(task, &format!("[{i}]."))?);
     }
     let queue_length = append(&state, &idempotency, &name, &payloads).await?;
@@ -367,20 +336,19 @@ async fn push_batch(
 #[utoipa::path(
     get,
     path = "/queue/{name}/batch",
-    tag = "queue",
     summary = "Pop up to `count` tasks in one call",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks"), BatchQuery),
+    params(QueueName, BatchQuery),
     responses(
         (status = 200, description = "The oldest tasks, removed", body = TasksPopped),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty")
     )
 )]
 async fn pop_batch(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
     ApiQuery(query): ApiQuery<BatchQuery>,
 ) -> Result<Json<TasksPopped>, ApiError> {
-    let count = validate::range("count", query.count, 1, MAX_BATCH)?;
+    let count = BATCH_POP.check("count", query.count)?;
     let (remaining_tasks, tasks) = pop(&state, &name, count).await?;
     if tasks.is_empty() {
         return Err(empty(&name));
@@ -395,25 +363,22 @@ async fn pop_batch(
 #[utoipa::path(
     get,
     path = "/queue/{name}/all",
-    tag = "queue",
     summary = "View tasks without removing them (paged)",
     description = "Removes no task, but it is not a pure read: like every call that hands \
         tasks out, it first moves claims whose visibility timeout lapsed back to the head of \
         the queue (a state change, so no HEAD and `Cache-Control: no-store`).",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks"), PageQuery),
+    params(QueueName, PageQuery),
     responses(
         (status = 200, description = "One page; `queue_length` is the total", body = QueuePage)
     )
 )]
 async fn peek_queue(
     State(state): State<AppState>,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
     ApiQuery(query): ApiQuery<PageQuery>,
 ) -> Result<Json<QueuePage>, ApiError> {
-    queue_name(&name)?;
-    let limit = validate::range("limit", query.limit, 1, MAX_BATCH)?;
-    // A Redis list holds at most 2^32 - 1 elements.
-    let offset = validate::range("offset", query.offset, 0, u64::from(u32::MAX))?;
+    let limit = PAGE_LIMIT.check("limit", query.limit)?;
+    let offset = OFFSET.check("offset", query.offset)?;
     let mut redis = state.redis.clone();
     let (queue_length, tasks): (u64, Vec<String>) = scripts::QUEUE_PEEK
         .key(&state.keys.queue(&name))
@@ -437,23 +402,21 @@ async fn peek_queue(
 #[utoipa::path(
     post,
     path = "/queue/{name}/claim",
-    tag = "queue",
     summary = "Claim the oldest task (reliable consumption)",
     description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks"), ClaimQuery),
+    params(QueueName, ClaimQuery),
     responses(
         (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
-        (status = 404, description = "The queue is empty", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "The queue is empty")
     )
 )]
 async fn claim_task(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
     ApiQuery(query): ApiQuery<ClaimQuery>,
 ) -> Result<Response, ApiError> {
-    queue_name(&name)?;
-    let visibility = validate::range("visibility", query.visibility, 1, MAX_VISIBILITY_SECS)?;
+    let visibility = VISIBILITY_SECS.check("visibility", query.visibility)?;
     let keys = state.keys.queue(&name);
     let claimed: Outcome<Option<(String, u64, u64, String)>> = idempotency
         .run(&state, &scripts::QUEUE_CLAIM, &keys[0], |s| {
@@ -475,27 +438,24 @@ async fn claim_task(
 #[utoipa::path(
     post,
     path = "/queue/{name}/ack",
-    tag = "queue",
     summary = "Acknowledge a claimed task (removes it for good)",
-    params(("name" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "Queue name (1 to 512 characters; not `all`, `batch`, `claim` or `ack`, which name routes)", example = "tasks")),
+    params(QueueName),
     request_body = AckClaim,
     responses(
         (status = 200, description = "Acknowledged", body = TaskAcked),
-        (status = 404, description = "Unknown receipt: never issued, already acked, or lapsed", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Unknown receipt: never issued, already acked, or lapsed")
     )
 )]
 async fn ack_task(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(name): ApiPath<String>,
+    ApiPath(name): ApiPath<QueueName>,
     ApiJson(body): ApiJson<AckClaim>,
 ) -> Result<Response, ApiError> {
-    queue_name(&name)?;
-    validate::identifier("receipt", &body.receipt)?;
     let keys = state.keys.queue(&name);
     let acked: Outcome<Option<String>> = idempotency
         .run(&state, &scripts::QUEUE_ACK, &keys[0], |s| {
-            s.key(&keys).arg(&body.receipt);
+            s.key(&keys).arg(body.receipt.as_str());
         })
         .await?;
     let task = acked.value.clone().ok_or_else(|| {
@@ -506,7 +466,7 @@ async fn ack_task(
     })?;
     Ok(acked.respond(Json(TaskAcked {
         message: format!("Task '{}' acknowledged", task_id(&task)),
-        receipt: body.receipt,
+        receipt: body.receipt.into(),
         task: json_or_string(task),
     })))
 }

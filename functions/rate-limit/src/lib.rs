@@ -20,29 +20,29 @@ use shared::{
     ApiError, ApiQuery, AppState,
     models::{
         random_token,
-        rate_limit::{Algorithm, CheckQuery, RateLimitDecision},
+        rate_limit::{Algorithm, CheckQuery, LIMIT, RateLimitDecision, WINDOW_SECS},
     },
-    scripts, validate,
+    scripts,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 /// The rate-limit routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(check_rate_limit))
+    let mut api = OpenApiRouter::new().routes(routes!(check_rate_limit));
+    shared::docs::tag_operations(api.get_openapi_mut(), "rate-limit");
+    api
 }
 
 /// The rate-limit routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A check counts the request: HEAD must not run it, and no cache may keep a verdict.
-    shared::http::guard(routes, &openapi, &["/rate-limit/check"]).with_state(state)
+    shared::http::guarded(api().split_for_parts(), &["/rate-limit/check"], state)
 }
 
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=`.
 #[utoipa::path(
     get,
     path = "/rate-limit/check",
-    tag = "rate-limit",
     summary = "Check (and count) a request against a rate limit",
     description = "One atomic Lua script per check (EVALSHA). 200 when allowed, 429 when not, with the same body; `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset` on both, `Retry-After` on 429. Refused requests are not counted.",
     params(CheckQuery),
@@ -56,16 +56,15 @@ pub fn router(state: AppState) -> Router {
             ("RateLimit-Limit" = u64, description = "The limit"),
             ("RateLimit-Remaining" = u64, description = "0"),
             ("RateLimit-Reset" = u64, description = "Seconds until the window resets"))),
-        (status = 422, description = "A parameter is missing or out of range; `field` names it", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 422, description = "A parameter is missing or out of range; `field` names it")
     )
 )]
 async fn check_rate_limit(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<CheckQuery>,
 ) -> Result<Response, ApiError> {
-    validate::identifier("user_id", &query.user_id)?;
-    validate::range("limit", query.limit, 1, 1_000_000)?;
-    validate::range("window", query.window, 1, 86_400)?;
+    LIMIT.check("limit", query.limit)?;
+    WINDOW_SECS.check("window", query.window)?;
 
     let script = match query.algorithm {
         Algorithm::FixedWindow => &scripts::RATE_LIMIT_FIXED_WINDOW,

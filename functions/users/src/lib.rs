@@ -15,58 +15,45 @@ use redis::AsyncCommands;
 use serde_json::{Map, Value};
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
-    config::MAX_TTL_SECONDS,
     idempotency::Outcome,
-    keys::path_identifier,
     models::{
+        TTL_SECS,
+        ids::{UserId, refuse_empty},
         now_rfc3339, ttl_from_redis,
         users::{
-            CreateProfile, ProfileCreated, ProfileDeleted, ProfileFound, ProfileQuery,
-            ProfileUpdated, UpdateProfile,
+            AGE, CreateProfile, FIELDS, MAX_TEXT_CHARS, ProfileCreated, ProfileDeleted,
+            ProfileFound, ProfileQuery, ProfileUpdated, UpdateProfile,
         },
     },
     scripts, validate,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-/// Fields a profile can hold, in the order they are shown.
-const FIELDS: [&str; 7] = [
-    "user_id",
-    "name",
-    "email",
-    "age",
-    "city",
-    "created_at",
-    "updated_at",
-];
-
-/// Longest name or city, in characters.
-const MAX_TEXT: usize = 200;
-
 /// The users routes with their OpenAPI description, from the same handlers.
 pub fn api() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    let mut api = OpenApiRouter::new()
         .routes(routes!(create_profile))
         .routes(routes!(get_profile, update_profile, delete_profile))
-        .route("/users/", get(empty_id).patch(empty_id).delete(empty_id))
+        .route(
+            "/users/",
+            get(refuse_empty::<UserId>)
+                .patch(refuse_empty::<UserId>)
+                .delete(refuse_empty::<UserId>),
+        );
+    shared::docs::tag_operations(api.get_openapi_mut(), "users");
+    api
 }
 
 /// The users routes, with their state.
 pub fn router(state: AppState) -> Router {
-    let (routes, openapi) = api().split_for_parts();
     // A lookup counts a hit or a miss: HEAD must not run it, and no cache may keep it.
-    shared::http::guard(routes, &openapi, &["/users/{user_id}"]).with_state(state)
-}
-
-async fn empty_id() -> ApiError {
-    ApiError::bad_request("user_id", "user_id must not be empty")
+    shared::http::guarded(api().split_for_parts(), &["/users/{user_id}"], state)
 }
 
 /// `POST /users`: stores (or replaces) a profile with a TTL.
 #[utoipa::path(
     post,
     path = "/users",
-    tag = "users",
     summary = "Cache a user profile (hash)",
     description = "`MULTI DEL HSET EXPIRE EXEC`: one round trip; replaces any older profile.",
     request_body = CreateProfile,
@@ -79,24 +66,18 @@ async fn create_profile(
     idempotency: Idempotency,
     ApiJson(body): ApiJson<CreateProfile>,
 ) -> Result<Response, ApiError> {
-    validate::path_identifier("user_id", &body.user_id)?;
-    validate::text("name", &body.name, MAX_TEXT)?;
+    validate::text("name", &body.name, MAX_TEXT_CHARS)?;
     validate::email("email", &body.email)?;
     if let Some(age) = body.age {
-        validate::range("age", age, 0, 150)?;
+        AGE.check("age", age)?;
     }
     if let Some(city) = &body.city {
-        validate::text("city", city, MAX_TEXT)?;
+        validate::text("city", city, MAX_TEXT_CHARS)?;
     }
-    let ttl = validate::range(
-        "ttl",
-        body.ttl.unwrap_or(state.config.default_ttl),
-        1,
-        MAX_TTL_SECONDS,
-    )?;
+    let ttl = TTL_SECS.check("ttl", body.ttl.unwrap_or(state.config.default_ttl))?;
 
     let mut fields = vec![
-        ("user_id", body.user_id.clone()),
+        ("user_id", body.user_id.to_string()),
         ("name", body.name),
         ("email", body.email),
         ("created_at", now_rfc3339()),
@@ -137,7 +118,7 @@ async fn create_profile(
         StatusCode::CREATED,
         Json(ProfileCreated {
             message: "User profile cached successfully".to_owned(),
-            user_id: body.user_id,
+            user_id: body.user_id.into(),
             cache_key: key,
             ttl_seconds: ttl,
         }),
@@ -148,21 +129,19 @@ async fn create_profile(
 #[utoipa::path(
     get,
     path = "/users/{user_id}",
-    tag = "users",
     summary = "Get a user profile (whole or some fields)",
     description = "`HGETALL` (or `HMGET` with `fields`) + `TTL`, pipelined. A miss is a 404 with `cache_hit: false`.",
-    params(("user_id" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The user id (1 to 512 characters)", example = "user123"), ProfileQuery),
+    params(UserId, ProfileQuery),
     responses(
         (status = 200, description = "Cache hit", body = ProfileFound),
-        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`")
     )
 )]
 async fn get_profile(
     State(state): State<AppState>,
-    ApiPath(user_id): ApiPath<String>,
+    ApiPath(user_id): ApiPath<UserId>,
     ApiQuery(query): ApiQuery<ProfileQuery>,
 ) -> Result<Json<ProfileFound>, ApiError> {
-    path_identifier("user_id", &user_id)?;
     let wanted = query
         .fields
         .as_deref()
@@ -204,7 +183,7 @@ async fn get_profile(
         return Err(ApiError::Internal("profile is not an object".into()));
     };
     Ok(Json(ProfileFound {
-        user_id,
+        user_id: user_id.into(),
         profile,
         cache_hit: true,
         ttl_seconds: ttl_from_redis(ttl),
@@ -215,23 +194,21 @@ async fn get_profile(
 #[utoipa::path(
     patch,
     path = "/users/{user_id}",
-    tag = "users",
     summary = "Update some fields, keeping the TTL",
     description = "Lua: HSET/HDEL only when the profile exists. `null` removes `age` or `city`.",
-    params(("user_id" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The user id (1 to 512 characters)", example = "user123")),
+    params(UserId),
     request_body = UpdateProfile,
     responses(
         (status = 200, description = "Updated profile", body = ProfileUpdated),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found")
     )
 )]
 async fn update_profile(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(user_id): ApiPath<String>,
+    ApiPath(user_id): ApiPath<UserId>,
     ApiJson(body): ApiJson<UpdateProfile>,
 ) -> Result<Response, ApiError> {
-    path_identifier("user_id", &user_id)?;
     let mut set: Vec<(&str, String)> = Vec::new();
     let mut remove: Vec<&str> = Vec::new();
     let required = |field: &str| {
@@ -241,7 +218,10 @@ async fn update_profile(
         )
     };
     match body.name {
-        Some(Some(name)) => set.push(("name", validate::text("name", &name, MAX_TEXT)?.to_owned())),
+        Some(Some(name)) => set.push((
+            "name",
+            validate::text("name", &name, MAX_TEXT_CHARS)?.to_owned(),
+        )),
         Some(None) => return Err(required("name")),
         None => {}
     }
@@ -251,13 +231,13 @@ async fn update_profile(
         None => {}
     }
     match body.age {
-        Some(Some(age)) => set.push(("age", validate::range("age", age, 0, 150)?.to_string())),
+        Some(Some(age)) => set.push(("age", AGE.check("age", age)?.to_string())),
         Some(None) => remove.push("age"),
         None => {}
     }
     match body.city {
         Some(Some(city)) => {
-            validate::text("city", &city, MAX_TEXT)?;
+            validate::text("city", &city, MAX_TEXT_CHARS)?;
             set.push(("city", city));
         }
         Some(None) => remove.push("city"),
@@ -290,7 +270,7 @@ async fn update_profile(
     };
     Ok(updated.respond(Json(ProfileUpdated {
         message: "User profile updated".to_owned(),
-        user_id,
+        user_id: user_id.into(),
         profile: typed(pairs.clone()),
         ttl_seconds: ttl_from_redis(*pttl).map(|ms| ms.div_ceil(1000)),
     })))
@@ -303,20 +283,18 @@ type Updated = (i64, Vec<(String, String)>);
 #[utoipa::path(
     delete,
     path = "/users/{user_id}",
-    tag = "users",
     summary = "Delete a user profile",
-    params(("user_id" = String, Path, min_length = 1, max_length = 512, pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$", description = "The user id (1 to 512 characters)", example = "user123")),
+    params(UserId),
     responses(
         (status = 200, description = "Deleted", body = ProfileDeleted),
-        (status = 404, description = "Not found", body = shared::error::Problem, content_type = "application/problem+json")
+        (status = 404, description = "Not found")
     )
 )]
 async fn delete_profile(
     State(state): State<AppState>,
     idempotency: Idempotency,
-    ApiPath(user_id): ApiPath<String>,
+    ApiPath(user_id): ApiPath<UserId>,
 ) -> Result<Response, ApiError> {
-    path_identifier("user_id", &user_id)?;
     let removed = idempotency
         .unlink(&state, &state.keys.user(&user_id))
         .await?;
@@ -327,7 +305,7 @@ async fn delete_profile(
     }
     Ok(removed.respond(Json(ProfileDeleted {
         message: format!("User profile '{user_id}' deleted"),
-        user_id,
+        user_id: user_id.into(),
     })))
 }
 

@@ -3,28 +3,59 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use utoipa::openapi::schema::ObjectBuilder;
+
+use super::ids::{Glob, Key};
+use crate::{
+    config::MAX_TTL_SECONDS,
+    validate::{Bounds, Defaulted, query_parameters},
+};
+
+/// Seconds a cache entry or a profile lives (`ttl`; `DEFAULT_TTL` when absent).
+pub const TTL_SECS: Bounds<u64> = Bounds::new(1, MAX_TTL_SECONDS);
+
+/// Keys a listing page holds (`count`), 100 when absent.
+pub const PAGE: Defaulted<u32> = Defaulted::new(1, 1000, 100);
+
+/// A listing cursor, 0 (the start) when absent: Redis cursors fit in 63 bits for any real
+/// keyspace; the schema says int64.
+pub const CURSOR: Defaulted<u64> = Defaulted::new(0, i64::MAX as u64, 0);
+
+query_parameters! {
+    /// The schema of a listing's `count` ([`PAGE`]).
+    PageParam = PAGE;
+    /// The schema of a listing's `cursor` ([`CURSOR`]).
+    CursorParam = CURSOR;
+}
+
+/// The `ttl` of a body ([`TTL_SECS`]; absent, the configured `DEFAULT_TTL`).
+pub(crate) fn body_ttl_schema(then: &str) -> ObjectBuilder {
+    TTL_SECS
+        .nullable_schema()
+        .description(Some(format!("Seconds to live, {TTL_SECS}{then}.")))
+}
+
+fn put_ttl_schema() -> ObjectBuilder {
+    #[allow(deprecated)] // the derived schemas write `example` too
+    body_ttl_schema("; `DEFAULT_TTL` when absent").example(Some(300.into()))
+}
+
 /// `POST /cache` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"key": "hello", "value": "world", "ttl": 300}))]
 #[serde(deny_unknown_fields)]
 pub struct PutEntry {
-    /// The key, without prefix: 1 to 512 characters, none of `/ ? # % \ +` or control
-    /// characters, not `.` or `..` (read back through a URL path on every front door).
-    #[schema(
-        example = "hello",
-        min_length = 1,
-        max_length = 512,
-        pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
-    )]
-    pub key: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub key: Key,
     /// Any JSON value; it comes back exactly as sent: its text is stored as received
     /// (validated, not re-encoded), so `1E2`, `-0` or a 30-digit integer read back byte for
     /// byte.
     #[schema(example = "world", value_type = serde_json::Value)]
     pub value: Box<RawValue>,
-    /// Seconds to live, 1..=31536000; `DEFAULT_TTL` when absent.
+    // Seconds to live (described in `put_ttl_schema`).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
-    #[schema(example = 300, minimum = 1, maximum = 31_536_000)]
+    #[schema(schema_with = put_ttl_schema)]
     pub ttl: Option<u64>,
 }
 
@@ -66,26 +97,22 @@ pub struct EntryDeleted {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     /// Glob matched inside the cache namespace (`*`, `user:*`, `h?llo`).
-    #[serde(default = "match_all")]
-    #[param(default = "*", min_length = 1, max_length = 512)]
-    pub pattern: String,
-    /// Most keys a page holds: 1..=1000. A page stops early (with a non-zero cursor) when
+    #[serde(default)]
+    #[param(inline)]
+    pub pattern: Glob,
+    /// Most keys a page holds. A page stops early (with a non-zero cursor) when
     /// matches are sparse; it never holds more.
     #[serde(default = "default_page")]
-    #[param(default = 100, minimum = 1, maximum = 1000)]
+    #[param(inline, value_type = PageParam)]
     pub count: u32,
     /// Where to continue: 0 to start, then the `cursor` of the previous page.
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
+    #[param(inline, value_type = CursorParam)]
     pub cursor: u64,
 }
 
-fn match_all() -> String {
-    "*".to_owned()
-}
-
 fn default_page() -> u32 {
-    100
+    PAGE.default
 }
 
 /// One key of a listing.

@@ -2,32 +2,56 @@
 
 use serde::{Deserialize, Serialize};
 
+use utoipa::openapi::schema::ObjectBuilder;
+
+use super::ids::Token;
+use crate::validate::{Defaulted, query_parameters};
+
+/// A lock's time to live, seconds (`ttl` of acquire, the demo and extend): at most one
+/// day, 30 s when absent.
+pub const LOCK_TTL_SECS: Defaulted<u64> = Defaulted::new(1, 86_400, 30);
+
+/// How long a request waits for a held lock, ms (`wait_ms`): not at all when absent.
+pub const WAIT_MS: Defaulted<u64> = Defaulted::new(0, 25_000, 0);
+
+/// The demo's `processing_time`, seconds: API Gateway answers 504 after 29 s.
+pub const PROCESSING_SECS: Defaulted<f64> = Defaulted::new(0.0, 25.0, 2.0);
+
+query_parameters! {
+    /// The schema of `ttl` ([`LOCK_TTL_SECS`]).
+    LockTtlParam = LOCK_TTL_SECS;
+    /// The schema of `wait_ms` ([`WAIT_MS`]).
+    WaitParam = WAIT_MS;
+    /// The schema of `processing_time` ([`PROCESSING_SECS`]).
+    ProcessingParam = PROCESSING_SECS;
+}
+
 /// `POST /lock/{resource}` query: hold the lock while "processing", then release it.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HoldQuery {
-    /// Seconds of simulated work while holding the lock, 0..=25.
+    /// Seconds of simulated work while holding the lock.
     #[serde(default = "default_processing")]
-    #[param(default = 2, minimum = 0, maximum = 25)]
+    #[param(inline, value_type = ProcessingParam)]
     pub processing_time: f64,
     /// Lock TTL in seconds; must exceed `processing_time`.
     #[serde(default = "default_ttl")]
-    #[param(default = 30, minimum = 1, maximum = 86_400)]
+    #[param(inline, value_type = LockTtlParam)]
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once);
     /// `processing_time` + `wait_ms` may not exceed 25 s.
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 25_000)]
+    #[param(inline, value_type = WaitParam)]
     pub wait_ms: u64,
 }
 
 fn default_processing() -> f64 {
-    2.0
+    PROCESSING_SECS.default
 }
 
 fn default_ttl() -> u64 {
-    30
+    LOCK_TTL_SECS.default
 }
 
 /// `POST /lock/{resource}` answer.
@@ -54,11 +78,11 @@ pub struct LockProcessed {
 pub struct AcquireQuery {
     /// Lock TTL in seconds.
     #[serde(default = "default_ttl")]
-    #[param(default = 30, minimum = 1, maximum = 86_400)]
+    #[param(inline, value_type = LockTtlParam)]
     pub ttl: u64,
     /// How long to wait for a held lock before answering 409, ms (0 = at once).
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 25_000)]
+    #[param(inline, value_type = WaitParam)]
     pub wait_ms: u64,
 }
 
@@ -80,23 +104,31 @@ pub struct LockGrant {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ExtendLock {
-    /// The holder's token.
-    #[schema(min_length = 1, max_length = 512)]
-    pub token: String,
-    /// The lock's new time to live, seconds from now (default 30): it replaces the time
-    /// left, it is not added to it (so it may shorten the lock).
+    // Described by its type.
+    #[schema(inline)]
+    pub token: Token,
+    // The lock's new time to live (described in `extend_ttl_schema`).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
-    #[schema(minimum = 1, maximum = 86_400)]
+    #[schema(schema_with = extend_ttl_schema)]
     pub ttl: Option<u64>,
+}
+
+/// `ExtendLock::ttl`: [`LOCK_TTL_SECS`].
+fn extend_ttl_schema() -> ObjectBuilder {
+    let Defaulted { bounds, default } = LOCK_TTL_SECS;
+    bounds.nullable_schema().description(Some(format!(
+        "The lock's new time to live, seconds from now, {bounds} (default {default}): it \
+         replaces the time left, it is not added to it (so it may shorten the lock)."
+    )))
 }
 
 /// `POST /lock/{resource}/release` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseLock {
-    /// The holder's token.
-    #[schema(min_length = 1, max_length = 512)]
-    pub token: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub token: Token,
 }
 
 /// Answer of extend and release.

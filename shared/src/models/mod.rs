@@ -3,6 +3,7 @@
 //! its clients keep working).
 
 pub mod cache;
+pub mod ids;
 mod integral;
 pub mod lock;
 pub mod queue;

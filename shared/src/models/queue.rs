@@ -3,6 +3,64 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use utoipa::{
+    PartialSchema, ToSchema,
+    openapi::{
+        Ref, RefOr,
+        schema::{ArrayBuilder, ObjectBuilder, Schema},
+    },
+};
+
+use super::ids::{Receipt, TaskId};
+use crate::validate::{self, Bounds, Defaulted, query_parameters};
+
+/// Tasks in one batch push or pop, and in one page.
+pub const BATCH: Bounds<u64> = Bounds::new(1, 1000);
+
+/// A batch pop's `count`: [`BATCH`], 10 when absent.
+pub const BATCH_POP: Defaulted<u64> = Defaulted::of(BATCH, 10);
+
+/// A page's `limit`: [`BATCH`], 100 when absent.
+pub const PAGE_LIMIT: Defaulted<u64> = Defaulted::of(BATCH, 100);
+
+/// A page's `offset`, 0 when absent: a Redis list holds at most 2^32 - 1 elements.
+pub const OFFSET: Defaulted<u64> = Defaulted::new(0, u32::MAX as u64, 0);
+
+/// A claim's visibility timeout, seconds: at most 12 h, 30 s when absent.
+pub const VISIBILITY_SECS: Defaulted<u64> = Defaulted::new(1, 43_200, 30);
+
+/// Longest task title, in characters.
+pub const MAX_TITLE_CHARS: usize = 1000;
+
+/// Longest task description, in characters.
+pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
+
+query_parameters! {
+    /// The schema of a batch pop's `count` ([`BATCH_POP`]).
+    BatchPopParam = BATCH_POP;
+    /// The schema of a page's `limit` ([`PAGE_LIMIT`]).
+    PageLimitParam = PAGE_LIMIT;
+    /// The schema of a page's `offset` ([`OFFSET`]).
+    OffsetParam = OFFSET;
+    /// The schema of `visibility` ([`VISIBILITY_SECS`]).
+    VisibilityParam = VISIBILITY_SECS;
+}
+
+#[allow(deprecated)] // the derived schemas write `example` too
+fn title_schema() -> ObjectBuilder {
+    validate::text_schema(MAX_TITLE_CHARS, false)
+        .description(Some(format!("1 to {MAX_TITLE_CHARS} characters.")))
+        .example(Some("Send email".into()))
+}
+
+#[allow(deprecated)] // the derived schemas write `example` too
+fn description_schema() -> ObjectBuilder {
+    validate::string_schema(true)
+        .max_length(Some(MAX_DESCRIPTION_CHARS))
+        .description(Some(format!("Up to {MAX_DESCRIPTION_CHARS} characters.")))
+        .example(Some("Send welcome email to new user".into()))
+}
+
 /// Task priority (informational: the queue is FIFO).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -22,20 +80,15 @@ pub enum Priority {
     "description": "Send welcome email to new user", "priority": "high"}))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
-    /// 1 to 512 characters.
-    #[schema(example = "task1", min_length = 1, max_length = 512)]
-    pub id: String,
-    /// 1 to 1000 characters.
-    #[schema(
-        example = "Send email",
-        min_length = 1,
-        max_length = 1000,
-        pattern = r"[^\t\n\v\f\r ]"
-    )]
+    // Described by its type.
+    #[schema(inline)]
+    pub id: TaskId,
+    // Described in `title_schema`.
+    #[schema(schema_with = title_schema)]
     pub title: String,
-    /// Up to 10000 characters.
+    // Described in `description_schema`.
     #[serde(default)]
-    #[schema(example = "Send welcome email to new user", max_length = 10000)]
+    #[schema(schema_with = description_schema)]
     pub description: Option<String>,
     /// `low`, `medium` (default) or `high`.
     #[serde(default)]
@@ -58,11 +111,33 @@ pub struct StoredTask {
     pub created_at: String,
 }
 
-/// `POST /queue/{name}/batch` body: 1 to 1000 tasks, all checked before any is queued.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+/// `POST /queue/{name}/batch` body: [`BATCH`] tasks, all checked before any is queued.
+#[derive(Debug, Deserialize)]
 #[serde(transparent)]
-#[schema(min_items = 1, max_items = 1000)]
 pub struct TaskBatch(pub Vec<NewTask>);
+
+impl utoipa::PartialSchema for TaskBatch {
+    fn schema() -> RefOr<Schema> {
+        ArrayBuilder::new()
+            .items(RefOr::Ref(Ref::from_schema_name(NewTask::name())))
+            .description(Some(format!(
+                "`POST /queue/{{name}}/batch` body: {} to {} tasks, all checked before any is \
+                 queued.",
+                BATCH.min, BATCH.max
+            )))
+            .min_items(usize::try_from(BATCH.min).ok())
+            .max_items(usize::try_from(BATCH.max).ok())
+            .build()
+            .into()
+    }
+}
+
+impl ToSchema for TaskBatch {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((NewTask::name().into(), NewTask::schema()));
+        NewTask::schemas(schemas);
+    }
+}
 
 /// `POST /queue/{name}` answer (201).
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -102,14 +177,14 @@ pub struct BatchQueued {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BatchQuery {
-    /// Most tasks to pop, 1..=1000.
+    /// Most tasks to pop.
     #[serde(default = "default_batch")]
-    #[param(default = 10, minimum = 1, maximum = 1000)]
+    #[param(inline, value_type = BatchPopParam)]
     pub count: u64,
 }
 
 fn default_batch() -> u64 {
-    10
+    BATCH_POP.default
 }
 
 /// `GET /queue/{name}/batch` answer.
@@ -129,16 +204,16 @@ pub struct TasksPopped {
 pub struct PageQuery {
     /// Tasks to skip from the head.
     #[serde(default)]
-    #[param(default = 0, minimum = 0, maximum = 4_294_967_295_i64)]
+    #[param(inline, value_type = OffsetParam)]
     pub offset: u64,
-    /// Page size, 1..=1000.
+    /// Page size.
     #[serde(default = "default_page")]
-    #[param(default = 100, minimum = 1, maximum = 1000)]
+    #[param(inline, value_type = PageLimitParam)]
     pub limit: u64,
 }
 
 fn default_page() -> u64 {
-    100
+    PAGE_LIMIT.default
 }
 
 /// `GET /queue/{name}/all` answer.
@@ -171,14 +246,14 @@ pub struct QueueCleared {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ClaimQuery {
-    /// Seconds the task stays invisible; not acked by then, it returns to the head. 1..=43200.
+    /// Seconds the task stays invisible; not acked by then, it returns to the head.
     #[serde(default = "default_visibility")]
-    #[param(default = 30, minimum = 1, maximum = 43_200)]
+    #[param(inline, value_type = VisibilityParam)]
     pub visibility: u64,
 }
 
 fn default_visibility() -> u64 {
-    30
+    VISIBILITY_SECS.default
 }
 
 /// `POST /queue/{name}/claim` answer.
@@ -198,9 +273,9 @@ pub struct TaskClaimed {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AckClaim {
-    /// The receipt `claim` gave.
-    #[schema(min_length = 1, max_length = 512)]
-    pub receipt: String,
+    // Described by its type.
+    #[schema(inline)]
+    pub receipt: Receipt,
 }
 
 /// `POST /queue/{name}/ack` answer.

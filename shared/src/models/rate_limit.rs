@@ -2,6 +2,22 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ids::RateLimitUser;
+use crate::validate::{Defaulted, query_parameters};
+
+/// Requests per window (`limit`), 10 when absent.
+pub const LIMIT: Defaulted<u64> = Defaulted::new(1, 1_000_000, 10);
+
+/// A window's length, seconds (`window`): at most one day, a minute when absent.
+pub const WINDOW_SECS: Defaulted<u64> = Defaulted::new(1, 86_400, 60);
+
+query_parameters! {
+    /// The schema of `limit` ([`LIMIT`]).
+    LimitParam = LIMIT;
+    /// The schema of `window` ([`WINDOW_SECS`]).
+    WindowParam = WINDOW_SECS;
+}
+
 /// Which algorithm decides.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -31,16 +47,16 @@ impl Algorithm {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct CheckQuery {
-    /// Who is limited: 1 to 512 bytes.
-    #[param(example = "user123", min_length = 1, max_length = 512)]
-    pub user_id: String,
-    /// Requests per window, 1..=1000000.
+    /// Who is limited (any identifier: it is never read back through a path).
+    #[param(inline, example = "user123")]
+    pub user_id: RateLimitUser,
+    /// Requests per window.
     #[serde(default = "default_limit")]
-    #[param(default = 10, minimum = 1, maximum = 1_000_000)]
+    #[param(inline, value_type = LimitParam)]
     pub limit: u64,
-    /// Window in seconds, 1..=86400.
+    /// Window in seconds.
     #[serde(default = "default_window")]
-    #[param(default = 60, minimum = 1, maximum = 86_400)]
+    #[param(inline, value_type = WindowParam)]
     pub window: u64,
     /// `fixed_window` (default), `sliding_window` or `token_bucket`.
     #[serde(default)]
@@ -49,11 +65,11 @@ pub struct CheckQuery {
 }
 
 fn default_limit() -> u64 {
-    10
+    LIMIT.default
 }
 
 fn default_window() -> u64 {
-    60
+    WINDOW_SECS.default
 }
 
 /// The answer, with status 200 (allowed) or 429 (refused).

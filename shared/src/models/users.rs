@@ -3,51 +3,135 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use utoipa::openapi::{
+    RefOr,
+    schema::{ObjectBuilder, Schema},
+};
+
+use super::ids::UserId;
+use crate::validate::{self, Bounds};
+
+/// Fields a profile can hold, in the order they are shown; `?fields=` takes a
+/// comma-separated list of them ([`fields_pattern`]).
+pub const FIELDS: [&str; 7] = [
+    "user_id",
+    "name",
+    "email",
+    "age",
+    "city",
+    "created_at",
+    "updated_at",
+];
+
+/// The JSON Schema `pattern` of `?fields=`: empty, or [`FIELDS`] names separated by commas.
+pub fn fields_pattern() -> String {
+    let name = FIELDS.join("|");
+    format!("^$|^({name})(,({name}))*$")
+}
+
+/// Longest name or city, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
+
+/// A profile's `age`.
+pub const AGE: Bounds<i64> = Bounds::new(0, 150);
+
+/// The schema of `?fields=` ([`fields_pattern`]).
+pub struct FieldsParam;
+
+impl utoipa::PartialSchema for FieldsParam {
+    fn schema() -> RefOr<Schema> {
+        validate::string_schema(false)
+            .pattern(Some(fields_pattern()))
+            .build()
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for FieldsParam {
+    fn name() -> std::borrow::Cow<'static, str> {
+        std::borrow::Cow::Borrowed("FieldsParam")
+    }
+}
+
+// The schemas of the profile's fields, from the rules the handler checks.
+#[allow(deprecated)] // the derived schemas write `example` too
+fn name_schema() -> ObjectBuilder {
+    validate::text_schema(MAX_TEXT_CHARS, false)
+        .description(Some(format!("1 to {MAX_TEXT_CHARS} characters.")))
+        .example(Some("John Doe".into()))
+}
+
+#[allow(deprecated)]
+fn email_schema() -> ObjectBuilder {
+    validate::email_schema()
+        .description(Some("A valid e-mail address."))
+        .example(Some("john@example.com".into()))
+}
+
+#[allow(deprecated)]
+fn age_schema() -> ObjectBuilder {
+    AGE.nullable_schema()
+        .description(Some(format!("{AGE}.")))
+        .example(Some(30.into()))
+}
+
+#[allow(deprecated)]
+fn city_schema() -> ObjectBuilder {
+    validate::text_schema(MAX_TEXT_CHARS, true)
+        .description(Some(format!("Up to {MAX_TEXT_CHARS} characters.")))
+        .example(Some("San Francisco".into()))
+}
+
+fn ttl_schema() -> ObjectBuilder {
+    super::cache::body_ttl_schema(" (extension; default `DEFAULT_TTL`)")
+}
+
+fn new_name_schema() -> ObjectBuilder {
+    validate::text_schema(MAX_TEXT_CHARS, false).description(Some(
+        "New name (`null` is refused: a profile always has one).",
+    ))
+}
+
+fn new_email_schema() -> ObjectBuilder {
+    validate::email_schema().description(Some(
+        "New e-mail address (`null` is refused: a profile always has one).",
+    ))
+}
+
+fn new_age_schema() -> ObjectBuilder {
+    AGE.nullable_schema()
+        .description(Some("New age, or `null` to remove it."))
+}
+
+#[allow(deprecated)]
+fn new_city_schema() -> ObjectBuilder {
+    validate::text_schema(MAX_TEXT_CHARS, true)
+        .description(Some("New city, or `null` to remove it."))
+        .example(Some("Oslo".into()))
+}
+
 /// `POST /users` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[schema(example = json!({"user_id": "user123", "name": "John Doe", "email": "john@example.com",
     "age": 30, "city": "San Francisco"}))]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
-    /// 1 to 512 characters.
-    #[schema(
-        example = "user123",
-        min_length = 1,
-        max_length = 512,
-        pattern = r"^(?:[^/?#%\\+\x00-\x1f\x7f]*[^/?#%\\+\x00-\x1f\x7f.][^/?#%\\+\x00-\x1f\x7f]*|[^/?#%\\+\x00-\x1f\x7f]{3,})$"
-    )]
-    pub user_id: String,
-    /// 1 to 200 characters.
-    #[schema(
-        example = "John Doe",
-        min_length = 1,
-        max_length = 200,
-        pattern = r"[^\t\n\v\f\r ]"
-    )]
+    // Described by its type.
+    #[schema(inline)]
+    pub user_id: UserId,
+    // Each field is described by its schema function, from the rule it states.
+    #[schema(schema_with = name_schema)]
     pub name: String,
-    /// A valid e-mail address.
-    #[schema(
-        example = "john@example.com",
-        max_length = 254,
-        pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
-    )]
+    #[schema(schema_with = email_schema)]
     pub email: String,
-    /// 0..=150.
     #[serde(default, deserialize_with = "super::integral::opt_i64")]
-    #[schema(example = 30, minimum = 0, maximum = 150)]
+    #[schema(schema_with = age_schema)]
     pub age: Option<i64>,
-    /// Up to 200 characters.
     #[serde(default)]
-    #[schema(
-        example = "San Francisco",
-        min_length = 1,
-        max_length = 200,
-        pattern = r"[^\t\n\v\f\r ]"
-    )]
+    #[schema(schema_with = city_schema)]
     pub city: Option<String>,
-    /// Seconds to live, 1..=31536000 (extension; default `DEFAULT_TTL`).
     #[serde(default, deserialize_with = "super::integral::opt_u64")]
-    #[schema(minimum = 1, maximum = 31_536_000)]
+    #[schema(schema_with = ttl_schema)]
     pub ttl: Option<u64>,
 }
 
@@ -72,10 +156,7 @@ pub struct ProfileQuery {
     /// Comma-separated field names to return (HMGET) instead of the whole profile; empty
     /// means all of them.
     #[serde(default)]
-    #[param(
-        example = "name,email",
-        pattern = r"^$|^(user_id|name|email|age|city|created_at|updated_at)(,(user_id|name|email|age|city|created_at|updated_at))*$"
-    )]
+    #[param(inline, value_type = FieldsParam, example = "name,email")]
     pub fields: Option<String>,
 }
 
@@ -97,21 +178,18 @@ pub struct ProfileFound {
 #[schema(min_properties = 1, example = json!({"city": "Oslo", "age": null}))]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProfile {
-    /// New name (`null` is refused: a profile always has one).
+    // Each field is described by its schema function, from the rule it states.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = String, required = false, min_length = 1, max_length = 200, pattern = r"[^\t\n\v\f\r ]")]
+    #[schema(schema_with = new_name_schema)]
     pub name: Option<Option<String>>,
-    /// New e-mail address (`null` is refused: a profile always has one).
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = String, required = false, max_length = 254, pattern = r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")]
+    #[schema(schema_with = new_email_schema)]
     pub email: Option<Option<String>>,
-    /// New age, or `null` to remove it.
     #[serde(default, deserialize_with = "super::integral::opt_opt_i64")]
-    #[schema(value_type = Option<i64>, minimum = 0, maximum = 150)]
+    #[schema(schema_with = new_age_schema)]
     pub age: Option<Option<i64>>,
-    /// New city, or `null` to remove it.
     #[serde(default, deserialize_with = "super::double_option")]
-    #[schema(value_type = Option<String>, example = "Oslo", min_length = 1, max_length = 200, pattern = r"[^\t\n\v\f\r ]")]
+    #[schema(schema_with = new_city_schema)]
     pub city: Option<Option<String>>,
 }
 
