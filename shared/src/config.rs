@@ -5,29 +5,11 @@
 //! by every binary. A bad value stops start-up with a [`ConfigError`] that names the variable
 //! and says what it accepts.
 //!
-//! | variable | default | accepts |
-//! |---|---|---|
-//! | `REDIS_URL` | `redis://127.0.0.1:6379/0` | `redis://` or `rediss://`, optional `user:password@`, `/db` |
-//! | `KEY_PREFIX` | `demo_api:` | 1..=128 bytes, no whitespace |
-//! | `DEFAULT_TTL` | `3600` | seconds, 1..=31536000 |
-//! | `REDIS_CONNECT_TIMEOUT_MS` | `1000` | 1..=60000 |
-//! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
-//! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
-//! | `REQUEST_TIMEOUT_MS` | `28000` | 100..=900000 and more than `REDIS_RESPONSE_TIMEOUT_MS` (API Gateway stops at 29 s) |
-//! | `IDEMPOTENCY_TTL_SECS` | `86400` | 1..=604800: how long the outcome of a request with an `Idempotency-Key` is kept |
-//! | `API_KEY` | unset (open API) | 16 to 512 characters; then every route but `/health` and the docs needs it |
-//! | `REDIS_TLS_CA_FILE` | system roots | PEM file of the CA that signed the Redis server's certificate |
-//! | `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | unset | PEM client certificate and key (mutual TLS); both or neither |
-//! | `REDIS_MODE` | `standalone` | `standalone`, `cluster` (Redis Cluster) or `sentinel` |
-//! | `REDIS_CLUSTER_NODES` | `REDIS_URL` | cluster seed nodes, `host:port` or URLs, comma-separated |
-//! | `REDIS_SENTINELS` | none (required in sentinel mode) | Sentinels, `host:port` or URLs, comma-separated |
-//! | `REDIS_SENTINEL_MASTER` | `mymaster` | the name the Sentinels monitor the primary under |
-//! | `REDIS_SENTINEL_PASSWORD` | unset | the Sentinels' own `requirepass`, when they have one |
-//! | `SECRETS_ARN` | unset | Lambda only: a Secrets Manager secret whose JSON settings (`REDIS_URL`, `API_KEY`) replace the environment's, read by `shared::secrets` at init |
-//! | `CORS_ALLOW_ORIGINS` | unset (no CORS) | browser origins allowed to call the API, `https://app.example.com` comma-separated, or `*` |
-//! | `HEADER_READ_TIMEOUT_MS` | `10000` | 100..=300000, runner only: a connection must deliver a whole request head this soon after it is accepted or after its previous answer (so it also closes idle keep-alive connections) |
-//! | `MAX_CLIENT_CONNECTIONS` | `512` | 1..=65536, runner only: HTTP connections open at once; past it new ones wait in the kernel's listen queue |
-//! | `MAX_IN_FLIGHT_REQUESTS` | `256` | 1..=65536, runner only: requests handled at once; past it a `503` with `Retry-After` |
+//! Every setting is one entry of [`SETTINGS`] (variable, default, what it accepts): the
+//! local runner builds its flags and `--help` from it, and tests hold the README's Settings
+//! table, `template.yaml` and what [`Config::from_lookup`] reads to it. (On Lambda,
+//! `SECRETS_ARN` names a Secrets Manager secret whose settings replace the environment's:
+//! read by [`crate::secrets`] before this.)
 //!
 //! In cluster and sentinel mode `REDIS_URL` still gives the scheme (`rediss://` for TLS), the
 //! user and password of the data nodes and, for sentinel, the database; its host is one more
@@ -36,6 +18,9 @@
 use std::{fmt, time::Duration};
 
 use redis::IntoConnectionInfo;
+
+mod settings;
+pub use settings::{SETTINGS, Setting};
 
 /// The Redis URL used when `REDIS_URL` is not set.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";

@@ -68,6 +68,36 @@ fn readme_help_template_and_config_name_the_same_settings() {
     );
 }
 
+/// The README's defaults are the declared ones (`shared::config::SETTINGS`, which a unit
+/// test holds to what `Config` applies): a literal where one is declared, else none or the
+/// name of the setting it falls back to (`REDIS_CLUSTER_NODES`: `REDIS_URL`).
+#[test]
+fn readme_defaults_are_the_declared_defaults() {
+    let table = readme::settings();
+    for setting in shared::config::SETTINGS {
+        let row = table
+            .iter()
+            .find(|row| row.variable == setting.variable)
+            .unwrap_or_else(|| panic!("{} is not in the README's Settings", setting.variable));
+        match setting.default {
+            Some(default) => assert_eq!(
+                row.default.as_deref(),
+                Some(default),
+                "README Settings: the default of {}",
+                setting.variable
+            ),
+            None => assert!(
+                row.default
+                    .as_ref()
+                    .is_none_or(|d| shared::config::SETTINGS.iter().any(|s| s.variable == d)),
+                "README Settings gives {} the default {:?}, SETTINGS none",
+                setting.variable,
+                row.default
+            ),
+        }
+    }
+}
+
 /// Template parameters that configure the deployment rather than a setting of the program;
 /// each must be in the README's `sam deploy --guided` table instead.
 const DEPLOY_ONLY: [&str; 10] = [
