@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
+use crate::redis_process::{RedisProcess, redis_server_bin};
 
 /// `redis-cli`: `REDIS_CLI_BIN`, else beside `redis-server`, else on the `PATH`.
 pub fn redis_cli_bin() -> PathBuf {
