@@ -2,16 +2,11 @@
 //! because only this package's tests know where cargo put the binary (`CARGO_BIN_EXE_*`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
-    process::{Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
 mod common;
 
-use common::BIN;
+use common::{BIN, free_port, private_redis, start_runner, wait_exit};
 
 #[test]
 fn help_lists_every_setting() {
@@ -80,29 +75,12 @@ fn starts_without_configuration_and_stops_on_sigint() {
 }
 
 fn starts_its_own_redis_and_stops_on(signal: &str) {
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .env_remove("REDIS_URL")
-        .env("DEFAULT_REDIS_PORT", free_port().to_string())
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut embedded_port = None;
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        if let Some(rest) = line.split("url=redis://127.0.0.1:").nth(1) {
-            embedded_port = rest.split('/').next().and_then(|p| p.parse::<u16>().ok());
-        }
-        if line.contains("listening") {
-            break;
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
+    let mut runner = start_runner(&[("DEFAULT_REDIS_PORT", &free_port().to_string())]);
+    let port = runner.port;
+    let embedded_port = runner.log.iter().find_map(|line| {
+        let rest = line.split("url=redis://127.0.0.1:").nth(1)?;
+        rest.split('/').next()?.parse::<u16>().ok()
+    });
     let embedded_port = embedded_port.expect("the runner did not start its own redis-server");
     assert!(
         local_runner::redis_process::answers_ping(embedded_port),
@@ -120,23 +98,15 @@ fn starts_its_own_redis_and_stops_on(signal: &str) {
     );
 
     Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
+        .args([&format!("-{signal}"), &runner.child.id().to_string()])
         .status()
         .unwrap();
-    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    let status = wait_exit(&mut runner.child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", embedded_port)).is_err(),
         "embedded redis-server still running on {embedded_port}"
     );
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn http_post(port: u16, path: &str, body: &str) -> String {
@@ -182,20 +152,6 @@ fn http_get(port: u16, path: &str) -> String {
     out
 }
 
-fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = std::time::Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("runner did not stop after SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn demo_command_tours_a_private_api_and_exits_zero() {
     let out = Command::new(BIN)
@@ -218,50 +174,11 @@ fn demo_command_tours_a_private_api_and_exits_zero() {
     );
 }
 
-/// Starts the runner on a free port against `redis_url`; returns it and its port once it
-/// listens. Its log goes to the returned lines.
-fn start_runner(redis_url: &str) -> (std::process::Child, u16, Vec<String>) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("REDIS_URL", redis_url)
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut seen = Vec::new();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        let listening = line.contains("listening");
-        seen.push(line);
-        if listening {
-            break;
-        }
-    }
-    // Keep draining the pipe so the runner never blocks on a full stdout.
-    std::thread::spawn(move || for _ in lines {});
-    (child, port, seen)
-}
-
-fn private_redis(extra: &[&str]) -> local_runner::redis_process::RedisProcess {
-    local_runner::redis_process::RedisProcess::start(
-        local_runner::redis_process::redis_server_bin().expect("redis-server"),
-        extra,
-    )
-    .unwrap()
-}
-
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
     let redis = private_redis(&[]);
-    let (mut child, port, _) = start_runner(&redis.url());
+    let mut runner = start_runner(&[("REDIS_URL", &redis.url())]);
+    let port = runner.port;
     let in_flight = std::thread::spawn(move || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -284,7 +201,7 @@ fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
         std::thread::sleep(Duration::from_millis(10));
     }
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &runner.child.id().to_string()])
         .status()
         .unwrap();
     // Draining: the listener closes (new connections refused) while the request runs on.
@@ -302,48 +219,29 @@ fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
         "the in-flight request was cut: {answer}"
     );
     assert!(answer.contains("\"released\":true"), "{answer}");
-    let status = wait_with_timeout(&mut child, Duration::from_secs(10));
+    let status = wait_exit(&mut runner.child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
 }
 
 #[test]
 fn an_evicting_redis_is_warned_about_at_start() {
     let redis = private_redis(&["--maxmemory", "64mb", "--maxmemory-policy", "allkeys-lru"]);
-    let (mut child, _, log) = start_runner(&redis.url());
-    let _ = child.kill();
-    let _ = child.wait();
+    let runner = start_runner(&[("REDIS_URL", &redis.url())]);
     assert!(
-        log.iter()
+        runner
+            .log
+            .iter()
             .any(|l| l.contains("WARN") && l.contains("allkeys-lru") && l.contains("noeviction")),
-        "{log:?}"
+        "{:?}",
+        runner.log
     );
 }
 
 #[test]
 fn binding_beyond_loopback_is_warned_about() {
     let redis = private_redis(&[]);
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .env("REDIS_URL", redis.url())
-        .env("BIND", "0.0.0.0")
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut log = Vec::new();
-    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
-        let line = line.unwrap();
-        let listening = line.contains("Redis Cache API listening");
-        log.push(line);
-        if listening {
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let runner = start_runner(&[("REDIS_URL", &redis.url()), ("BIND", "0.0.0.0")]);
+    let log = &runner.log;
     assert!(
         log.iter()
             .any(|l| l.contains("WARN") && l.contains("beyond loopback")),

@@ -5,14 +5,14 @@
 
 use std::{
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
-    process::{Command, Stdio},
+    net::TcpStream,
+    process::Command,
     time::{Duration, Instant},
 };
 
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
+use common::{private_redis, start_runner, wait_exit};
 
 /// Sends one raw Redis command (inline) and returns the first reply line.
 fn redis(port: u16, command: &str) -> String {
@@ -25,32 +25,9 @@ fn redis(port: u16, command: &str) -> String {
 
 #[test]
 fn sigterm_ends_a_hold_in_flight_and_releases_its_lock() {
-    let Some(bin) = redis_server_bin() else {
-        panic!("redis-server not found: install it (apt-get install redis-server)");
-    };
-    let redis_server = RedisProcess::start(bin, &[]).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("REDIS_URL", redis_server.url())
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("listening") {
-            break;
-        }
-    }
-    // Keep draining the log so the runner never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
+    let redis_server = private_redis(&[]);
+    let mut runner = start_runner(&[("REDIS_URL", &redis_server.url())]);
+    let port = runner.port;
 
     let hold = std::thread::spawn(move || {
         let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -76,7 +53,7 @@ fn sigterm_ends_a_hold_in_flight_and_releases_its_lock() {
 
     let stopped_at = Instant::now();
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &runner.child.id().to_string()])
         .status()
         .unwrap();
     let reply = hold.join().unwrap();
@@ -91,13 +68,6 @@ fn sigterm_ends_a_hold_in_flight_and_releases_its_lock() {
         ":0",
         "lock left behind"
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the runner did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let status = wait_exit(&mut runner.child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
 }

@@ -504,18 +504,33 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// A lookup over fixed `(name, value)` pairs, for tests of what reads the environment.
+#[cfg(test)]
+pub(crate) fn lookup_in<'a>(
+    pairs: &'a [(&'a str, &'a str)],
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        Config::from_lookup(lookup_in(pairs))
+    }
+
+    /// The message of the error `pairs` give, which must name `variable`.
+    fn refused(pairs: &[(&str, &str)], variable: &str) -> String {
+        let e = with(pairs).unwrap_err();
+        assert_eq!(e.variable, variable, "{e}");
+        e.to_string()
     }
 
     #[test]
@@ -530,30 +545,27 @@ mod tests {
 
     #[test]
     fn bad_number_names_variable_and_range() {
-        let e = with(&[("DEFAULT_TTL", "0")]).unwrap_err();
-        assert_eq!(e.variable, "DEFAULT_TTL");
-        assert!(e.to_string().contains("from 1 to 31536000"), "{e}");
-        let e = with(&[("MAX_BODY_BYTES", "lots")]).unwrap_err();
-        assert!(e.to_string().starts_with("invalid MAX_BODY_BYTES"), "{e}");
+        let e = refused(&[("DEFAULT_TTL", "0")], "DEFAULT_TTL");
+        assert!(e.contains("from 1 to 31536000"), "{e}");
+        let e = refused(&[("MAX_BODY_BYTES", "lots")], "MAX_BODY_BYTES");
+        assert!(e.starts_with("invalid MAX_BODY_BYTES"), "{e}");
     }
 
     #[test]
     fn the_request_limit_must_exceed_one_redis_call() {
-        let e = with(&[
+        let pairs = [
             ("REQUEST_TIMEOUT_MS", "200"),
             ("REDIS_RESPONSE_TIMEOUT_MS", "5000"),
-        ])
-        .unwrap_err();
-        assert_eq!(e.variable, "REQUEST_TIMEOUT_MS");
-        assert!(e.to_string().contains("REDIS_RESPONSE_TIMEOUT_MS"), "{e}");
+        ];
+        let e = refused(&pairs, "REQUEST_TIMEOUT_MS");
+        assert!(e.contains("REDIS_RESPONSE_TIMEOUT_MS"), "{e}");
         assert!(with(&[("REQUEST_TIMEOUT_MS", "1001")]).is_ok());
     }
 
     #[test]
     fn bad_url_is_rejected_and_redacted() {
-        let e = with(&[("REDIS_URL", "http://u:secret@host")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_URL");
-        assert!(!e.to_string().contains("secret"), "{e}");
+        let e = refused(&[("REDIS_URL", "http://u:secret@host")], "REDIS_URL");
+        assert!(!e.contains("secret"), "{e}");
     }
 
     #[test]
@@ -617,25 +629,18 @@ mod tests {
 
     #[test]
     fn mode_mistakes_say_what_to_set() {
-        let e = with(&[("REDIS_MODE", "replicated")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_MODE");
-        assert!(e.to_string().contains("cluster"), "{e}");
-        let e = with(&[("REDIS_MODE", "sentinel")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_SENTINELS");
-        let e = with(&[("REDIS_MODE", "cluster"), ("REDIS_CLUSTER_NODES", "nohost")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_CLUSTER_NODES");
-        let e = with(&[("REDIS_MODE", "cluster"), ("REDIS_URL", "redis://h:1/2")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_URL");
-        assert!(e.to_string().contains("database 0"), "{e}");
-        let e = with(&[("KEY_PREFIX", "app{}:")]).unwrap_err();
-        assert_eq!(e.variable, "KEY_PREFIX");
+        let e = refused(&[("REDIS_MODE", "replicated")], "REDIS_MODE");
+        assert!(e.contains("cluster"), "{e}");
+        refused(&[("REDIS_MODE", "sentinel")], "REDIS_SENTINELS");
+        let nodes = [("REDIS_MODE", "cluster"), ("REDIS_CLUSTER_NODES", "nohost")];
+        refused(&nodes, "REDIS_CLUSTER_NODES");
+        let db = [("REDIS_MODE", "cluster"), ("REDIS_URL", "redis://h:1/2")];
+        assert!(refused(&db, "REDIS_URL").contains("database 0"));
+        refused(&[("KEY_PREFIX", "app{}:")], "KEY_PREFIX");
     }
 
     #[test]
     fn prefix_with_whitespace_is_rejected() {
-        assert_eq!(
-            with(&[("KEY_PREFIX", "a b")]).unwrap_err().variable,
-            "KEY_PREFIX"
-        );
+        refused(&[("KEY_PREFIX", "a b")], "KEY_PREFIX");
     }
 }

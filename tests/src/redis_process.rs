@@ -108,11 +108,7 @@ mod tests {
     /// After a restart the port is served by the new child, not taken for the old one.
     #[test]
     fn a_restarted_server_is_a_new_process_on_the_same_port() {
-        let Some(bin) = redis_server_bin() else {
-            eprintln!("skipped: no redis-server binary (set REDIS_SERVER_BIN or install it)");
-            return;
-        };
-        let mut redis = RedisProcess::start(bin, &["--requirepass", "pw"]).unwrap();
+        let mut redis = crate::start_redis(&["--requirepass", "pw"]);
         let port = redis.port();
         let pid = server_pid(port, Some((None, "pw")));
         assert!(pid.is_some());

@@ -1,6 +1,15 @@
-//! Helpers shared by the tests of the `local-runner` binary.
+//! Helpers shared by the tests of the `local-runner` binary: running it, a private Redis,
+//! free ports. Each test file uses some of them.
+#![allow(dead_code)]
 
-use std::process::Command;
+use std::{
+    io::{BufRead, BufReader},
+    net::TcpListener,
+    process::{Child, Command, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use local_runner::redis_process::{RedisProcess, redis_server_bin};
 
 /// The binary cargo built for these tests.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
@@ -15,4 +24,78 @@ pub(crate) fn start_up_error(setting: (&str, &str)) -> String {
         .expect("run local-runner");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     String::from_utf8(out.stderr).expect("UTF-8 stderr")
+}
+
+/// A port nobody listens on (until someone takes it).
+pub(crate) fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A `redis-server` of the test's own, with `extra` arguments.
+pub(crate) fn private_redis(extra: &[&str]) -> RedisProcess {
+    RedisProcess::start(redis_server_bin().expect("redis-server"), extra).expect("redis-server")
+}
+
+/// A runner child, killed on drop.
+pub(crate) struct Runner {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    /// Its log (stdout) up to the line saying it listens.
+    pub(crate) log: Vec<String>,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the runner on a free port with `env` (over `NO_COLOR=1`, `RUST_LOG=info` and no
+/// `REDIS_URL`) and returns once it logs that it listens; its later log is drained so that
+/// it never blocks on a full pipe.
+pub(crate) fn start_runner(env: &[(&str, &str)]) -> Runner {
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .env_remove("REDIS_URL")
+        .env("PORT", port.to_string())
+        .env("NO_COLOR", "1")
+        .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run local-runner");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut log = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.expect("log line");
+        let listening = line.contains("Redis Cache API listening");
+        log.push(line);
+        if listening {
+            std::thread::spawn(move || lines.for_each(drop));
+            return Runner { child, port, log };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the runner stopped before listening: {log:?}");
+}
+
+/// Waits up to `limit` for `child` to exit (killing it and failing past that).
+pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("child status") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the runner did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

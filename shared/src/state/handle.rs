@@ -189,22 +189,14 @@ impl Redis {
         let _ = match &mut self.backend {
             Backend::Single(single) => {
                 let mut manager = single.manager();
-                match manager.req_packed_command(&ping).await {
-                    Err(e) if retry::may_resend(&e, true) => {
-                        manager.req_packed_command(&ping).await
-                    }
-                    other => other,
-                }
+                retry::with_one_resend!(true, manager.req_packed_command(&ping))
             }
             Backend::Cluster(cluster) => {
                 let all = RoutingInfo::MultiNode((
                     MultipleNodeRoutingInfo::AllMasters,
                     Some(ResponsePolicy::AllSucceeded),
                 ));
-                match cluster.route_command(ping.clone(), all.clone()).await {
-                    Err(e) if retry::may_resend(&e, true) => cluster.route_command(ping, all).await,
-                    other => other,
-                }
+                retry::with_one_resend!(true, cluster.route_command(ping.clone(), all.clone()))
             }
             Backend::Sentinel(primary) => primary.req_packed_command(&ping).await,
         };
@@ -233,12 +225,7 @@ impl ConnectionLike for Redis {
                     // Sent once more only when the error allows it (see `retry`).
                     Backend::Single(single) => {
                         let mut manager = single.manager();
-                        match manager.req_packed_command(cmd).await {
-                            Err(e) if retry::may_resend(&e, resendable) => {
-                                manager.req_packed_command(cmd).await
-                            }
-                            other => other,
-                        }
+                        retry::with_one_resend!(resendable, manager.req_packed_command(cmd))
                     }
                     Backend::Cluster(cluster) => retry::cluster_request(cluster, cmd).await,
                     Backend::Sentinel(primary) => primary.req_packed_command(cmd).await,
@@ -263,12 +250,10 @@ impl ConnectionLike for Redis {
                 match &mut self.backend {
                     Backend::Single(single) => {
                         let mut manager = single.manager();
-                        match manager.req_packed_commands(pipeline, offset, count).await {
-                            Err(e) if retry::may_resend(&e, resendable) => {
-                                manager.req_packed_commands(pipeline, offset, count).await
-                            }
-                            other => other,
-                        }
+                        retry::with_one_resend!(
+                            resendable,
+                            manager.req_packed_commands(pipeline, offset, count)
+                        )
                     }
                     Backend::Cluster(cluster) => {
                         match retry::cluster_pipeline(cluster, pipeline, offset, count).await {
