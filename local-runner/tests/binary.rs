@@ -6,7 +6,9 @@ use std::{process::Command, time::Duration};
 
 mod common;
 
-use common::{BIN, free_port, private_redis, start_runner, wait_exit};
+use common::{
+    BIN, free_port, http, lock_held, private_redis, redis_inline, start_runner, wait_exit,
+};
 
 #[test]
 fn help_lists_every_setting() {
@@ -86,14 +88,14 @@ fn starts_its_own_redis_and_stops_on(signal: &str) {
         local_runner::redis_process::answers_ping(embedded_port),
         "nothing answers PING on the embedded port {embedded_port}"
     );
-    let reply = http_get(port, "/cache/definitely-missing");
+    let reply = http(port, "GET", "/cache/definitely-missing", "");
     assert!(reply.starts_with("HTTP/1.1 404"), "{reply}");
     assert!(reply.contains("application/problem+json"), "{reply}");
     // The API really runs on the embedded server: what it stores is there.
-    let reply = http_post(port, "/cache", r#"{"key":"embedded","value":1}"#);
+    let reply = http(port, "POST", "/cache", r#"{"key":"embedded","value":1}"#);
     assert!(reply.starts_with("HTTP/1.1 201"), "{reply}");
     assert!(
-        redis_command(embedded_port, "EXISTS", "demo_api:cache:embedded").starts_with(":1"),
+        redis_inline(embedded_port, "EXISTS demo_api:cache:embedded") == ":1",
         "the entry is not in the embedded redis-server"
     );
 
@@ -107,49 +109,6 @@ fn starts_its_own_redis_and_stops_on(signal: &str) {
         std::net::TcpStream::connect(("127.0.0.1", embedded_port)).is_err(),
         "embedded redis-server still running on {embedded_port}"
     );
-}
-
-fn http_post(port: u16, path: &str, body: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
-}
-
-/// One Redis command with one argument, in plain RESP; the raw reply.
-fn redis_command(port: u16, command: &str, arg: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "*2\r\n${}\r\n{command}\r\n${}\r\n{arg}\r\n",
-        command.len(),
-        arg.len()
-    )
-    .unwrap();
-    let mut buf = [0u8; 256];
-    let n = s.read(&mut buf).unwrap();
-    String::from_utf8_lossy(&buf[..n]).into_owned()
-}
-
-fn http_get(port: u16, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
 }
 
 #[test]
@@ -179,21 +138,11 @@ fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
     let redis = private_redis(&[]);
     let mut runner = start_runner(&[("REDIS_URL", &redis.url())]);
     let port = runner.port;
-    let in_flight = std::thread::spawn(move || {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "POST /lock/drain?processing_time=2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    });
+    let in_flight =
+        std::thread::spawn(move || http(port, "POST", "/lock/drain?processing_time=2", ""));
     // In flight once its lock exists.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !redis_command(redis.port(), "EXISTS", "demo_api:lock:{drain}").starts_with(":1") {
+    while !lock_held(redis.port(), "drain") {
         assert!(
             std::time::Instant::now() < deadline,
             "the request never started"

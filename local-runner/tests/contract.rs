@@ -3,18 +3,13 @@
 //! (a 100 KB URL) answered with problem+json.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{Read, Write},
-    net::TcpStream,
-    process::Command,
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
 use local_runner::redis_process::RedisProcess;
 
 mod common;
 
-use common::{BIN, Runner, private_redis, start_runner};
+use common::{BIN, Runner, http, private_redis, raw, start_runner};
 const README: &str = include_str!("../../README.md");
 
 /// Starts the runner against `redis` with `env`.
@@ -56,14 +51,7 @@ fn bind_takes_a_host_name() {
     let redis = private_redis(&[]);
     let runner = start(&redis, &[("BIND", "localhost")]);
     let port = runner.port;
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
+    let answer = http(port, "GET", "/health", "");
     drop(runner);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
@@ -75,24 +63,6 @@ fn an_unresolvable_bind_is_a_clear_start_up_error() {
         err.contains("BIND=\"no-such-host.invalid\"") && err.contains("host name that resolves"),
         "{err}"
     );
-}
-
-/// Sends `request` raw and reads the answer until the server closes.
-fn raw(port: u16, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // The server may answer and close before it has read it all.
-    let _ = s.write_all(request);
-    let mut answer = Vec::new();
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    while started.elapsed() < Duration::from_secs(10) {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]

@@ -15,7 +15,7 @@ use local_runner::redis_process::RedisProcess;
 
 mod common;
 
-use common::{Runner, private_redis, start_runner};
+use common::{Runner, lock_held, private_redis, start_runner};
 
 /// The runner against `redis`, with `env`, logging only its own `info` lines.
 fn runner(redis: &RedisProcess, env: &[(&str, &str)]) -> Runner {
@@ -173,7 +173,7 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
         .collect();
     // Both hold their slot once both locks exist in Redis.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !(lock_exists(&redis, "a") && lock_exists(&redis, "b")) {
+    while !(lock_held(redis.port(), "a") && lock_held(redis.port(), "b")) {
         assert!(
             Instant::now() < deadline,
             "the two lock demos never started"
@@ -227,15 +227,6 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
 }
 
 /// Whether the lock on `resource` exists, asked of Redis in plain RESP.
-fn lock_exists(redis: &RedisProcess, resource: &str) -> bool {
-    let key = format!("demo_api:lock:{{{resource}}}");
-    let mut s = TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
-    write!(s, "*2\r\n$6\r\nEXISTS\r\n${}\r\n{key}\r\n", key.len()).unwrap();
-    let mut buf = [0u8; 8];
-    let n = s.read(&mut buf).unwrap();
-    &buf[..n] == b":1\r\n"
-}
-
 /// The runner's peak resident memory (`VmHWM`), KiB.
 fn peak_rss_kib(runner: &Runner) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", runner.child.id())).unwrap();

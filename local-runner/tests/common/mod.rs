@@ -3,8 +3,8 @@
 #![allow(dead_code)]
 
 use std::{
-    io::{BufRead, BufReader},
-    net::TcpListener,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
     process::{Child, Command, ExitStatus, Stdio},
     time::{Duration, Instant},
 };
@@ -98,4 +98,48 @@ pub(crate) fn wait_exit(child: &mut Child, limit: Duration) -> ExitStatus {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Sends `request` raw to 127.0.0.1:`port` and reads the answer until the server closes
+/// (10 s at most).
+pub(crate) fn raw(port: u16, request: &[u8]) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    // The server may answer and close before it has read it all.
+    let _ = s.write_all(request);
+    let mut answer = Vec::new();
+    let started = Instant::now();
+    let mut buf = [0u8; 4096];
+    while started.elapsed() < Duration::from_secs(10) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// `method path` with `body` (JSON) on a connection of its own; the whole answer.
+pub(crate) fn http(port: u16, method: &str, path: &str, body: &str) -> String {
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    raw(port, request.as_bytes())
+}
+
+/// Sends one inline Redis command to 127.0.0.1:`port`; the first reply line (`:1`).
+pub(crate) fn redis_inline(port: u16, command: &str) -> String {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to Redis");
+    write!(s, "{command}\r\n").expect("send to Redis");
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).expect("Redis reply");
+    line.trim_end().to_owned()
+}
+
+/// Whether the lock demo's lock on `resource` is held, in the Redis on `port`.
+pub(crate) fn lock_held(port: u16, resource: &str) -> bool {
+    redis_inline(port, &format!("EXISTS demo_api:lock:{{{resource}}}")) == ":1"
 }
