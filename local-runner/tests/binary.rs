@@ -7,7 +7,8 @@ use std::{process::Command, time::Duration};
 mod common;
 
 use common::{
-    BIN, free_port, http, lock_held, private_redis, redis_inline, start_runner, wait_exit,
+    BIN, Hold, free_port, hold_in_flight, http, private_redis, redis_inline, signal, start_runner,
+    wait_exit,
 };
 
 #[test]
@@ -76,7 +77,7 @@ fn starts_without_configuration_and_stops_on_sigint() {
     starts_its_own_redis_and_stops_on("INT");
 }
 
-fn starts_its_own_redis_and_stops_on(signal: &str) {
+fn starts_its_own_redis_and_stops_on(signal_name: &str) {
     let mut runner = start_runner(&[("DEFAULT_REDIS_PORT", &free_port().to_string())]);
     let port = runner.port;
     let embedded_port = runner.log.iter().find_map(|line| {
@@ -99,10 +100,7 @@ fn starts_its_own_redis_and_stops_on(signal: &str) {
         "the entry is not in the embedded redis-server"
     );
 
-    Command::new("kill")
-        .args([&format!("-{signal}"), &runner.child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&runner, signal_name);
     let status = wait_exit(&mut runner.child, Duration::from_secs(10));
     assert!(status.success(), "{status}");
     assert!(
@@ -135,24 +133,13 @@ fn demo_command_tours_a_private_api_and_exits_zero() {
 
 #[test]
 fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
-    let redis = private_redis(&[]);
-    let mut runner = start_runner(&[("REDIS_URL", &redis.url())]);
+    let Hold {
+        redis: _redis,
+        mut runner,
+        answer,
+    } = hold_in_flight("drain", "processing_time=2");
     let port = runner.port;
-    let in_flight =
-        std::thread::spawn(move || http(port, "POST", "/lock/drain?processing_time=2", ""));
-    // In flight once its lock exists.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !lock_held(redis.port(), "drain") {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the request never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Command::new("kill")
-        .args(["-TERM", &runner.child.id().to_string()])
-        .status()
-        .unwrap();
+    signal(&runner, "TERM");
     // Draining: the listener closes (new connections refused) while the request runs on.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -162,7 +149,7 @@ fn sigterm_lets_in_flight_requests_finish_and_refuses_new_ones() {
         );
         std::thread::sleep(Duration::from_millis(10));
     }
-    let answer = in_flight.join().unwrap();
+    let answer = answer.join().unwrap();
     assert!(
         answer.starts_with("HTTP/1.1 200"),
         "the in-flight request was cut: {answer}"

@@ -200,12 +200,18 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.stop();
-        }
-        for file in &self.files {
-            let _ = std::fs::remove_file(file);
-        }
+        stop_and_clean(&mut self.nodes, &self.files);
+    }
+}
+
+/// Stops `processes`, then removes the configuration `files` they rewrite while running
+/// (stopped first, so that none writes its file again).
+fn stop_and_clean(processes: &mut [RedisProcess], files: &[PathBuf]) {
+    for process in processes {
+        process.stop();
+    }
+    for file in files {
+        let _ = std::fs::remove_file(file);
     }
 }
 
@@ -329,11 +335,6 @@ impl SentinelGroup {
 
 impl Drop for SentinelGroup {
     fn drop(&mut self) {
-        for sentinel in &mut self.sentinels {
-            sentinel.stop();
-        }
-        for file in &self.files {
-            let _ = std::fs::remove_file(file);
-        }
+        stop_and_clean(&mut self.sentinels, &self.files);
     }
 }

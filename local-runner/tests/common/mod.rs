@@ -143,3 +143,38 @@ pub(crate) fn redis_inline(port: u16, command: &str) -> String {
 pub(crate) fn lock_held(port: u16, resource: &str) -> bool {
     redis_inline(port, &format!("EXISTS demo_api:lock:{{{resource}}}")) == ":1"
 }
+
+/// Sends `signal` (`TERM`, `INT`) to the runner.
+pub(crate) fn signal(runner: &Runner, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &runner.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -{signal} failed");
+}
+
+/// A lock demo hold in flight on a runner of its own, with its Redis.
+pub(crate) struct Hold {
+    pub(crate) redis: RedisProcess,
+    pub(crate) runner: Runner,
+    /// The hold's answer, once it comes.
+    pub(crate) answer: std::thread::JoinHandle<String>,
+}
+
+/// Starts `POST /lock/{resource}?{query}` and returns once its lock is taken.
+pub(crate) fn hold_in_flight(resource: &str, query: &str) -> Hold {
+    let redis = private_redis(&[]);
+    let runner = start_runner(&[("REDIS_URL", &redis.url())]);
+    let (port, path) = (runner.port, format!("/lock/{resource}?{query}"));
+    let answer = std::thread::spawn(move || http(port, "POST", &path, ""));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lock_held(redis.port(), resource) {
+        assert!(Instant::now() < deadline, "the hold never took the lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Hold {
+        redis,
+        runner,
+        answer,
+    }
+}
