@@ -157,11 +157,7 @@ impl RedisCluster {
 
     /// Every node as `127.0.0.1:port`, comma-separated (for `REDIS_CLUSTER_NODES`).
     pub fn seeds(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port()))
-            .collect::<Vec<_>>()
-            .join(",")
+        addresses(&self.nodes)
     }
 
     /// Runs `redis-cli --cluster <command> <first node> <options>` (e.g. `reshard`).
@@ -202,6 +198,15 @@ impl Drop for RedisCluster {
     fn drop(&mut self) {
         stop_and_clean(&mut self.nodes, &self.files);
     }
+}
+
+/// `127.0.0.1:port` of each of `processes`, comma-separated.
+fn addresses(processes: &[RedisProcess]) -> String {
+    processes
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.port()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Stops `processes`, then removes the configuration `files` they rewrite while running
@@ -307,11 +312,7 @@ impl SentinelGroup {
 
     /// The Sentinels as `127.0.0.1:port`, comma-separated (for `REDIS_SENTINELS`).
     pub fn sentinel_addresses(&self) -> String {
-        self.sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
-            .collect::<Vec<_>>()
-            .join(",")
+        addresses(&self.sentinels)
     }
 
     /// The port of the server the Sentinels currently name as primary.
