@@ -108,13 +108,47 @@ pub enum Topology {
 }
 
 impl Topology {
+    /// The mode this topology is.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Self::Standalone => Mode::Standalone,
+            Self::Cluster { .. } => Mode::Cluster,
+            Self::Sentinel { .. } => Mode::Sentinel,
+        }
+    }
+
     /// `standalone`, `cluster` or `sentinel`, as `REDIS_MODE` spells it.
     pub fn name(&self) -> &'static str {
+        self.mode().name()
+    }
+}
+
+/// What a Redis server runs as, and what `REDIS_MODE` asks for: the same three words, which
+/// Redis reports as `redis_mode` in `INFO server`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One server (a primary, or a replica).
+    Standalone,
+    /// A Redis Cluster node.
+    Cluster,
+    /// A Redis Sentinel.
+    Sentinel,
+}
+
+impl Mode {
+    /// `standalone`, `cluster` or `sentinel`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Standalone => "standalone",
-            Self::Cluster { .. } => "cluster",
-            Self::Sentinel { .. } => "sentinel",
+            Self::Cluster => "cluster",
+            Self::Sentinel => "sentinel",
         }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 

@@ -7,6 +7,8 @@
 
 use std::collections::HashMap;
 
+use crate::config::Mode;
+
 /// The fields of one `INFO` answer.
 pub struct Info<'a>(HashMap<&'a str, &'a str>);
 
@@ -40,10 +42,14 @@ impl<'a> Info<'a> {
 }
 
 impl<'a> Info<'a> {
-    /// `redis_mode`: `standalone`, `cluster` or `sentinel` (`standalone` when absent, as
-    /// on servers older than the field).
-    pub fn mode(&self) -> &'a str {
-        self.text("redis_mode").unwrap_or("standalone")
+    /// `redis_mode`: cluster, sentinel, or else standalone (also when absent, as on
+    /// servers older than the field).
+    pub fn mode(&self) -> Mode {
+        match self.text("redis_mode") {
+            Some("cluster") => Mode::Cluster,
+            Some("sentinel") => Mode::Sentinel,
+            _ => Mode::Standalone,
+        }
     }
 }
 
@@ -92,8 +98,8 @@ mod tests {
         assert_eq!(info.number("mem_fragmentation_ratio"), 1);
         assert_eq!(info.number("missing"), 0);
         assert_eq!(info.text("maxmemory_policy"), Some("noeviction"));
-        assert_eq!(info.mode(), "standalone");
-        assert_eq!(Info::parse("redis_mode:cluster\r\n").mode(), "cluster");
+        assert_eq!(info.mode(), Mode::Standalone);
+        assert_eq!(Info::parse("redis_mode:cluster\r\n").mode(), Mode::Cluster);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use redis::{ErrorKind, RedisError};
 
 use super::{AppState, certificates};
 use crate::{
-    config::{Config, Topology},
+    config::{Config, Mode, Topology},
     info::Info,
 };
 
@@ -20,7 +20,7 @@ impl AppState {
     pub async fn connect(config: Config) -> Result<Self, RedisError> {
         let state = Self::new(config)?;
         let mut redis = state.redis.clone();
-        let wanted = state.config.topology.name();
+        let wanted = state.config.topology.mode();
         if let Err(e) = redis.ping().await {
             if e.kind() == ErrorKind::AuthenticationFailed
                 && let Some(refusal) = credentials_refusal(&state.config).await
@@ -36,7 +36,7 @@ impl AppState {
             let hint = match crate::error::misconfiguration(&e) {
                 Some(hint) => Some(hint.to_owned()),
                 // A cluster client that found no cluster: say what the seed is instead.
-                None if wanted == "cluster" => seed_mode(&state.config).await.map(|mode| {
+                None if wanted == Mode::Cluster => seed_mode(&state.config).await.map(|mode| {
                     format!("the seed node runs as {mode}, not cluster: set REDIS_MODE={mode}")
                 }),
                 None => None,
@@ -57,13 +57,13 @@ impl AppState {
             .await?;
         let server_mode = infos
             .first()
-            .map_or("standalone", |text| Info::parse(text).mode());
+            .map_or(Mode::Standalone, |text| Info::parse(text).mode());
         let mismatch = match (wanted, server_mode) {
-            ("standalone" | "sentinel", "cluster") => Some(
+            (Mode::Standalone | Mode::Sentinel, Mode::Cluster) => Some(
                 "the server is a Redis Cluster node: set REDIS_MODE=cluster (and \
                  REDIS_CLUSTER_NODES to some of its nodes)",
             ),
-            (_, "sentinel") => Some(
+            (_, Mode::Sentinel) => Some(
                 "the server is a Redis Sentinel, which stores no data: set REDIS_MODE=sentinel, \
                  REDIS_SENTINELS to the Sentinels and REDIS_SENTINEL_MASTER to the name they \
                  monitor",
@@ -83,7 +83,7 @@ impl AppState {
 
 /// What the first cluster seed runs as, asked over a plain connection (`None` when it
 /// cannot be asked either, or is a cluster node after all).
-async fn seed_mode(config: &Config) -> Option<String> {
+async fn seed_mode(config: &Config) -> Option<Mode> {
     let Topology::Cluster { nodes } = &config.topology else {
         return None;
     };
@@ -99,13 +99,13 @@ async fn seed_mode(config: &Config) -> Option<String> {
             .query_async(&mut conn)
             .await
             .ok()?;
-        Some(Info::parse(&info).mode().to_owned())
+        Some(Info::parse(&info).mode())
     };
     tokio::time::timeout(config.response_timeout, ask)
         .await
         .ok()
         .flatten()
-        .filter(|mode| mode != "cluster")
+        .filter(|mode| *mode != Mode::Cluster)
 }
 
 /// What the server answers to the URL's `AUTH` itself (`WRONGPASS invalid username-password

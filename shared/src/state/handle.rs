@@ -16,7 +16,10 @@ use redis::{
 };
 
 use super::{retry, sentinel::SentinelPrimary, single::Single};
-use crate::info::{Info, eviction_warning};
+use crate::{
+    config::Mode,
+    info::{Info, eviction_warning},
+};
 
 /// The Redis handle used by handlers: the connection of the configured topology with an
 /// end-to-end deadline per operation. It implements redis-rs's [`ConnectionLike`], so
@@ -41,10 +44,11 @@ impl Redis {
     /// `standalone`, `cluster` or `sentinel`.
     pub fn mode(&self) -> &'static str {
         match self.backend {
-            Backend::Single(_) => "standalone",
-            Backend::Cluster(_) => "cluster",
-            Backend::Sentinel(_) => "sentinel",
+            Backend::Single(_) => Mode::Standalone,
+            Backend::Cluster(_) => Mode::Cluster,
+            Backend::Sentinel(_) => Mode::Sentinel,
         }
+        .name()
     }
 
     /// The one eviction warning ([`eviction_warning`]) for the first primary whose
