@@ -29,10 +29,9 @@ fn help_lists_every_setting() {
 
 #[test]
 fn bad_setting_stops_start_up_naming_the_variable() {
-    let err = common::start_up_error(("DEFAULT_TTL", "-3"));
-    assert!(
-        err.contains("DEFAULT_TTL") && err.contains("from 1 to 31536000"),
-        "{err}"
+    common::assert_start_up_error(
+        ("DEFAULT_TTL", "-3"),
+        &["DEFAULT_TTL", "from 1 to 31536000"],
     );
 }
 

@@ -58,10 +58,9 @@ fn bind_takes_a_host_name() {
 
 #[test]
 fn an_unresolvable_bind_is_a_clear_start_up_error() {
-    let err = common::start_up_error(("BIND", "no-such-host.invalid"));
-    assert!(
-        err.contains("BIND=\"no-such-host.invalid\"") && err.contains("host name that resolves"),
-        "{err}"
+    common::assert_start_up_error(
+        ("BIND", "no-such-host.invalid"),
+        &["BIND=\"no-such-host.invalid\"", "host name that resolves"],
     );
 }
 

@@ -14,16 +14,19 @@ use local_runner::redis_process::{RedisProcess, redis_server_bin};
 /// The binary cargo built for these tests.
 pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
 
-/// Runs the binary with `setting` (and a Redis nobody answers at), asserts that it stops at
-/// start-up with status 2, and returns what it printed on stderr.
-pub(crate) fn start_up_error(setting: (&str, &str)) -> String {
+/// Runs the binary with `setting` (and a Redis nobody answers at) and asserts that it stops
+/// at start-up with status 2, saying each of `said` on stderr.
+pub(crate) fn assert_start_up_error(setting: (&str, &str), said: &[&str]) {
     let out = Command::new(BIN)
         .env(setting.0, setting.1)
         .env("REDIS_URL", "redis://127.0.0.1:1/0")
         .output()
         .expect("run local-runner");
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    String::from_utf8(out.stderr).expect("UTF-8 stderr")
+    let err = String::from_utf8_lossy(&out.stderr);
+    for words in said {
+        assert!(err.contains(words), "{words:?} not in: {err}");
+    }
 }
 
 /// A port nobody listens on (until someone takes it).
