@@ -12,6 +12,7 @@ pub mod demo;
 pub mod parse_errors;
 pub mod redis_process;
 pub mod server;
+pub mod settings;
 
 use std::future::Future;
 

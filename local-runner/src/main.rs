@@ -5,7 +5,7 @@
 use std::{net::SocketAddr, process::ExitCode};
 
 use clap::{Parser, Subcommand};
-use local_runner::redis_process::RedisProcess;
+use local_runner::{redis_process::RedisProcess, settings::Settings};
 use shared::{AppState, Config};
 
 /// jemalloc instead of the system allocator: glibc's malloc and free are costly under many
@@ -28,77 +28,10 @@ struct Cli {
     /// Loopback by default; binding elsewhere exposes the API to the network.
     #[arg(long, env = "BIND", default_value = "127.0.0.1")]
     bind: String,
-    /// Redis URL (redis:// or rediss://, optional user:password@ and /db).
-    /// Unset: 127.0.0.1:6379, or a private redis-server when nothing answers there.
-    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
-    redis_url: Option<String>,
-    /// Prefix of every key [default: demo_api:].
-    #[arg(long, env = "KEY_PREFIX")]
-    key_prefix: Option<String>,
-    /// TTL in seconds when a request gives none, 1..=31536000 [default: 3600].
-    #[arg(long, env = "DEFAULT_TTL")]
-    default_ttl: Option<String>,
-    /// Time allowed to open a Redis connection, ms, 1..=60000 [default: 1000].
-    #[arg(long, env = "REDIS_CONNECT_TIMEOUT_MS")]
-    redis_connect_timeout_ms: Option<String>,
-    /// Time allowed for one Redis operation, reconnect included, ms, 1..=60000 [default: 1000].
-    #[arg(long, env = "REDIS_RESPONSE_TIMEOUT_MS")]
-    redis_response_timeout_ms: Option<String>,
-    /// Largest request body, bytes, 1..=67108864 [default: 1048576].
-    #[arg(long, env = "MAX_BODY_BYTES")]
-    max_body_bytes: Option<String>,
-    /// Longest a request may take before it is answered 503, ms, 100..=900000 [default: 28000].
-    #[arg(long, env = "REQUEST_TIMEOUT_MS")]
-    request_timeout_ms: Option<String>,
-    /// How long the outcome of a request with an Idempotency-Key is kept for its retries, s,
-    /// 1..=604800 [default: 86400].
-    #[arg(long, env = "IDEMPOTENCY_TTL_SECS")]
-    idempotency_ttl_secs: Option<String>,
-    /// Require this key (Authorization: Bearer, or X-API-Key) on every route but /health and
-    /// the docs; 16 to 512 characters. Unset: the API is open.
-    #[arg(long, env = "API_KEY", hide_env_values = true)]
-    api_key: Option<String>,
-    /// PEM file of the CA that signed the Redis server's certificate (rediss://).
-    #[arg(long, env = "REDIS_TLS_CA_FILE")]
-    redis_tls_ca_file: Option<String>,
-    /// PEM client certificate for Redis servers that verify clients (with REDIS_TLS_KEY_FILE).
-    #[arg(long, env = "REDIS_TLS_CERT_FILE")]
-    redis_tls_cert_file: Option<String>,
-    /// PEM key of REDIS_TLS_CERT_FILE.
-    #[arg(long, env = "REDIS_TLS_KEY_FILE")]
-    redis_tls_key_file: Option<String>,
-    /// standalone (one Redis), cluster (Redis Cluster) or sentinel [default: standalone].
-    #[arg(long, env = "REDIS_MODE")]
-    redis_mode: Option<String>,
-    /// Cluster seed nodes, host:port or URLs, comma-separated [default: REDIS_URL].
-    #[arg(long, env = "REDIS_CLUSTER_NODES")]
-    redis_cluster_nodes: Option<String>,
-    /// Sentinels, host:port or URLs, comma-separated (sentinel mode).
-    #[arg(long, env = "REDIS_SENTINELS")]
-    redis_sentinels: Option<String>,
-    /// Name the Sentinels monitor the primary under [default: mymaster].
-    #[arg(long, env = "REDIS_SENTINEL_MASTER")]
-    redis_sentinel_master: Option<String>,
-    /// The Sentinels' own password, when they have one.
-    #[arg(long, env = "REDIS_SENTINEL_PASSWORD", hide_env_values = true)]
-    redis_sentinel_password: Option<String>,
-    /// Browser origins allowed to call the API (CORS), comma-separated, or *.
-    /// Unset: no CORS headers, and OPTIONS is a 405 like every undeclared method.
-    #[arg(long, env = "CORS_ALLOW_ORIGINS")]
-    cors_allow_origins: Option<String>,
-    /// Time a connection has to send a whole request head, from its accept or its previous
-    /// answer (so also how long an idle keep-alive connection stays open), ms, 100..=300000
-    /// [default: 10000].
-    #[arg(long, env = "HEADER_READ_TIMEOUT_MS")]
-    header_read_timeout_ms: Option<String>,
-    /// Most HTTP connections open at once; further ones wait in the listen queue until one
-    /// closes, 1..=65536 [default: 512].
-    #[arg(long, env = "MAX_CLIENT_CONNECTIONS")]
-    max_client_connections: Option<String>,
-    /// Most requests handled at once; further ones get a 503 with Retry-After, 1..=65536
-    /// [default: 256].
-    #[arg(long, env = "MAX_IN_FLIGHT_REQUESTS")]
-    max_in_flight_requests: Option<String>,
+    /// The shared settings (`REDIS_URL`, `KEY_PREFIX`, ...): one flag each, built from
+    /// `shared::config::SETTINGS`.
+    #[command(flatten)]
+    settings: Settings,
     /// Port on 127.0.0.1 where a Redis is looked for when REDIS_URL is unset; when none
     /// answers there, a private redis-server is started.
     #[arg(long, env = "DEFAULT_REDIS_PORT", default_value_t = 6379)]
@@ -123,36 +56,6 @@ enum Command {
     },
 }
 
-impl Cli {
-    /// The settings as `shared::Config` reads them, by environment-variable name.
-    fn lookup(&self, name: &str) -> Option<String> {
-        match name {
-            "REDIS_URL" => self.redis_url.clone(),
-            "KEY_PREFIX" => self.key_prefix.clone(),
-            "DEFAULT_TTL" => self.default_ttl.clone(),
-            "REDIS_CONNECT_TIMEOUT_MS" => self.redis_connect_timeout_ms.clone(),
-            "REDIS_RESPONSE_TIMEOUT_MS" => self.redis_response_timeout_ms.clone(),
-            "MAX_BODY_BYTES" => self.max_body_bytes.clone(),
-            "REQUEST_TIMEOUT_MS" => self.request_timeout_ms.clone(),
-            "IDEMPOTENCY_TTL_SECS" => self.idempotency_ttl_secs.clone(),
-            "API_KEY" => self.api_key.clone(),
-            "REDIS_TLS_CA_FILE" => self.redis_tls_ca_file.clone(),
-            "REDIS_TLS_CERT_FILE" => self.redis_tls_cert_file.clone(),
-            "REDIS_TLS_KEY_FILE" => self.redis_tls_key_file.clone(),
-            "REDIS_MODE" => self.redis_mode.clone(),
-            "REDIS_CLUSTER_NODES" => self.redis_cluster_nodes.clone(),
-            "REDIS_SENTINELS" => self.redis_sentinels.clone(),
-            "REDIS_SENTINEL_MASTER" => self.redis_sentinel_master.clone(),
-            "REDIS_SENTINEL_PASSWORD" => self.redis_sentinel_password.clone(),
-            "CORS_ALLOW_ORIGINS" => self.cors_allow_origins.clone(),
-            "HEADER_READ_TIMEOUT_MS" => self.header_read_timeout_ms.clone(),
-            "MAX_CLIENT_CONNECTIONS" => self.max_client_connections.clone(),
-            "MAX_IN_FLIGHT_REQUESTS" => self.max_in_flight_requests.clone(),
-            _ => None,
-        }
-    }
-}
-
 /// Why the process stops early: a message and an exit code.
 struct Fatal(String, u8);
 
@@ -168,8 +71,8 @@ async fn main() -> ExitCode {
             // The tour's own output is the point: keep request logs out of it.
             shared::telemetry::init_with_default("warn");
             // `demo --api-key`, else the top-level `--api-key` (both also read API_KEY).
-            let key = api_key.as_deref().or(cli.api_key.as_deref());
-            demo(&cli, url.as_deref(), key).await
+            let key = api_key.clone().or_else(|| cli.settings.lookup("API_KEY"));
+            demo(&cli, url.as_deref(), key.as_deref()).await
         }
     };
     match result {
@@ -183,8 +86,8 @@ async fn main() -> ExitCode {
 
 /// Reads the settings, starts the embedded Redis when needed and connects.
 async fn connect(cli: &Cli) -> Result<(AppState, Option<RedisProcess>), Fatal> {
-    let mut config =
-        Config::from_lookup(|name| cli.lookup(name)).map_err(|e| Fatal(e.to_string(), 2))?;
+    let mut config = Config::from_lookup(|name| cli.settings.lookup(name))
+        .map_err(|e| Fatal(e.to_string(), 2))?;
     let embedded = local_runner::embedded_redis(
         &mut config,
         cli.default_redis_port,
@@ -287,7 +190,7 @@ async fn demo(cli: &Cli, url: Option<&str>, api_key: Option<&str>) -> Result<(),
         | "REDIS_TLS_CA_FILE"
         | "REDIS_TLS_CERT_FILE"
         | "REDIS_TLS_KEY_FILE" => None,
-        _ => cli.lookup(name),
+        _ => cli.settings.lookup(name),
     })
     .map_err(|e| Fatal(e.to_string(), 2))?;
     let state = AppState::connect(config).await.map_err(|e| {

@@ -1,13 +1,14 @@
 //! A private `redis-server` child process on a free loopback port, with no persistence.
 //!
 //! The runner uses it as its embedded default (no `REDIS_URL` and nothing at the default
-//! address); the test harness uses it for a fresh Redis per test. The process is killed
+//! address), and the demo tour for a Redis of its own; the test harness builds its servers
+//! on it (TLS, Sentinels, stop and restart are the harness's own). The process is killed
 //! when the value is dropped, so no test or runner leaves one behind.
 
 use std::{
     io::{Read, Write},
     net::{TcpListener, TcpStream},
-    path::PathBuf,
+    path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -30,61 +31,48 @@ redis-server binary was found to start one. Install one (Debian/Ubuntu: sudo apt
 redis-server; macOS: brew install redis), or start one with Docker: docker compose -f \
 docker-compose.redis.yml up -d; or set REDIS_URL to a Redis you have.";
 
+/// How to start a `redis-server`, beyond what every one gets (loopback, no persistence, an
+/// empty directory of its own).
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// A configuration file, passed first (a Sentinel's writable `sentinel.conf`).
+    pub config_file: Option<PathBuf>,
+    /// TLS only (`--port 0 --tls-port <port>`); `extra_args` then name its certificate
+    /// files (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`).
+    pub tls: bool,
+    /// Appended arguments (`--requirepass`, `--maxmemory`, ...).
+    pub extra_args: Vec<String>,
+}
+
 /// A running `redis-server` child, killed on drop.
 #[derive(Debug)]
 pub struct RedisProcess {
-    bin: PathBuf,
     port: u16,
-    extra_args: Vec<String>,
     tls: bool,
-    config_file: Option<PathBuf>,
-    child: Option<Child>,
+    child: Child,
 }
 
 impl RedisProcess {
     /// Starts `redis-server` on a free port with `--save "" --appendonly no` and waits until
     /// it answers `PING`. `extra_args` are appended (`--requirepass`, `--maxmemory`, ...).
     pub fn start(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
-        Self::start_with(bin, extra_args, false, None)
+        let extra_args = extra_args.iter().map(|s| (*s).to_owned()).collect();
+        Self::start_with(
+            &bin,
+            &Options {
+                extra_args,
+                ..Options::default()
+            },
+        )
     }
 
-    /// Starts `redis-server config_file extra_args...` (e.g. a Sentinel: a writable
-    /// `sentinel.conf` and `--sentinel`), on a free port like [`RedisProcess::start`].
-    pub fn start_with_config_file(
-        bin: PathBuf,
-        config_file: PathBuf,
-        extra_args: &[&str],
-    ) -> std::io::Result<Self> {
-        Self::start_with(bin, extra_args, false, Some(config_file))
-    }
-
-    /// Starts a TLS-only `redis-server` (`--port 0 --tls-port <free>`); `extra_args` must
-    /// name its certificate files (`--tls-cert-file`, `--tls-key-file`, `--tls-ca-cert-file`).
-    pub fn start_tls(bin: PathBuf, extra_args: &[&str]) -> std::io::Result<Self> {
-        Self::start_with(bin, extra_args, true, None)
-    }
-
-    fn start_with(
-        bin: PathBuf,
-        extra_args: &[&str],
-        tls: bool,
-        config_file: Option<PathBuf>,
-    ) -> std::io::Result<Self> {
-        let extra_args: Vec<String> = extra_args.iter().map(|s| (*s).to_owned()).collect();
+    /// Starts `redis-server` with `options` on a free port, and waits until it answers.
+    pub fn start_with(bin: &Path, options: &Options) -> std::io::Result<Self> {
         let mut last_error = None;
         // The free port is only free until someone else takes it: retry on a clash.
         for _ in 0..5 {
-            let port = free_port()?;
-            let mut process = Self {
-                bin: bin.clone(),
-                port,
-                extra_args: extra_args.clone(),
-                tls,
-                config_file: config_file.clone(),
-                child: None,
-            };
-            match process.spawn() {
-                Ok(()) => return Ok(process),
+            match Self::start_on(bin, free_port()?, options) {
+                Ok(process) => return Ok(process),
                 Err(e) => last_error = Some(e),
             }
         }
@@ -102,45 +90,23 @@ impl RedisProcess {
         format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
-    /// Kills the server (as a crash would: no shutdown, connections reset).
-    pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Starts it again on the same port, empty (there is no persistence).
-    pub fn restart(&mut self) -> std::io::Result<()> {
-        self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match self.spawn() {
-                Ok(()) => return Ok(()),
-                // The old socket may linger for a moment.
-                Err(_) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(50))
-                }
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    fn spawn(&mut self) -> std::io::Result<()> {
-        let port = self.port.to_string();
-        let (plain, tls) = if self.tls {
-            ("0", port.as_str())
+    /// Starts `redis-server` with `options` on `port` (one attempt), and waits until it
+    /// answers there as itself.
+    pub fn start_on(bin: &Path, port: u16, options: &Options) -> std::io::Result<Self> {
+        let port_arg = port.to_string();
+        let (plain, tls) = if options.tls {
+            ("0", port_arg.as_str())
         } else {
-            (port.as_str(), "0")
+            (port_arg.as_str(), "0")
         };
-        let mut child = Command::new(&self.bin)
+        let mut child = Command::new(bin)
             // A configuration file has to come first.
-            .args(&self.config_file)
+            .args(&options.config_file)
             .args(["--port", plain, "--tls-port", tls])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .args(["--daemonize", "no", "--dir"])
-            .arg(self.dir()?)
-            .args(&self.extra_args)
+            .arg(empty_dir(port)?)
+            .args(&options.extra_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -154,17 +120,20 @@ impl RedisProcess {
             }
             // A server that answers on the port is not necessarily ours: until our child has
             // bound it, the port may still be held by another (a free port handed out twice,
-            // or the old server in `restart`'s kill-respawn window). Only ours reports our
-            // child's process id. A TLS server cannot be asked in plain text: there a TCP
+            // or an old server on the port in its kill-respawn window). Only ours reports
+            // our child's process id. A TLS server cannot be asked in plain text: there a TCP
             // accept has to do (those tests start a server of their own, once).
-            let ready = if self.tls {
-                TcpStream::connect(("127.0.0.1", self.port)).is_ok()
+            let ready = if options.tls {
+                TcpStream::connect(("127.0.0.1", port)).is_ok()
             } else {
-                server_pid(self.port, self.credentials()) == Some(child.id())
+                server_pid(port, credentials(&options.extra_args)) == Some(child.id())
             };
             if ready {
-                self.child = Some(child);
-                return Ok(());
+                return Ok(Self {
+                    port,
+                    tls: options.tls,
+                    child,
+                });
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -176,54 +145,48 @@ impl RedisProcess {
     }
 }
 
-impl RedisProcess {
-    /// Credentials to ask a protected server who it is: the `--requirepass` among the extra
-    /// arguments, else the first `--user` that is `on` with a `>password`.
-    fn credentials(&self) -> Option<(Option<&str>, &str)> {
-        let args = &self.extra_args;
-        if let Some(i) = args.iter().position(|a| a == "--requirepass") {
-            return args.get(i + 1).map(|pw| (None, pw.as_str()));
+/// Credentials to ask a protected server who it is: the `--requirepass` among the
+/// arguments, else the first `--user` that is `on` with a `>password`.
+fn credentials(args: &[String]) -> Option<(Option<&str>, &str)> {
+    if let Some(i) = args.iter().position(|a| a == "--requirepass") {
+        return args.get(i + 1).map(|pw| (None, pw.as_str()));
+    }
+    args.iter().enumerate().find_map(|(i, arg)| {
+        if arg != "--user" {
+            return None;
         }
-        args.iter().enumerate().find_map(|(i, arg)| {
-            if arg != "--user" {
-                return None;
-            }
-            let name = args.get(i + 1)?;
-            let rules: Vec<&String> = args[i + 2..]
-                .iter()
-                .take_while(|a| !a.starts_with("--"))
-                .collect();
-            let password = rules.iter().find_map(|r| r.strip_prefix('>'))?;
-            rules
-                .iter()
-                .any(|r| *r == "on")
-                .then_some((Some(name.as_str()), password))
-        })
-    }
+        let name = args.get(i + 1)?;
+        let rules: Vec<&String> = args[i + 2..]
+            .iter()
+            .take_while(|a| !a.starts_with("--"))
+            .collect();
+        let password = rules.iter().find_map(|r| r.strip_prefix('>'))?;
+        rules
+            .iter()
+            .any(|r| *r == "on")
+            .then_some((Some(name.as_str()), password))
+    })
+}
 
-    /// A working directory of its own, made empty: a server loads any `dump.rdb` it finds
-    /// in its directory at start, and a replica (cluster, Sentinel tests) writes one there,
-    /// so a shared directory would hand one server's data to the next.
-    fn dir(&self) -> std::io::Result<PathBuf> {
-        let dir = self.dir_path();
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        Ok(dir)
-    }
+/// The working directory of the server on `port`, made empty: a server loads any
+/// `dump.rdb` it finds in its directory at start, and a replica (cluster, Sentinel tests)
+/// writes one there, so a shared directory would hand one server's data to the next.
+fn empty_dir(port: u16) -> std::io::Result<PathBuf> {
+    let dir = dir_path(port);
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
 
-    fn dir_path(&self) -> PathBuf {
-        std::env::temp_dir().join(format!(
-            "redis-cache-api-{}-{}",
-            std::process::id(),
-            self.port
-        ))
-    }
+fn dir_path(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("redis-cache-api-{}-{port}", std::process::id()))
 }
 
 impl Drop for RedisProcess {
     fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(self.dir_path());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(dir_path(self.port));
     }
 }
 
@@ -293,8 +256,8 @@ fn free_port() -> std::io::Result<u16> {
 mod tests {
     use super::*;
 
-    /// A server already on the port (another test's, or the one `restart` just killed and
-    /// that still answers) must not be taken for the new child.
+    /// A server already on the port (another test's, or one just killed that still
+    /// answers) must not be taken for the new child.
     #[test]
     fn a_server_that_is_not_the_child_is_not_handed_out() {
         let Some(bin) = redis_server_bin() else {
@@ -302,17 +265,9 @@ mod tests {
             return;
         };
         let other = RedisProcess::start(bin.clone(), &[]).unwrap();
-        let mut impostor = RedisProcess {
-            bin,
-            port: other.port(),
-            extra_args: Vec::new(),
-            tls: false,
-            config_file: None,
-            child: None,
-        };
-        let spawned = impostor.spawn();
+        let impostor = RedisProcess::start_on(&bin, other.port(), &Options::default());
         assert!(
-            spawned.is_err(),
+            impostor.is_err(),
             "handed out the server already on port {}",
             other.port()
         );
@@ -320,17 +275,15 @@ mod tests {
     }
 
     #[test]
-    fn the_child_is_recognised_by_its_pid_also_after_a_restart() {
+    fn the_child_is_recognised_by_its_pid_behind_a_password() {
         let Some(bin) = redis_server_bin() else {
             eprintln!("skipped: no redis-server binary (set REDIS_SERVER_BIN or install it)");
             return;
         };
-        let mut redis = RedisProcess::start(bin, &["--requirepass", "pw"]).unwrap();
-        let pid = redis.child.as_ref().map(Child::id);
-        assert_eq!(server_pid(redis.port(), Some((None, "pw"))), pid);
-        redis.restart().unwrap();
-        let new_pid = redis.child.as_ref().map(Child::id);
-        assert_ne!(new_pid, pid);
-        assert_eq!(server_pid(redis.port(), Some((None, "pw"))), new_pid);
+        let redis = RedisProcess::start(bin, &["--requirepass", "pw"]).unwrap();
+        assert_eq!(
+            server_pid(redis.port(), Some((None, "pw"))),
+            Some(redis.child.id())
+        );
     }
 }

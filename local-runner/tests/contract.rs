@@ -3,58 +3,21 @@
 //! (a 100 KB URL) answered with problem+json.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
+use local_runner::redis_process::RedisProcess;
 
 mod common;
 
-use common::BIN;
+use common::{BIN, Runner, http, private_redis, raw, start_runner};
 const README: &str = include_str!("../../README.md");
 
-fn private_redis(extra: &[&str]) -> RedisProcess {
-    RedisProcess::start(redis_server_bin().expect("redis-server"), extra).unwrap()
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts the runner with `env` and waits for its "listening" line; the child and its port.
-fn start(redis: &RedisProcess, env: &[(&str, &str)]) -> (std::process::Child, u16) {
-    let port = free_port();
-    let mut command = Command::new(BIN);
-    command
-        .env("REDIS_URL", redis.url())
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("Redis Cache API listening") {
-            // Keep reading its log, so that it never writes into a closed pipe.
-            std::thread::spawn(move || lines.for_each(drop));
-            return (child, port);
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("the runner stopped before listening");
+/// Starts the runner against `redis` with `env`.
+fn start(redis: &RedisProcess, env: &[(&str, &str)]) -> Runner {
+    let url = redis.url();
+    let mut all = vec![("REDIS_URL", url.as_str())];
+    all.extend_from_slice(env);
+    start_runner(&all)
 }
 
 #[test]
@@ -86,51 +49,26 @@ fn a_wrong_password_prints_what_the_readme_shows() {
 #[test]
 fn bind_takes_a_host_name() {
     let redis = private_redis(&[]);
-    let (mut child, port) = start(&redis, &[("BIND", "localhost")]);
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        s,
-        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).unwrap();
-    let _ = child.kill();
-    let _ = child.wait();
+    let runner = start(&redis, &[("BIND", "localhost")]);
+    let port = runner.port;
+    let answer = http(port, "GET", "/health", "");
+    drop(runner);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
 #[test]
 fn an_unresolvable_bind_is_a_clear_start_up_error() {
-    let err = common::start_up_error(("BIND", "no-such-host.invalid"));
-    assert!(
-        err.contains("BIND=\"no-such-host.invalid\"") && err.contains("host name that resolves"),
-        "{err}"
+    common::assert_start_up_error(
+        ("BIND", "no-such-host.invalid"),
+        &["BIND=\"no-such-host.invalid\"", "host name that resolves"],
     );
-}
-
-/// Sends `request` raw and reads the answer until the server closes.
-fn raw(port: u16, request: &[u8]) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    // The server may answer and close before it has read it all.
-    let _ = s.write_all(request);
-    let mut answer = Vec::new();
-    let started = Instant::now();
-    let mut buf = [0u8; 4096];
-    while started.elapsed() < Duration::from_secs(10) {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => answer.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[test]
 fn requests_hyper_refuses_get_problem_bodies() {
     let redis = private_redis(&[]);
-    let (mut child, port) = start(&redis, &[]);
+    let runner = start(&redis, &[]);
+    let port = runner.port;
     let long_url = format!(
         "GET /cache/{} HTTP/1.1\r\nHost: t\r\n\r\n",
         "a".repeat(100 * 1024)
@@ -172,8 +110,7 @@ fn requests_hyper_refuses_get_problem_bodies() {
         port,
         b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(runner);
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
@@ -203,13 +140,13 @@ fn demo(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
 #[test]
 fn the_demo_tours_an_api_that_wants_a_key() {
     let redis = private_redis(&[]);
-    let (mut child, port) = start(&redis, &[("API_KEY", KEY)]);
+    let runner = start(&redis, &[("API_KEY", KEY)]);
+    let port = runner.port;
     let url = format!("http://127.0.0.1:{port}");
     let by_flag = demo(&["--url", &url, "--api-key", KEY], &[]);
     let by_env = demo(&["--url", &url], &[("API_KEY", KEY)]);
     let without = demo(&["--url", &url], &[]);
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(runner);
     for (ok, out) in [by_flag, by_env] {
         assert!(ok && out.contains("Tour complete."), "{out}");
     }

@@ -3,101 +3,25 @@
 //! keeping the process alive for the whole `processing_time`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
-    process::{Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
+mod common;
 
-const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
-
-/// Sends one raw Redis command (inline) and returns the first reply line.
-fn redis(port: u16, command: &str) -> String {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(s, "{command}\r\n").unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line.trim_end().to_owned()
-}
+use common::{hold_in_flight, lock_held, signal, wait_exit};
 
 #[test]
 fn sigterm_ends_a_hold_in_flight_and_releases_its_lock() {
-    let Some(bin) = redis_server_bin() else {
-        panic!("redis-server not found: install it (apt-get install redis-server)");
-    };
-    let redis_server = RedisProcess::start(bin, &[]).unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("REDIS_URL", redis_server.url())
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("listening") {
-            break;
-        }
-    }
-    // Keep draining the log so the runner never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-
-    let hold = std::thread::spawn(move || {
-        let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-        write!(
-            s,
-            "POST /lock/held?processing_time=20&ttl=30 HTTP/1.1\r\nHost: localhost\r\n\
-             Content-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        out
-    });
-    let lock = "demo_api:lock:{held}";
-    let started = Instant::now();
-    while redis(redis_server.port(), &format!("EXISTS {lock}")) != ":1" {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the hold never took the lock"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-
+    let mut hold = hold_in_flight("held", "processing_time=20&ttl=30");
     let stopped_at = Instant::now();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let reply = hold.join().unwrap();
+    signal(&hold.runner, "TERM");
+    let reply = hold.answer.join().unwrap();
     assert!(
         stopped_at.elapsed() < Duration::from_secs(10),
         "the hold ran on after SIGTERM"
     );
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
     assert!(reply.contains("\"released\":true"), "{reply}");
-    assert_eq!(
-        redis(redis_server.port(), &format!("EXISTS {lock}")),
-        ":0",
-        "lock left behind"
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(status.success(), "{status}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "the runner did not exit");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    assert!(!lock_held(hold.redis.port(), "held"), "lock left behind");
+    let status = wait_exit(&mut hold.runner.child, Duration::from_secs(10));
+    assert!(status.success(), "{status}");
 }

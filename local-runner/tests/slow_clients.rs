@@ -6,61 +6,28 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
+    io::{Read, Write},
+    net::TcpStream,
     time::{Duration, Instant},
 };
 
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
+use local_runner::redis_process::RedisProcess;
 
-const BIN: &str = env!("CARGO_BIN_EXE_local-runner");
+mod common;
 
-/// A runner child, killed on drop.
-struct Runner {
-    child: Child,
-    port: u16,
+use common::{Runner, lock_held, private_redis, start_runner};
+
+/// The runner against `redis`, with `env`, logging only its own `info` lines.
+fn runner(redis: &RedisProcess, env: &[(&str, &str)]) -> Runner {
+    let url = redis.url();
+    let mut all = vec![
+        ("REDIS_URL", url.as_str()),
+        ("RUST_LOG", "warn,local_runner=info"),
+    ];
+    all.extend_from_slice(env);
+    start_runner(&all)
 }
 
-impl Drop for Runner {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_runner(redis: &RedisProcess, env: &[(&str, &str)]) -> Runner {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(BIN)
-        .env("REDIS_URL", redis.url())
-        .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
-        .env("RUST_LOG", "warn,local_runner=info")
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        if line.unwrap().contains("listening") {
-            break;
-        }
-    }
-    // Keep draining the pipe so the runner never blocks on a full stdout.
-    std::thread::spawn(move || for _ in lines {});
-    Runner { child, port }
-}
-
-fn redis() -> RedisProcess {
-    RedisProcess::start(redis_server_bin().expect("redis-server"), &[]).unwrap()
-}
-
-/// Sends one request on a new connection and returns the whole answer (the server closes).
 fn request(port: u16, head: &str, body: &[u8]) -> String {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
@@ -104,8 +71,8 @@ fn closed_within(s: &mut TcpStream, limit: Duration) -> Option<Duration> {
 /// margin for a loaded machine, and `/health` answers all along.
 #[test]
 fn half_sent_heads_and_idle_keep_alive_connections_are_closed() {
-    let redis = redis();
-    let runner = start_runner(&redis, &[("HEADER_READ_TIMEOUT_MS", "1000")]);
+    let redis = private_redis(&[]);
+    let runner = runner(&redis, &[("HEADER_READ_TIMEOUT_MS", "1000")]);
     let mut slow: Vec<TcpStream> = (0..200)
         .map(|_| {
             let mut s = TcpStream::connect(("127.0.0.1", runner.port)).unwrap();
@@ -146,8 +113,8 @@ fn half_sent_heads_and_idle_keep_alive_connections_are_closed() {
 /// closes; then it is.
 #[test]
 fn past_the_connection_cap_new_connections_wait_for_a_free_slot() {
-    let redis = redis();
-    let runner = start_runner(
+    let redis = private_redis(&[]);
+    let runner = runner(
         &redis,
         &[
             ("MAX_CLIENT_CONNECTIONS", "4"),
@@ -189,8 +156,8 @@ fn past_the_connection_cap_new_connections_wait_for_a_free_slot() {
 /// sending 1 MiB each do not grow the runner's peak memory by anything like 100 MiB.
 #[test]
 fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
-    let redis = redis();
-    let runner = start_runner(&redis, &[("MAX_IN_FLIGHT_REQUESTS", "2")]);
+    let redis = private_redis(&[]);
+    let runner = runner(&redis, &[("MAX_IN_FLIGHT_REQUESTS", "2")]);
     let port = runner.port;
     let holders: Vec<_> = ["a", "b"]
         .into_iter()
@@ -206,7 +173,7 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
         .collect();
     // Both hold their slot once both locks exist in Redis.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while !(lock_exists(&redis, "a") && lock_exists(&redis, "b")) {
+    while !(lock_held(redis.port(), "a") && lock_held(redis.port(), "b")) {
         assert!(
             Instant::now() < deadline,
             "the two lock demos never started"
@@ -260,15 +227,6 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
 }
 
 /// Whether the lock on `resource` exists, asked of Redis in plain RESP.
-fn lock_exists(redis: &RedisProcess, resource: &str) -> bool {
-    let key = format!("demo_api:lock:{{{resource}}}");
-    let mut s = TcpStream::connect(("127.0.0.1", redis.port())).unwrap();
-    write!(s, "*2\r\n$6\r\nEXISTS\r\n${}\r\n{key}\r\n", key.len()).unwrap();
-    let mut buf = [0u8; 8];
-    let n = s.read(&mut buf).unwrap();
-    &buf[..n] == b":1\r\n"
-}
-
 /// The runner's peak resident memory (`VmHWM`), KiB.
 fn peak_rss_kib(runner: &Runner) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", runner.child.id())).unwrap();

@@ -5,29 +5,11 @@
 //! by every binary. A bad value stops start-up with a [`ConfigError`] that names the variable
 //! and says what it accepts.
 //!
-//! | variable | default | accepts |
-//! |---|---|---|
-//! | `REDIS_URL` | `redis://127.0.0.1:6379/0` | `redis://` or `rediss://`, optional `user:password@`, `/db` |
-//! | `KEY_PREFIX` | `demo_api:` | 1..=128 bytes, no whitespace |
-//! | `DEFAULT_TTL` | `3600` | seconds, 1..=31536000 |
-//! | `REDIS_CONNECT_TIMEOUT_MS` | `1000` | 1..=60000 |
-//! | `REDIS_RESPONSE_TIMEOUT_MS` | `1000` | 1..=60000 |
-//! | `MAX_BODY_BYTES` | `1048576` | 1..=67108864 |
-//! | `REQUEST_TIMEOUT_MS` | `28000` | 100..=900000 and more than `REDIS_RESPONSE_TIMEOUT_MS` (API Gateway stops at 29 s) |
-//! | `IDEMPOTENCY_TTL_SECS` | `86400` | 1..=604800: how long the outcome of a request with an `Idempotency-Key` is kept |
-//! | `API_KEY` | unset (open API) | 16 to 512 characters; then every route but `/health` and the docs needs it |
-//! | `REDIS_TLS_CA_FILE` | system roots | PEM file of the CA that signed the Redis server's certificate |
-//! | `REDIS_TLS_CERT_FILE`, `REDIS_TLS_KEY_FILE` | unset | PEM client certificate and key (mutual TLS); both or neither |
-//! | `REDIS_MODE` | `standalone` | `standalone`, `cluster` (Redis Cluster) or `sentinel` |
-//! | `REDIS_CLUSTER_NODES` | `REDIS_URL` | cluster seed nodes, `host:port` or URLs, comma-separated |
-//! | `REDIS_SENTINELS` | none (required in sentinel mode) | Sentinels, `host:port` or URLs, comma-separated |
-//! | `REDIS_SENTINEL_MASTER` | `mymaster` | the name the Sentinels monitor the primary under |
-//! | `REDIS_SENTINEL_PASSWORD` | unset | the Sentinels' own `requirepass`, when they have one |
-//! | `SECRETS_ARN` | unset | Lambda only: a Secrets Manager secret whose JSON settings (`REDIS_URL`, `API_KEY`) replace the environment's, read by `shared::secrets` at init |
-//! | `CORS_ALLOW_ORIGINS` | unset (no CORS) | browser origins allowed to call the API, `https://app.example.com` comma-separated, or `*` |
-//! | `HEADER_READ_TIMEOUT_MS` | `10000` | 100..=300000, runner only: a connection must deliver a whole request head this soon after it is accepted or after its previous answer (so it also closes idle keep-alive connections) |
-//! | `MAX_CLIENT_CONNECTIONS` | `512` | 1..=65536, runner only: HTTP connections open at once; past it new ones wait in the kernel's listen queue |
-//! | `MAX_IN_FLIGHT_REQUESTS` | `256` | 1..=65536, runner only: requests handled at once; past it a `503` with `Retry-After` |
+//! Every setting is one entry of [`SETTINGS`] (variable, default, what it accepts): the
+//! local runner builds its flags and `--help` from it, and tests hold the README's Settings
+//! table, `template.yaml` and what [`Config::from_lookup`] reads to it. (On Lambda,
+//! `SECRETS_ARN` names a Secrets Manager secret whose settings replace the environment's:
+//! read by [`crate::secrets`] before this.)
 //!
 //! In cluster and sentinel mode `REDIS_URL` still gives the scheme (`rediss://` for TLS), the
 //! user and password of the data nodes and, for sentinel, the database; its host is one more
@@ -36,6 +18,11 @@
 use std::{fmt, time::Duration};
 
 use redis::IntoConnectionInfo;
+
+mod parse;
+mod settings;
+use parse::{api_key, cors_origins, number, tls_files, topology};
+pub use settings::{SETTINGS, Setting};
 
 /// The Redis URL used when `REDIS_URL` is not set.
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/0";
@@ -121,13 +108,47 @@ pub enum Topology {
 }
 
 impl Topology {
+    /// The mode this topology is.
+    pub fn mode(&self) -> Mode {
+        match self {
+            Self::Standalone => Mode::Standalone,
+            Self::Cluster { .. } => Mode::Cluster,
+            Self::Sentinel { .. } => Mode::Sentinel,
+        }
+    }
+
     /// `standalone`, `cluster` or `sentinel`, as `REDIS_MODE` spells it.
     pub fn name(&self) -> &'static str {
+        self.mode().name()
+    }
+}
+
+/// What a Redis server runs as, and what `REDIS_MODE` asks for: the same three words, which
+/// Redis reports as `redis_mode` in `INFO server`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One server (a primary, or a replica).
+    Standalone,
+    /// A Redis Cluster node.
+    Cluster,
+    /// A Redis Sentinel.
+    Sentinel,
+}
+
+impl Mode {
+    /// `standalone`, `cluster` or `sentinel`.
+    pub fn name(self) -> &'static str {
         match self {
             Self::Standalone => "standalone",
-            Self::Cluster { .. } => "cluster",
-            Self::Sentinel { .. } => "sentinel",
+            Self::Cluster => "cluster",
+            Self::Sentinel => "sentinel",
         }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -308,204 +329,6 @@ impl fmt::Debug for Config {
     }
 }
 
-/// Parses an integer variable with a default and an inclusive range.
-fn number<T>(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    default: T,
-    min: T,
-    max: T,
-) -> Result<T, ConfigError>
-where
-    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
-{
-    let Some(raw) = get(variable) else {
-        return Ok(default);
-    };
-    match raw.trim().parse::<T>() {
-        Ok(v) if v >= min && v <= max => Ok(v),
-        _ => Err(ConfigError {
-            variable,
-            value: raw,
-            expected: format!("a whole number from {min} to {max} (default {default})"),
-        }),
-    }
-}
-
-/// `API_KEY`: unset, or 16 to 512 characters (shorter keys are too easy to guess).
-fn api_key(raw: Option<String>) -> Result<Option<String>, ConfigError> {
-    match raw {
-        Some(key) if !(16..=512).contains(&key.chars().count()) => Err(ConfigError {
-            variable: "API_KEY",
-            value: "***".to_owned(),
-            expected: "16 to 512 characters (e.g. openssl rand -hex 32)".to_owned(),
-        }),
-        other => Ok(other),
-    }
-}
-
-/// `CORS_ALLOW_ORIGINS`: `*`, or origins as a browser sends them in `Origin` (scheme, host,
-/// optional port; no path, no trailing slash, which would never match).
-fn cors_origins(raw: Option<String>) -> Result<Vec<String>, ConfigError> {
-    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
-        return Ok(Vec::new());
-    };
-    let origins: Vec<String> = raw.split(',').map(|o| o.trim().to_owned()).collect();
-    let origin_ok = |o: &str| {
-        let Some((scheme, rest)) = o.split_once("://") else {
-            return false;
-        };
-        matches!(scheme, "http" | "https")
-            && !rest.is_empty()
-            && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-    };
-    let valid = if origins.iter().any(|o| o == "*") {
-        origins.len() == 1
-    } else {
-        origins.iter().all(|o| origin_ok(o))
-    };
-    if !valid {
-        return Err(ConfigError {
-            variable: "CORS_ALLOW_ORIGINS",
-            value: raw,
-            expected: "* alone, or origins such as https://app.example.com,http://localhost:3000 \
-                       (scheme://host[:port], no path)"
-                .to_owned(),
-        });
-    }
-    Ok(origins)
-}
-
-/// Reads the TLS files named by `REDIS_TLS_*`.
-fn tls_files(get: &impl Fn(&str) -> Option<String>) -> Result<Option<TlsFiles>, ConfigError> {
-    let read = |variable: &'static str| -> Result<Option<Vec<u8>>, ConfigError> {
-        let Some(path) = get(variable) else {
-            return Ok(None);
-        };
-        std::fs::read(&path).map(Some).map_err(|e| ConfigError {
-            variable,
-            value: path,
-            expected: format!("a readable PEM file ({e})"),
-        })
-    };
-    let ca = read("REDIS_TLS_CA_FILE")?;
-    let client = match (read("REDIS_TLS_CERT_FILE")?, read("REDIS_TLS_KEY_FILE")?) {
-        (Some(cert), Some(key)) => Some((cert, key)),
-        (None, None) => None,
-        (Some(_), None) | (None, Some(_)) => {
-            return Err(ConfigError {
-                variable: "REDIS_TLS_KEY_FILE",
-                value: get("REDIS_TLS_KEY_FILE").unwrap_or_default(),
-                expected:
-                    "set together with REDIS_TLS_CERT_FILE (a client certificate needs its key)"
-                        .to_owned(),
-            });
-        }
-    };
-    Ok((ca.is_some() || client.is_some()).then_some(TlsFiles { ca, client }))
-}
-
-/// `REDIS_MODE` and the variables of the mode it names.
-fn topology(
-    get: &impl Fn(&str) -> Option<String>,
-    redis_url: &str,
-) -> Result<Topology, ConfigError> {
-    let mode = get("REDIS_MODE").unwrap_or_else(|| "standalone".to_owned());
-    match mode.trim().to_ascii_lowercase().as_str() {
-        "standalone" => Ok(Topology::Standalone),
-        "cluster" => {
-            let base = url::Url::parse(redis_url).ok();
-            if base
-                .as_ref()
-                .is_some_and(|u| !matches!(u.path(), "" | "/" | "/0"))
-            {
-                return Err(ConfigError {
-                    variable: "REDIS_URL",
-                    value: redact_url(redis_url),
-                    expected: "database 0 (or none) in cluster mode: Redis Cluster has no other"
-                        .to_owned(),
-                });
-            }
-            let mut nodes = node_list(get, "REDIS_CLUSTER_NODES", redis_url)?;
-            if nodes.is_empty() {
-                nodes.push(redis_url.to_owned());
-            }
-            Ok(Topology::Cluster { nodes })
-        }
-        "sentinel" => {
-            let sentinels = node_list(get, "REDIS_SENTINELS", redis_url)?;
-            if sentinels.is_empty() {
-                return Err(ConfigError {
-                    variable: "REDIS_SENTINELS",
-                    value: String::new(),
-                    expected: "the Sentinels' addresses in sentinel mode, e.g. \
-                               sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
-                        .to_owned(),
-                });
-            }
-            Ok(Topology::Sentinel {
-                sentinels,
-                master: get("REDIS_SENTINEL_MASTER").unwrap_or_else(|| "mymaster".to_owned()),
-                password: get("REDIS_SENTINEL_PASSWORD"),
-            })
-        }
-        _ => Err(ConfigError {
-            variable: "REDIS_MODE",
-            value: mode,
-            expected: "standalone (one Redis), cluster (Redis Cluster) or sentinel (a primary \
-                       found through Sentinels)"
-                .to_owned(),
-        }),
-    }
-}
-
-/// A comma-separated list of `host:port` or URLs. A bare `host:port` takes `REDIS_URL`'s
-/// scheme and, for cluster nodes, its user and password; sentinels get no credentials from
-/// it (they have their own, `REDIS_SENTINEL_PASSWORD`).
-fn node_list(
-    get: &impl Fn(&str) -> Option<String>,
-    variable: &'static str,
-    redis_url: &str,
-) -> Result<Vec<String>, ConfigError> {
-    let Some(raw) = get(variable) else {
-        return Ok(Vec::new());
-    };
-    let base = url::Url::parse(redis_url).ok();
-    let scheme = base.as_ref().map_or("redis", url::Url::scheme);
-    let userinfo = match &base {
-        Some(u) if variable != "REDIS_SENTINELS" && u.password().is_some() => {
-            format!("{}:{}@", u.username(), u.password().unwrap_or_default())
-        }
-        Some(u) if variable != "REDIS_SENTINELS" && !u.username().is_empty() => {
-            format!("{}@", u.username())
-        }
-        _ => String::new(),
-    };
-    raw.split(',')
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .map(|entry| {
-            let url = if entry.contains("://") {
-                entry.to_owned()
-            } else {
-                format!("{scheme}://{userinfo}{entry}")
-            };
-            match url.as_str().into_connection_info() {
-                Ok(_) if url::Url::parse(&url).is_ok_and(|u| u.port().is_some()) => Ok(url),
-                _ => Err(ConfigError {
-                    variable,
-                    value: redact_url(&url),
-                    expected: "comma-separated host:port (or redis:// / rediss:// URLs), each \
-                               with its port"
-                        .to_owned(),
-                }),
-            }
-        })
-        .collect()
-}
-
 /// Replaces the password of a URL (if any) with `***`.
 pub fn redact_url(raw: &str) -> String {
     match url::Url::parse(raw) {
@@ -519,138 +342,18 @@ pub fn redact_url(raw: &str) -> String {
     }
 }
 
+/// A lookup over fixed `(name, value)` pairs, for tests of what reads the environment.
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn with(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        Config::from_lookup(|name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        })
-    }
-
-    #[test]
-    fn defaults_mirror_the_original() {
-        let c = with(&[]).unwrap();
-        assert_eq!(c.redis_url, DEFAULT_REDIS_URL);
-        assert!(!c.redis_url_is_explicit);
-        assert_eq!(c.key_prefix, "demo_api:");
-        assert_eq!(c.default_ttl, 3600);
-        assert_eq!(c.max_body_bytes, 1 << 20);
-    }
-
-    #[test]
-    fn bad_number_names_variable_and_range() {
-        let e = with(&[("DEFAULT_TTL", "0")]).unwrap_err();
-        assert_eq!(e.variable, "DEFAULT_TTL");
-        assert!(e.to_string().contains("from 1 to 31536000"), "{e}");
-        let e = with(&[("MAX_BODY_BYTES", "lots")]).unwrap_err();
-        assert!(e.to_string().starts_with("invalid MAX_BODY_BYTES"), "{e}");
-    }
-
-    #[test]
-    fn the_request_limit_must_exceed_one_redis_call() {
-        let e = with(&[
-            ("REQUEST_TIMEOUT_MS", "200"),
-            ("REDIS_RESPONSE_TIMEOUT_MS", "5000"),
-        ])
-        .unwrap_err();
-        assert_eq!(e.variable, "REQUEST_TIMEOUT_MS");
-        assert!(e.to_string().contains("REDIS_RESPONSE_TIMEOUT_MS"), "{e}");
-        assert!(with(&[("REQUEST_TIMEOUT_MS", "1001")]).is_ok());
-    }
-
-    #[test]
-    fn bad_url_is_rejected_and_redacted() {
-        let e = with(&[("REDIS_URL", "http://u:secret@host")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_URL");
-        assert!(!e.to_string().contains("secret"), "{e}");
-    }
-
-    #[test]
-    fn tls_and_acl_urls_are_accepted_and_redacted() {
-        let c = with(&[("REDIS_URL", "rediss://app:s3cret@cache.example:6380/2")]).unwrap();
-        assert!(c.redis_url_is_explicit);
-        assert_eq!(
-            c.redacted_redis_url(),
-            "rediss://app:***@cache.example:6380/2"
-        );
-        assert!(!format!("{c:?}").contains("s3cret"));
-    }
-
-    #[test]
-    fn modes_read_their_variables() {
-        assert_eq!(with(&[]).unwrap().topology, Topology::Standalone);
-        let c = with(&[
-            ("REDIS_URL", "rediss://app:pw@seed:7000"),
-            ("REDIS_MODE", "cluster"),
-            ("REDIS_CLUSTER_NODES", "a:7001, b:7002,redis://c:7003"),
-        ])
-        .unwrap();
-        let Topology::Cluster { nodes } = &c.topology else {
-            panic!("{:?}", c.topology)
-        };
-        assert_eq!(
-            nodes,
-            &[
-                "rediss://app:pw@a:7001",
-                "rediss://app:pw@b:7002",
-                "redis://c:7003"
-            ]
-        );
-        assert!(!format!("{c:?}").contains("pw"));
-        let c = with(&[
-            ("REDIS_URL", "redis://seed:7000"),
-            ("REDIS_MODE", "Cluster"),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.topology,
-            Topology::Cluster {
-                nodes: vec!["redis://seed:7000".into()]
-            }
-        );
-        let c = with(&[
-            ("REDIS_URL", "redis://:pw@ignored:6379/3"),
-            ("REDIS_MODE", "sentinel"),
-            ("REDIS_SENTINELS", "s1:26379,s2:26379"),
-        ])
-        .unwrap();
-        assert_eq!(
-            c.topology,
-            Topology::Sentinel {
-                sentinels: vec!["redis://s1:26379".into(), "redis://s2:26379".into()],
-                master: "mymaster".into(),
-                password: None,
-            }
-        );
-    }
-
-    #[test]
-    fn mode_mistakes_say_what_to_set() {
-        let e = with(&[("REDIS_MODE", "replicated")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_MODE");
-        assert!(e.to_string().contains("cluster"), "{e}");
-        let e = with(&[("REDIS_MODE", "sentinel")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_SENTINELS");
-        let e = with(&[("REDIS_MODE", "cluster"), ("REDIS_CLUSTER_NODES", "nohost")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_CLUSTER_NODES");
-        let e = with(&[("REDIS_MODE", "cluster"), ("REDIS_URL", "redis://h:1/2")]).unwrap_err();
-        assert_eq!(e.variable, "REDIS_URL");
-        assert!(e.to_string().contains("database 0"), "{e}");
-        let e = with(&[("KEY_PREFIX", "app{}:")]).unwrap_err();
-        assert_eq!(e.variable, "KEY_PREFIX");
-    }
-
-    #[test]
-    fn prefix_with_whitespace_is_rejected() {
-        assert_eq!(
-            with(&[("KEY_PREFIX", "a b")]).unwrap_err().variable,
-            "KEY_PREFIX"
-        );
+pub(crate) fn lookup_in<'a>(
+    pairs: &'a [(&'a str, &'a str)],
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |name| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| (*v).to_owned())
     }
 }
+
+#[cfg(test)]
+mod tests;

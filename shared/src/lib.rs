@@ -13,6 +13,7 @@
 //! - [`docs`]: the error answers every OpenAPI operation shares, a function's tag;
 //! - [`http`]: fallbacks and layers every router gets;
 //! - [`idempotency`]: `Idempotency-Key`: a retried write answers its first outcome;
+//! - [`info`]: reading Redis `INFO` text, and the eviction-policy warning;
 //! - [`lambda`]: running a router under the Lambda runtime;
 //! - [`lifecycle`]: the process stopping, the invocation's deadline;
 //! - [`validate`]: value checks failing with a 422 naming the field, and the JSON Schemas
@@ -25,6 +26,7 @@ pub mod error;
 pub mod extract;
 pub mod http;
 pub mod idempotency;
+pub mod info;
 pub mod keys;
 pub mod lambda;
 pub mod lifecycle;

@@ -13,15 +13,16 @@
 pub mod binary;
 pub mod lambda;
 pub mod proxy;
+pub mod redis_process;
 pub mod runtime_api;
 pub mod tls;
 pub mod topology;
 
 use std::net::SocketAddr;
 
+use crate::redis_process::{RedisProcess, redis_server_bin};
 use axum::{Router, body::Body};
 use http::{HeaderMap, Method, Request, StatusCode};
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
 use redis::{Cmd, Pipeline, RedisFuture, aio::ConnectionLike};
 use serde_json::Value;
 use shared::{AppState, Config};

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
+use crate::redis_process::{RedisProcess, redis_server_bin};
 
 /// `redis-cli`: `REDIS_CLI_BIN`, else beside `redis-server`, else on the `PATH`.
 pub fn redis_cli_bin() -> PathBuf {
@@ -157,11 +157,7 @@ impl RedisCluster {
 
     /// Every node as `127.0.0.1:port`, comma-separated (for `REDIS_CLUSTER_NODES`).
     pub fn seeds(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|n| format!("127.0.0.1:{}", n.port()))
-            .collect::<Vec<_>>()
-            .join(",")
+        addresses(&self.nodes)
     }
 
     /// Runs `redis-cli --cluster <command> <first node> <options>` (e.g. `reshard`).
@@ -200,12 +196,27 @@ impl RedisCluster {
 
 impl Drop for RedisCluster {
     fn drop(&mut self) {
-        for node in &mut self.nodes {
-            node.stop();
-        }
-        for file in &self.files {
-            let _ = std::fs::remove_file(file);
-        }
+        stop_and_clean(&mut self.nodes, &self.files);
+    }
+}
+
+/// `127.0.0.1:port` of each of `processes`, comma-separated.
+fn addresses(processes: &[RedisProcess]) -> String {
+    processes
+        .iter()
+        .map(|p| format!("127.0.0.1:{}", p.port()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Stops `processes`, then removes the configuration `files` they rewrite while running
+/// (stopped first, so that none writes its file again).
+fn stop_and_clean(processes: &mut [RedisProcess], files: &[PathBuf]) {
+    for process in processes {
+        process.stop();
+    }
+    for file in files {
+        let _ = std::fs::remove_file(file);
     }
 }
 
@@ -301,11 +312,7 @@ impl SentinelGroup {
 
     /// The Sentinels as `127.0.0.1:port`, comma-separated (for `REDIS_SENTINELS`).
     pub fn sentinel_addresses(&self) -> String {
-        self.sentinels
-            .iter()
-            .map(|s| format!("127.0.0.1:{}", s.port()))
-            .collect::<Vec<_>>()
-            .join(",")
+        addresses(&self.sentinels)
     }
 
     /// The port of the server the Sentinels currently name as primary.
@@ -329,11 +336,6 @@ impl SentinelGroup {
 
 impl Drop for SentinelGroup {
     fn drop(&mut self) {
-        for sentinel in &mut self.sentinels {
-            sentinel.stop();
-        }
-        for file in &self.files {
-            let _ = std::fs::remove_file(file);
-        }
+        stop_and_clean(&mut self.sentinels, &self.files);
     }
 }

@@ -8,13 +8,13 @@
 
 use std::{process::Command, time::Duration};
 
+use api_tests::redis_process::{RedisProcess, answers_ping, redis_server_bin};
 use api_tests::{
     binary::{self, Runner, readme},
     start_redis,
     tls::Pki,
     topology::{RedisCluster, SentinelGroup},
 };
-use local_runner::redis_process::{RedisProcess, answers_ping, redis_server_bin};
 
 /// Every command in the README's ```bash blocks and what executes it (`curl` commands:
 /// `binary::answers_the_readme`, which runs all of them, in every mode here and under

@@ -2,10 +2,10 @@
 //! custom CA and client certificates, and namespace isolation under adversarial input —
 //! each against a real `redis-server` started with that configuration.
 
+use api_tests::redis_process::{RedisProcess, redis_server_bin};
 use api_tests::{ROUTES, TestApp, start_redis, tls::Pki};
 use axum::body::Body;
 use http::{Method, Request};
-use local_runner::redis_process::{RedisProcess, redis_server_bin};
 use redis::AsyncCommands;
 use serde_json::json;
 use shared::{AppState, config::TlsFiles};

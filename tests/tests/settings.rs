@@ -4,33 +4,22 @@
 //! `sam deploy` and then dropped.
 
 use std::{
-    cell::RefCell,
     collections::{BTreeMap, BTreeSet},
     process::Command,
 };
 
 use api_tests::binary::{self, readme};
-use shared::Config;
+use shared::config::SETTINGS;
 
 type Names = BTreeSet<String>;
 
 /// The runner's own settings: where it listens. The functions have no such thing.
 const RUNNER_ONLY: [&str; 3] = ["PORT", "BIND", "DEFAULT_REDIS_PORT"];
 
-/// Every variable `Config::from_lookup` asks for, in each `REDIS_MODE`.
+/// Every variable `Config::from_lookup` reads: the declared settings (a unit test of
+/// `shared::config` holds the two together).
 fn read_by_config() -> Names {
-    let asked = RefCell::new(Names::new());
-    for mode in ["standalone", "cluster", "sentinel"] {
-        let _ = Config::from_lookup(|name| {
-            asked.borrow_mut().insert(name.to_owned());
-            match name {
-                "REDIS_MODE" => Some(mode.to_owned()),
-                "REDIS_SENTINELS" => Some("127.0.0.1:26379".to_owned()),
-                _ => None,
-            }
-        });
-    }
-    asked.into_inner()
+    SETTINGS.iter().map(|s| s.variable.to_owned()).collect()
 }
 
 /// The `[env: NAME]` of every option in `local-runner --help`.
@@ -66,6 +55,36 @@ fn readme_help_template_and_config_name_the_same_settings() {
         served,
         "local-runner --help vs Config + {RUNNER_ONLY:?}"
     );
+}
+
+/// The README's defaults are the declared ones (`shared::config::SETTINGS`, which a unit
+/// test holds to what `Config` applies): a literal where one is declared, else none or the
+/// name of the setting it falls back to (`REDIS_CLUSTER_NODES`: `REDIS_URL`).
+#[test]
+fn readme_defaults_are_the_declared_defaults() {
+    let table = readme::settings();
+    for setting in SETTINGS {
+        let row = table
+            .iter()
+            .find(|row| row.variable == setting.variable)
+            .unwrap_or_else(|| panic!("{} is not in the README's Settings", setting.variable));
+        match setting.default {
+            Some(default) => assert_eq!(
+                row.default.as_deref(),
+                Some(default),
+                "README Settings: the default of {}",
+                setting.variable
+            ),
+            None => assert!(
+                row.default
+                    .as_ref()
+                    .is_none_or(|d| SETTINGS.iter().any(|s| s.variable == d)),
+                "README Settings gives {} the default {:?}, SETTINGS none",
+                setting.variable,
+                row.default
+            ),
+        }
+    }
 }
 
 /// Template parameters that configure the deployment rather than a setting of the program;

@@ -3,7 +3,8 @@
 //! the function itself answers undeclared methods with its 405 problem, as the runner does),
 //! the docs function is the `$default` route (unknown paths get the 404 problem, not API
 //! Gateway's own body), no secret sits in an environment variable, an API key is required,
-//! the parameters' patterns accept what the functions accept, and CORS is the runner's.
+//! the parameters' patterns accept what the functions accept, and CORS is the runner's. The
+//! `cargo lambda watch` router table in the workspace `Cargo.toml` routes the same paths.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -54,22 +55,14 @@ fn documented(api: utoipa_axum::router::OpenApiRouter<shared::AppState>) -> Rout
         .collect()
 }
 
-#[test]
-fn template_events_are_the_routers_paths_and_a_default_route() {
-    let template = template_routes();
-    let mut docs: Routes = [
-        "/",
-        "/openapi.json",
-        "/docs",
-        "/docs/{proxy+}",
-        "/redoc",
-        "/redoc/redoc.standalone.js",
-    ]
-    .iter()
-    .map(|p| ("ANY".to_owned(), (*p).to_owned()))
-    .collect();
-    docs.insert(("ANY".to_owned(), "$default".to_owned()));
-    let expected: BTreeMap<String, Routes> = [
+/// `{crate: {("ANY", path)}}` of every function's router, the docs function's being `docs`
+/// (its paths as the router table at hand spells them, its catch-all included).
+fn router_routes(docs: &[&str]) -> BTreeMap<String, Routes> {
+    let docs: Routes = docs
+        .iter()
+        .map(|p| ("ANY".to_owned(), (*p).to_owned()))
+        .collect();
+    [
         ("cache", documented(cache::api())),
         ("users", documented(users::api())),
         ("rate-limit", documented(rate_limit::api())),
@@ -80,8 +73,61 @@ fn template_events_are_the_routers_paths_and_a_default_route() {
     ]
     .into_iter()
     .map(|(f, r)| (f.to_owned(), r))
-    .collect();
-    assert_eq!(template, expected);
+    .collect()
+}
+
+#[test]
+fn template_events_are_the_routers_paths_and_a_default_route() {
+    let expected = router_routes(&[
+        "/",
+        "/openapi.json",
+        "/docs",
+        "/docs/{proxy+}",
+        "/redoc",
+        "/redoc/redoc.standalone.js",
+        "$default",
+    ]);
+    assert_eq!(template_routes(), expected);
+}
+
+/// `{crate: {("ANY", path)}}` of the workspace `Cargo.toml`'s
+/// `[workspace.metadata.lambda.watch.router]` table (`"path" = "function"` lines): what
+/// `cargo lambda watch` sends where, each path with every method.
+fn watch_routes() -> BTreeMap<String, Routes> {
+    let manifest =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml")).unwrap();
+    let mut out: BTreeMap<String, Routes> = BTreeMap::new();
+    for line in manifest
+        .lines()
+        .skip_while(|l| l.trim() != "[workspace.metadata.lambda.watch.router]")
+        .skip(1)
+        .take_while(|l| !l.starts_with('['))
+        .filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+    {
+        let (path, function) = line.split_once('=').expect("\"path\" = \"function\"");
+        let unquote = |s: &str| s.trim().trim_matches('"').to_owned();
+        out.entry(unquote(function))
+            .or_default()
+            .insert(("ANY".to_owned(), unquote(path)));
+    }
+    out
+}
+
+/// `cargo lambda watch` routes every path of every router to its function, and what no
+/// route matches to the docs function (the template's `$default`), as the template does.
+#[test]
+fn the_watch_router_table_is_the_routers_paths() {
+    let expected = router_routes(&[
+        "/",
+        "/openapi.json",
+        "/docs",
+        "/docs/",
+        "/docs/{*rest}",
+        "/redoc",
+        "/redoc/redoc.standalone.js",
+        "/{*unmatched}",
+    ]);
+    assert_eq!(watch_routes(), expected);
 }
 
 /// What the `$default` route's function answers for what no route matches, on every door:

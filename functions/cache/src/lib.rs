@@ -24,6 +24,7 @@ use shared::{
         raw_json_or_string, ttl_from_redis,
     },
     scripts,
+    state::Scan,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -182,7 +183,7 @@ async fn list_entries(
     let pattern = state.keys.cache_pattern(&query.pattern);
     let mut redis = state.redis.clone();
 
-    let (found, cursor) = scan_page(&mut redis, &pattern, query.cursor, query.count as usize)
+    let (found, cursor) = scan_page(&redis, &pattern, query.cursor, query.count as usize)
         .await
         .map(|(keys, cursor)| {
             let keys = keys
@@ -234,27 +235,27 @@ async fn list_entries(
 /// of that one bucket if the bucket changes in between (a write to it, or Redis finishing a
 /// rehash of its table).
 async fn scan_page(
-    redis: &mut shared::state::Redis,
+    redis: &shared::state::Redis,
     pattern: &str,
     cursor: u64,
     count: usize,
 ) -> Result<(Vec<Vec<u8>>, u64), ApiError> {
-    let mut cursor_at = cursor & SCAN_CURSOR_MASK;
+    let mut scan = Scan::new(redis, pattern, cursor & SCAN_CURSOR_MASK).at_most(MAX_SCANS_PER_PAGE);
     let mut skip = (cursor >> SKIP_SHIFT) as usize;
     let mut found: Vec<Vec<u8>> = Vec::new();
-    for _ in 0..MAX_SCANS_PER_PAGE {
+    loop {
         let missing = count - found.len();
-        let (mut next, mut batch) = if skip > 0 {
-            redis.scan_step(cursor_at, pattern, 1).await?
-        } else {
-            redis.scan_step(cursor_at, pattern, missing as u64).await?
+        let Some((mut next, mut batch)) =
+            scan.look(if skip > 0 { 1 } else { missing as u64 }).await?
+        else {
+            break;
         };
         if skip == 0 && batch.len() > missing {
-            (next, batch) = redis.scan_step(cursor_at, pattern, 1).await?;
+            (next, batch) = scan.look(1).await?.unwrap_or((next, batch));
         }
         if skip == 0 && batch.len() > missing && !found.is_empty() {
             // This bucket goes to the next page, whole: the page ends on a real SCAN cursor.
-            return Ok((found, cursor_at));
+            return Ok((found, scan.cursor()));
         }
         if skip > 0 || batch.len() > missing {
             batch.sort_unstable();
@@ -262,16 +263,16 @@ async fn scan_page(
             if rest.len() > missing {
                 let taken = skip + missing;
                 found.extend(rest.into_iter().take(missing));
-                return Ok((found, cursor_at | ((taken as u64) << SKIP_SHIFT)));
+                return Ok((found, scan.cursor() | ((taken as u64) << SKIP_SHIFT)));
             }
             batch = rest;
             skip = 0;
         }
         found.extend(batch);
-        cursor_at = next;
-        if cursor_at == 0 || found.len() >= count {
+        scan.move_to(next);
+        if found.len() >= count {
             break;
         }
     }
-    Ok((found, cursor_at))
+    Ok((found, scan.cursor()))
 }

@@ -8,8 +8,6 @@
 //!
 //! Reads the environment through `shared::Config`.
 
-mod info;
-
 use axum::{
     Json, Router,
     extract::State,
@@ -18,12 +16,12 @@ use axum::{
 use shared::{
     ApiError, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
+    info::{Info, eviction_warning, human_bytes},
     models::stats::{Health, ResetDone, Stats, StatsQuery},
     scripts,
+    state::Scan,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
-
-use crate::info::{Info, human_bytes};
 
 /// Keys one SCAN call is asked to look at.
 const SCAN_COUNT: u64 = 1000;
@@ -103,13 +101,7 @@ async fn get_stats(
     policies.dedup();
     let warnings = policies
         .iter()
-        .filter(|p| **p != "noeviction")
-        .map(|policy| {
-            format!(
-                "maxmemory-policy is {policy}: under memory pressure Redis may evict locks and \
-                 queued tasks. Set maxmemory-policy noeviction."
-            )
-        })
+        .filter_map(|p| eviction_warning(p))
         .collect();
     let first = infos.first();
     Ok(Json(Stats {
@@ -157,22 +149,17 @@ async fn count_prefix_keys(
     exact: bool,
 ) -> Result<Option<u64>, redis::RedisError> {
     let pattern = state.keys.everything_pattern();
-    let mut redis = state.redis.clone();
-    let mut cursor = 0u64;
+    let budget = if exact {
+        usize::MAX
+    } else {
+        PREFIX_SCAN_BUDGET
+    };
+    let mut scan = Scan::new(&state.redis, &pattern, 0).at_most(budget);
     let mut count = 0u64;
-    let mut calls = 0usize;
-    loop {
-        let (next, keys) = redis.scan_step(cursor, &pattern, SCAN_COUNT).await?;
+    while let Some(keys) = scan.next_batch(SCAN_COUNT).await? {
         count += keys.len() as u64;
-        cursor = next;
-        calls += 1;
-        if cursor == 0 {
-            return Ok(Some(count));
-        }
-        if !exact && calls >= PREFIX_SCAN_BUDGET {
-            return Ok(None);
-        }
     }
+    Ok(scan.is_complete().then_some(count))
 }
 
 /// `POST /stats/reset`.
@@ -223,26 +210,21 @@ async fn reset_data(
 /// batches; returns how many went.
 async fn delete_prefix(state: &AppState) -> Result<u64, ApiError> {
     let pattern = state.keys.everything_pattern();
-    let mut redis = state.redis.clone();
-    let mut cursor = 0u64;
+    let mut scan = Scan::new(&state.redis, &pattern, 0);
     let mut keys_deleted = 0u64;
-    loop {
-        let (next, mut keys) = redis.scan_step(cursor, &pattern, SCAN_COUNT).await?;
+    while let Some(mut keys) = scan.next_batch(SCAN_COUNT).await? {
         // Idempotency records stay (they expire by themselves): deleting one would let the
         // retry of a request that already took effect apply it again.
         keys.retain(|key| !state.keys.is_idempotency_record(key));
         if !keys.is_empty() {
             let removed: u64 = redis::cmd("UNLINK")
                 .arg(&keys)
-                .query_async(&mut redis)
+                .query_async(scan.redis())
                 .await?;
             keys_deleted += removed;
         }
-        cursor = next;
-        if cursor == 0 {
-            return Ok(keys_deleted);
-        }
     }
+    Ok(keys_deleted)
 }
 
 fn reset_done(state: &AppState, keys_deleted: u64) -> Json<ResetDone> {

@@ -74,6 +74,19 @@ pub(crate) fn may_resend(e: &RedisError, resendable: bool) -> bool {
     resendable && (e.is_connection_dropped() || e.is_io_error()) && !e.is_timeout()
 }
 
+/// Awaits `$send` (an expression making a request future), and sends it once more when
+/// its failure allows it ([`may_resend`]). A macro, not a function taking a closure: the
+/// future borrows the connection, and an async closure doing that is not `Send`.
+macro_rules! with_one_resend {
+    ($resendable:expr, $send:expr) => {
+        match $send.await {
+            Err(e) if $crate::state::retry::may_resend(&e, $resendable) => $send.await,
+            other => other,
+        }
+    };
+}
+pub(crate) use with_one_resend;
+
 /// How long a connection may sit unused before a command that cannot be resent is preceded
 /// by a `PING` (which can): after a frozen Lambda container or an idle NAT, the server may
 /// have closed the connection, and the `PING` finds out (and reconnects) instead of a write.

@@ -99,6 +99,8 @@ pub struct Setting {
     pub variable: String,
     /// The SAM parameter that sets it, `None` for the runner's own settings.
     pub sam_parameter: Option<String>,
+    /// The first `code` span of the default column (`None`: "unset", "system roots", ...).
+    pub default: Option<String>,
 }
 
 /// The rows of the table under "## Settings" (a row naming two variables gives two).
@@ -114,10 +116,12 @@ pub fn settings() -> Vec<Setting> {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
         let names = backticked(cells[0]);
         let parameters = backticked(cells[cells.len() - 1]);
+        let default = backticked(cells[1]).into_iter().next();
         for (i, variable) in names.into_iter().enumerate() {
             out.push(Setting {
                 variable,
                 sam_parameter: parameters.get(i).cloned(),
+                default: default.clone(),
             });
         }
     }

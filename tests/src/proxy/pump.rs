@@ -58,6 +58,28 @@ pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream) {
     // Dropping both sockets with SO_LINGER 0 sends each peer an RST.
 }
 
+/// Reads what `from` sends next into `splitter`, once the gate is open; `false` when the
+/// connection is closed. What arrives while the connection is silenced is dropped.
+async fn read_into(
+    inner: &Inner,
+    conn: &Conn,
+    from: &mut tokio::net::tcp::ReadHalf<'_>,
+    buf: &mut [u8],
+    splitter: &mut Splitter,
+) -> bool {
+    loop {
+        let n = match from.read(buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        if !inner.is_silenced(conn.id) {
+            splitter.push(&buf[..n]);
+            inner.gate().await;
+            return true;
+        }
+    }
+}
+
 /// Client to server: command by command, where the faults strike.
 async fn to_server(
     inner: &Inner,
@@ -68,16 +90,7 @@ async fn to_server(
     let mut splitter = Splitter::commands();
     let mut forwarded: u64 = 0;
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => n,
-        };
-        if inner.is_silenced(conn.id) {
-            continue;
-        }
-        splitter.push(&buf[..n]);
-        inner.gate().await;
+    while read_into(inner, conn, from, &mut buf, &mut splitter).await {
         let mut out = Vec::new();
         while let Some(frame) = splitter.next_frame()? {
             let fault = if inner.take_drop(&frame) {
@@ -123,6 +136,7 @@ async fn to_server(
             return Ok(());
         }
     }
+    Ok(())
 }
 
 /// Server to client: reply by reply, counted, so the reply to drop is known.
@@ -135,16 +149,7 @@ async fn to_client(
     let mut splitter = Splitter::replies();
     let mut replies: u64 = 0;
     let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return Ok(()),
-            Ok(n) => n,
-        };
-        if inner.is_silenced(conn.id) {
-            continue;
-        }
-        splitter.push(&buf[..n]);
-        inner.gate().await;
+    while read_into(inner, conn, from, &mut buf, &mut splitter).await {
         let mut out = Vec::new();
         while let Some(reply) = splitter.next_frame()? {
             // A RESP3 push is out of band: it answers no command.
@@ -164,4 +169,5 @@ async fn to_client(
             return Ok(());
         }
     }
+    Ok(())
 }

@@ -169,19 +169,25 @@ mod tests {
         out
     }
 
+    /// The frames `stream` gives when it arrives in two reads cut at `cut`, and the bytes
+    /// left buffered.
+    fn frames_cut_at(mut splitter: Splitter, stream: &[u8], cut: usize) -> (Vec<Vec<u8>>, usize) {
+        splitter.push(&stream[..cut]);
+        let mut frames = all_frames(&mut splitter);
+        splitter.push(&stream[cut..]);
+        frames.extend(all_frames(&mut splitter));
+        (frames, splitter.buffered())
+    }
+
     #[test]
     fn commands_split_at_every_byte_come_out_whole() {
         let set = command(&[b"SET", b"k", b"v\r\nwith crlf inside"]);
         let evalsha = command(&[b"EVALSHA", b"abc", b"1", b"key", b""]);
         let stream = [set.clone(), evalsha.clone()].concat();
         for cut in 0..=stream.len() {
-            let mut splitter = Splitter::commands();
-            splitter.push(&stream[..cut]);
-            let mut frames = all_frames(&mut splitter);
-            splitter.push(&stream[cut..]);
-            frames.extend(all_frames(&mut splitter));
+            let (frames, left) = frames_cut_at(Splitter::commands(), &stream, cut);
             assert_eq!(frames, vec![set.clone(), evalsha.clone()], "cut at {cut}");
-            assert_eq!(splitter.buffered(), 0);
+            assert_eq!(left, 0);
         }
     }
 
@@ -216,13 +222,9 @@ mod tests {
             b"|1\r\n+ttl\r\n:3\r\n+value\r\n",
         ];
         let stream = replies.concat();
+        let want: Vec<Vec<u8>> = replies.iter().map(|r| r.to_vec()).collect();
         for cut in 0..=stream.len() {
-            let mut splitter = Splitter::replies();
-            splitter.push(&stream[..cut]);
-            let mut frames = all_frames(&mut splitter);
-            splitter.push(&stream[cut..]);
-            frames.extend(all_frames(&mut splitter));
-            let want: Vec<Vec<u8>> = replies.iter().map(|r| r.to_vec()).collect();
+            let (frames, _) = frames_cut_at(Splitter::replies(), &stream, cut);
             assert_eq!(frames, want, "cut at {cut}");
         }
     }

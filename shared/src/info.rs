@@ -1,15 +1,20 @@
 //! A tolerant reader of Redis `INFO` output: `key:value` lines under `# Section` headers.
 //! Fields come and go across Redis versions and Redis-compatible servers (ElastiCache,
 //! Valkey, KeyDB...), so every lookup is optional and nothing here fails.
+//!
+//! The one place `INFO` text is read: `/stats` and the start-up checks of
+//! [`crate::state`] (the server's mode, its eviction policy) both go through [`Info`].
 
 use std::collections::HashMap;
 
+use crate::config::Mode;
+
 /// The fields of one `INFO` answer.
-pub(crate) struct Info<'a>(HashMap<&'a str, &'a str>);
+pub struct Info<'a>(HashMap<&'a str, &'a str>);
 
 impl<'a> Info<'a> {
     /// Reads `INFO` text; lines that are not `key:value` are skipped.
-    pub(crate) fn parse(text: &'a str) -> Self {
+    pub fn parse(text: &'a str) -> Self {
         Self(
             text.lines()
                 .filter(|l| !l.starts_with('#'))
@@ -20,12 +25,12 @@ impl<'a> Info<'a> {
     }
 
     /// A field as text.
-    pub(crate) fn text(&self, key: &str) -> Option<&'a str> {
+    pub fn text(&self, key: &str) -> Option<&'a str> {
         self.0.get(key).copied()
     }
 
     /// A field as a whole number (`0` when absent or not a number).
-    pub(crate) fn number(&self, key: &str) -> u64 {
+    pub fn number(&self, key: &str) -> u64 {
         self.text(key)
             .and_then(|v| {
                 v.parse::<u64>()
@@ -36,8 +41,32 @@ impl<'a> Info<'a> {
     }
 }
 
+impl<'a> Info<'a> {
+    /// `redis_mode`: cluster, sentinel, or else standalone (also when absent, as on
+    /// servers older than the field).
+    pub fn mode(&self) -> Mode {
+        match self.text("redis_mode") {
+            Some("cluster") => Mode::Cluster,
+            Some("sentinel") => Mode::Sentinel,
+            _ => Mode::Standalone,
+        }
+    }
+}
+
+/// The warning for a `maxmemory-policy` that may evict keys (any but `noeviction`): locks
+/// and queued tasks would then vanish under memory pressure. `None` for `noeviction`. The
+/// one text of this warning: logged at start and listed in `/stats` `warnings`.
+pub fn eviction_warning(policy: &str) -> Option<String> {
+    (policy != "noeviction").then(|| {
+        format!(
+            "Redis maxmemory-policy is {policy}: under memory pressure it may evict locks and \
+             queued tasks. Set maxmemory-policy noeviction (see README, Failure behaviour)."
+        )
+    })
+}
+
 /// Bytes as Redis shows them (`1.05M`), for servers whose INFO lacks `used_memory_human`.
-pub(crate) fn human_bytes(bytes: u64) -> String {
+pub fn human_bytes(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "K", "M", "G", "T"];
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -69,6 +98,15 @@ mod tests {
         assert_eq!(info.number("mem_fragmentation_ratio"), 1);
         assert_eq!(info.number("missing"), 0);
         assert_eq!(info.text("maxmemory_policy"), Some("noeviction"));
+        assert_eq!(info.mode(), Mode::Standalone);
+        assert_eq!(Info::parse("redis_mode:cluster\r\n").mode(), Mode::Cluster);
+    }
+
+    #[test]
+    fn only_noeviction_is_safe() {
+        assert_eq!(eviction_warning("noeviction"), None);
+        let warning = eviction_warning("allkeys-lru").unwrap_or_default();
+        assert!(warning.contains("allkeys-lru") && warning.contains("noeviction"));
     }
 
     #[test]
