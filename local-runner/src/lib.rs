@@ -13,11 +13,13 @@ pub mod parse_errors;
 pub mod redis_process;
 pub mod server;
 pub mod settings;
+pub mod shards;
 
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use axum::{Router, error_handling::HandleErrorLayer, http::HeaderName};
 use shared::{AppState, Config, error::ApiError};
+use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 
@@ -35,6 +37,13 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// handler or body read, rather than queued — a queue would only hold more bodies in memory
 /// while its clients time out.
 pub fn app(state: AppState) -> Router {
+    let in_flight = Arc::new(Semaphore::new(state.config.max_in_flight_requests));
+    app_sharing(state, in_flight)
+}
+
+/// [`app`], with the in-flight cap held by `in_flight`, which the routers of several
+/// server threads ([`shards`]) share: the cap is then the process's.
+pub fn app_sharing(state: AppState, in_flight: Arc<Semaphore>) -> Router {
     // One semaphore for the whole router: `Router::layer` applies a layer to each route
     // separately, and the plain ConcurrencyLimitLayer would give each route a cap of its own.
     let in_flight = ServiceBuilder::new()
@@ -42,9 +51,7 @@ pub fn app(state: AppState) -> Router {
             ApiError::Overloaded
         }))
         .load_shed()
-        .layer(GlobalConcurrencyLimitLayer::new(
-            state.config.max_in_flight_requests,
-        ));
+        .layer(GlobalConcurrencyLimitLayer::with_semaphore(in_flight));
     let routes = Router::new()
         .merge(cache::router(state.clone()))
         .merge(users::router(state.clone()))

@@ -59,20 +59,35 @@ enum Command {
 /// Why the process stops early: a message and an exit code.
 struct Fatal(String, u8);
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     let cli = Cli::parse();
+    // This thread's runtime is single-threaded: the server adds one thread per CPU, each
+    // with a runtime of its own (`local_runner::shards`).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("local-runner: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(run(&cli))
+}
+
+async fn run(cli: &Cli) -> ExitCode {
     let result = match &cli.command {
         None | Some(Command::Serve) => {
             shared::telemetry::init();
-            serve(&cli).await
+            serve(cli).await
         }
         Some(Command::Demo { url, api_key }) => {
             // The tour's own output is the point: keep request logs out of it.
             shared::telemetry::init_with_default("warn");
             // `demo --api-key`, else the top-level `--api-key` (both also read API_KEY).
             let key = api_key.clone().or_else(|| cli.settings.lookup("API_KEY"));
-            demo(&cli, url.as_deref(), key.as_deref()).await
+            demo(cli, url.as_deref(), key.as_deref()).await
         }
     };
     match result {
@@ -121,17 +136,18 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     if !addr.ip().is_loopback() {
         tracing::warn!(%addr, "listening beyond loopback: the API is reachable from the network");
     }
-    tracing::info!(%addr, redis = %state.config.redacted_redis_url(), mode = state.redis.mode(), "Redis Cache API listening; docs at http://{addr}/docs");
+    let (redis, mode) = (state.config.redacted_redis_url(), state.redis.mode());
+    let threads = local_runner::shards::threads();
+    let running = local_runner::shards::start(state, listener, threads)
+        .await
+        .map_err(|why| Fatal(why, 1))?;
+    tracing::info!(%addr, %redis, mode, threads, "Redis Cache API listening; docs at http://{addr}/docs");
     // Stopping: work in flight that holds something (the lock demo) gives it back, then
-    // the server drains.
-    let stopping = state.shutdown.clone();
-    let limits = local_runner::server::Limits::from(&*state.config);
-    local_runner::server::serve_with(listener, local_runner::app(state), limits, async move {
-        local_runner::shutdown_signal().await;
-        stopping.trigger();
-    })
-    .await
-    .map_err(|e| Fatal(format!("server error: {e}"), 1))?;
+    // every thread drains.
+    running
+        .serve(local_runner::shutdown_signal())
+        .await
+        .map_err(|e| Fatal(format!("server error: {e}"), 1))?;
     tracing::info!("stopped");
     Ok(())
 }

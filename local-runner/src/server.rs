@@ -20,7 +20,14 @@
 //! - The **in-flight request cap** (`MAX_IN_FLIGHT_REQUESTS`) is a layer of the router
 //!   ([`crate::app`]): past it, a `503` problem with `Retry-After` at once.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{Router, body::Body};
 use hyper_util::{
@@ -29,7 +36,10 @@ use hyper_util::{
     service::TowerToHyperService,
 };
 use shared::{Config, config};
-use tokio::{net::TcpListener, sync::Semaphore};
+use tokio::{
+    net::{TcpListener, TcpStream},
+    sync::{OwnedSemaphorePermit, Semaphore, mpsc},
+};
 use tower::ServiceExt;
 
 /// The connection-level bounds of [`serve_with`].
@@ -62,23 +72,69 @@ impl From<&Config> for Limits {
 
 /// Serves `app` on `listener` within `limits` until `shutdown` resolves; then closes the
 /// listener (new connections are refused), lets the requests in flight finish, closes idle
-/// connections and returns once every connection has ended.
+/// connections and returns once every connection has ended. All on the calling runtime;
+/// the runner's binary spreads the connections over one thread per CPU instead
+/// ([`crate::shards`]), with the same [`accept`] and [`serve_connections`].
 pub async fn serve_with(
     listener: TcpListener,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let mut builder = Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder.http2().timer(TokioTimer::new());
-    let builder = Arc::new(builder);
+    let (worker, incoming) = worker();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    // Each connection task holds a receiver: the sender's `closed()` resolves when all are gone.
-    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    let served = tokio::spawn(serve_connections(
+        incoming,
+        app,
+        limits.header_read_timeout,
+        || {},
+    ));
+    accept(listener, slots, vec![worker], shutdown).await;
+    served.await.map_err(std::io::Error::other)
+}
+
+/// A connection [`accept`] took, with what it holds until it closes: a slot of the
+/// connection cap and a place in its worker's count.
+pub struct Accepted {
+    stream: std::net::TcpStream,
+    _slot: OwnedSemaphorePermit,
+    _counted: Counted,
+}
+
+/// One place in a [`Worker`]'s count of open connections, given back when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Where [`accept`] hands connections to one [`serve_connections`] (one per thread), and
+/// how many that one has open.
+pub struct Worker {
+    connections: mpsc::UnboundedSender<Accepted>,
+    open: Arc<AtomicUsize>,
+}
+
+/// A [`Worker`] and the receiving end its [`serve_connections`] reads. (Unbounded: every
+/// connection in it holds a slot of the connection cap, so the cap bounds it.)
+pub fn worker() -> (Worker, mpsc::UnboundedReceiver<Accepted>) {
+    let (connections, incoming) = mpsc::unbounded_channel();
+    let open = Arc::new(AtomicUsize::new(0));
+    (Worker { connections, open }, incoming)
+}
+
+/// Accepts connections on `listener` until `shutdown` resolves, each once a slot of
+/// `slots` is free (at the cap it stops accepting: new connections wait in the kernel's
+/// listen queue), and hands each to the worker with the fewest open connections. Then
+/// closes the listener and drops the workers' handles, which tells each worker to drain.
+pub async fn accept(
+    listener: TcpListener,
+    slots: Arc<Semaphore>,
+    workers: Vec<Worker>,
+    shutdown: impl Future<Output = ()>,
+) {
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -103,13 +159,60 @@ pub async fn serve_with(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        // Moved to the worker's runtime as a plain socket (its own reactor registers it).
+        let Ok(stream) = stream.into_std() else {
+            continue;
+        };
+        let Some(worker) = workers
+            .iter()
+            .min_by_key(|w| w.open.load(Ordering::Relaxed))
+        else {
+            break;
+        };
+        worker.open.fetch_add(1, Ordering::Relaxed);
+        let counted = Counted(worker.open.clone());
+        let _ = worker.connections.send(Accepted {
+            stream,
+            _slot: slot,
+            _counted: counted,
+        });
+    }
+}
+
+/// Serves the connections handed to `incoming`, on the calling runtime, until every
+/// [`Worker`] handle of it is gone; then calls `closing`, lets the requests in flight
+/// finish, closes idle connections and returns once every connection has ended.
+pub async fn serve_connections(
+    mut incoming: mpsc::UnboundedReceiver<Accepted>,
+    app: Router,
+    header_read_timeout: Duration,
+    closing: impl FnOnce(),
+) {
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+    // Each connection task holds a receiver: the sender's `closed()` resolves when all are gone.
+    let (draining_tx, draining_rx) = tokio::sync::watch::channel(false);
+    while let Some(Accepted {
+        stream,
+        _slot: slot,
+        _counted: counted,
+    }) = incoming.recv().await
+    {
+        let Ok(stream) = TcpStream::from_std(stream) else {
+            continue;
+        };
         let service = app
             .clone()
             .map_request(|request: http::Request<hyper::body::Incoming>| request.map(Body::new));
         let builder = builder.clone();
         let mut draining = draining_rx.clone();
         tokio::spawn(async move {
-            let _slot = slot;
+            let _held = (slot, counted);
             let connection = builder.serve_connection_with_upgrades(
                 // hyper's own answers to unparsable requests (414, 431, 400) get problem bodies.
                 TokioIo::new(crate::parse_errors::ProblemIo::new(stream)),
@@ -131,11 +234,10 @@ pub async fn serve_with(
             drop(draining);
         });
     }
-    drop(listener);
+    closing();
     drop(draining_rx);
     let _ = draining_tx.send(true);
     draining_tx.closed().await;
-    Ok(())
 }
 
 /// Errors of one connection that has gone already (the listener itself is fine).

@@ -183,3 +183,63 @@ fn binding_beyond_loopback_is_warned_about() {
         "{log:?}"
     );
 }
+
+/// The runner serves on one thread per CPU (`shards`), each with a Redis connection of its
+/// own, and a new connection goes to the thread with the fewest: every thread answers.
+#[test]
+fn serves_on_one_thread_per_cpu_each_with_its_own_redis_connection() {
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    let redis = private_redis(&[]);
+    let runner = start_runner(&[("REDIS_URL", &redis.url())]);
+    let listening = runner.log.last().unwrap();
+    assert!(
+        listening.contains(&format!("threads={cpus}")),
+        "{listening}"
+    );
+    if cpus < 2 {
+        eprintln!("skipped the per-thread checks: this machine has one CPU, so one thread");
+        return;
+    }
+    // Every thread connected at start (and this INFO is one more client).
+    let clients = redis_info(redis.port(), "connected_clients");
+    assert!(
+        clients > cpus as u64,
+        "{clients} clients for {cpus} threads"
+    );
+    let threads: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", runner.child.id()))
+        .unwrap()
+        .map(|task| std::fs::read_to_string(task.unwrap().path().join("comm")).unwrap())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    for i in 1..cpus {
+        assert!(threads.contains(&format!("server-{i}")), "{threads:?}");
+    }
+    // Requests on as many connections as threads, at once: all answered.
+    let answers: Vec<String> = (0..cpus * 2)
+        .map(|i| {
+            let port = runner.port;
+            std::thread::spawn(move || http(port, "GET", &format!("/cache/k{i}"), ""))
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    for answer in answers {
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    }
+}
+
+/// One field of `INFO` from the Redis on `port`, as a number.
+fn redis_info(port: u16, field: &str) -> u64 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.write_all(b"INFO clients\r\n").unwrap();
+    let reader = BufReader::new(s);
+    for line in reader.lines() {
+        let line = line.unwrap();
+        if let Some(value) = line.strip_prefix(&format!("{field}:")) {
+            return value.trim().parse().unwrap();
+        }
+    }
+    panic!("no {field} in INFO");
+}

@@ -180,6 +180,12 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The cap is the process's, whichever server thread a connection lands on: each of
+    // these (a new connection each, spread over the threads) finds it full.
+    for _ in 0..4 {
+        let answer = request(port, "GET /health HTTP/1.1\r\n", b"");
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    }
     let peak_before = peak_rss_kib(&runner);
     let body = vec![b'x'; 1 << 20];
     let flood: Vec<_> = (0..100)
