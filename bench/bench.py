@@ -308,7 +308,7 @@ def main():
     rows, results = [], {"machine": machine(), "connections": CONNECTIONS, "duration_s": args.duration,
                          "configuration": (
                              "runner and functions with their defaults, as scripts/run.sh starts them "
-                             "(RUST_LOG unset = info, default worker threads and limits; output to "
+                             "(RUST_LOG unset = info, one server thread per CPU, default limits; output to "
                              "/dev/null); webdis with 2 threads and a pool of 64; wrk -t2 -c"
                              f"{CONNECTIONS}; CPU = user + system time of the server process per "
                              "request; syscalls counted by perf where it works")}
@@ -380,7 +380,7 @@ def measure_runner(runner_bin, redis_port, args, scale_too=True):
     rows = []
     port = free_port()
     # The default configuration, as scripts/run.sh starts it: no RUST_LOG (so `info`), the
-    # default worker threads, the default limits; only where Redis is and the port.
+    # one server thread per CPU, the default limits; only where Redis is and the port.
     env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port)}
     with Proc([runner_bin], env=env, unset=DEFAULT_CONFIG_UNSET) as runner:
         wait_port(port)

@@ -14,6 +14,7 @@ pub mod redis_process;
 pub mod server;
 pub mod settings;
 pub mod shards;
+pub mod watchdog;
 
 use std::{future::Future, sync::Arc};
 

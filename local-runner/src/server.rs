@@ -14,6 +14,11 @@
 //!   until a connection closes. New connections then wait in the kernel's listen queue
 //!   (they are queued, not refused), and the header-read timeout guarantees slots come free.
 //!   Open file descriptors stay bounded.
+//! - **Stalled connections**: a connection whose socket moves no byte for
+//!   `HEADER_READ_TIMEOUT_MS` while none of its requests is being handled (nothing sent, half
+//!   an HTTP/2 preface, an idle HTTP/2 connection, a client that stops reading its answers)
+//!   is asked to close, and dropped if it still does not move ([`crate::watchdog`]). The
+//!   same bound ends a graceful stop that a stalled client would otherwise hold up.
 //! - Requests hyper refuses itself (a request target over 65,534 bytes, a head too large,
 //!   a malformed head) get problem+json bodies like every other error
 //!   ([`crate::parse_errors`]).
@@ -41,6 +46,8 @@ use tokio::{
     sync::{OwnedSemaphorePermit, Semaphore, mpsc},
 };
 use tower::ServiceExt;
+
+use crate::watchdog::{Activity, Busy, Watched};
 
 /// The connection-level bounds of [`serve_with`].
 #[derive(Clone, Copy, Debug)]
@@ -206,26 +213,52 @@ pub async fn serve_connections(
         let Ok(stream) = TcpStream::from_std(stream) else {
             continue;
         };
+        let activity = Activity::new();
+        let busy = activity.clone();
         let service = app
             .clone()
-            .map_request(|request: http::Request<hyper::body::Incoming>| request.map(Body::new));
+            .map_request(|request: http::Request<hyper::body::Incoming>| request.map(Body::new))
+            .map_future(move |answer| {
+                let busy = Busy::new(busy.clone());
+                async move {
+                    let answer = answer.await;
+                    drop(busy);
+                    answer
+                }
+            });
         let builder = builder.clone();
         let mut draining = draining_rx.clone();
         tokio::spawn(async move {
             let _held = (slot, counted);
             let connection = builder.serve_connection_with_upgrades(
                 // hyper's own answers to unparsable requests (414, 431, 400) get problem bodies.
-                TokioIo::new(crate::parse_errors::ProblemIo::new(stream)),
+                TokioIo::new(Watched::new(
+                    crate::parse_errors::ProblemIo::new(stream),
+                    activity.clone(),
+                )),
                 TowerToHyperService::new(service),
             );
             let mut connection = std::pin::pin!(connection);
             let mut asked = false;
+            // Stalled connections (see `crate::watchdog`): asked to close, then dropped.
+            let period = header_read_timeout / 2;
+            let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
             loop {
                 tokio::select! {
                     _ = connection.as_mut() => break,
                     changed = draining.changed(), if !asked => {
                         asked = true;
                         if changed.is_ok() {
+                            connection.as_mut().graceful_shutdown();
+                        }
+                    }
+                    _ = watch.tick() => {
+                        if activity.stalled(header_read_timeout) {
+                            if asked {
+                                break;
+                            }
+                            asked = true;
+                            activity.touch();
                             connection.as_mut().graceful_shutdown();
                         }
                     }

@@ -243,3 +243,26 @@ fn redis_info(port: u16, field: &str) -> u64 {
     }
     panic!("no {field} in INFO");
 }
+
+/// A stop is not held up by a client that opened an HTTP/2 connection and went quiet (it
+/// never reads, never closes): the connection is asked to close, then dropped, and the
+/// process exits.
+#[test]
+fn a_stalled_http2_client_does_not_hold_up_the_stop() {
+    use std::io::Write;
+    let redis = private_redis(&[]);
+    let mut runner = start_runner(&[
+        ("REDIS_URL", &redis.url()),
+        ("HEADER_READ_TIMEOUT_MS", "500"),
+    ]);
+    let mut stalled = std::net::TcpStream::connect(("127.0.0.1", runner.port)).unwrap();
+    // The client preface, then an empty SETTINGS frame; nothing more, and nothing read.
+    stalled
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    signal(&runner, "TERM");
+    let status = wait_exit(&mut runner.child, Duration::from_secs(20));
+    assert!(status.success(), "{status}");
+    drop(stalled);
+}

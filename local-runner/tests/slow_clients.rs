@@ -232,6 +232,46 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
     assert!(after.starts_with("HTTP/1.1 200"), "{after}");
 }
 
+/// Connections that never get as far as a request head — nothing sent, half the HTTP/2
+/// preface, an HTTP/2 connection with no stream — are closed too (after at most twice the
+/// header-read timeout: asked to close, then dropped), so they cannot hold the connection cap
+/// for good: at a cap of 3 held by three of them, a fourth client gets its answer.
+#[test]
+fn connections_that_never_send_a_request_are_closed_and_free_their_slot() {
+    let redis = private_redis(&[]);
+    let runner = runner(
+        &redis,
+        &[
+            ("HEADER_READ_TIMEOUT_MS", "500"),
+            ("MAX_CLIENT_CONNECTIONS", "3"),
+        ],
+    );
+    let connect = || TcpStream::connect(("127.0.0.1", runner.port)).unwrap();
+    let silent = connect();
+    let mut half_preface = connect();
+    half_preface.write_all(b"PRI * HT").unwrap();
+    let mut idle_h2 = connect();
+    // The client preface, then an empty SETTINGS frame (length 0, type 4, no flags, stream 0).
+    idle_h2
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    // The fourth waits in the listen queue until one of the three is closed.
+    let waiting = std::thread::spawn({
+        let port = runner.port;
+        move || request(port, "GET /health HTTP/1.1\r\n", b"")
+    });
+    for (what, mut s) in [
+        ("silent", silent),
+        ("half preface", half_preface),
+        ("idle HTTP/2", idle_h2),
+    ] {
+        let closed = closed_within(&mut s, Duration::from_secs(20));
+        assert!(closed.is_some(), "the {what} connection was never closed");
+    }
+    let answer = waiting.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
 /// Whether the lock on `resource` exists, asked of Redis in plain RESP.
 /// The runner's peak resident memory (`VmHWM`), KiB.
 fn peak_rss_kib(runner: &Runner) -> u64 {

@@ -146,8 +146,9 @@ pub const SETTINGS: &[Setting] = &[
         "HEADER_READ_TIMEOUT_MS",
         Some("10000"),
         "Runner only: time a connection has to send a whole request head, from its accept or \
-         its previous answer (so also how long an idle keep-alive connection stays open), ms, \
-         100..=300000",
+         its previous answer (so also how long an idle keep-alive connection stays open), and \
+         the longest a connection may move no byte while none of its requests is handled \
+         (then it is asked to close, and dropped after as long again), ms, 100..=300000",
     ),
     setting(
         "MAX_CLIENT_CONNECTIONS",
