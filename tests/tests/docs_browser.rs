@@ -7,6 +7,7 @@
 //! `CHROMIUM_BIN` and `CHROMEDRIVER_BIN` override the binaries (default: on the `PATH`).
 
 use std::{
+    os::unix::process::CommandExt,
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -16,7 +17,9 @@ use fantoccini::{ClientBuilder, Locator};
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
-/// A `chromedriver` on a free port, killed on drop.
+/// A `chromedriver` on a free port, in a process group of its own: on drop the whole group
+/// is killed, the browser it started included (a failed test would otherwise leave the
+/// browser running).
 struct Driver {
     child: Child,
     port: u16,
@@ -27,6 +30,7 @@ impl Driver {
         let bin = std::env::var("CHROMEDRIVER_BIN").unwrap_or_else(|_| "chromedriver".into());
         let port = api_tests::binary::free_port();
         let child = Command::new(&bin)
+            .process_group(0)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -46,6 +50,8 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -155,7 +161,11 @@ impl Sink {
                 let mut line = String::new();
                 let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
                 let _ = std::io::BufReader::new(&stream).read_line(&mut line);
-                record.lock().unwrap().push(line.trim().to_owned());
+                // A connection that sent no request (Chromium opens spare connections to
+                // its proxy ahead of need) asked for nothing.
+                if !line.trim().is_empty() {
+                    record.lock().unwrap().push(line.trim().to_owned());
+                }
             }
         });
         Self { port, seen }

@@ -132,34 +132,33 @@ fn the_watch_router_table_is_the_routers_paths() {
 
 /// What the `$default` route's function answers for what no route matches, on every door:
 /// a problem+json 404, for any method (HEAD included: its answer has no body to read, but
-/// the status and type are the problem's).
+/// the status and type are the problem's); an empty key or user id, which reaches it as
+/// well, gets the runner's 400 naming the field.
 #[tokio::test]
 async fn the_default_route_answers_problem_json() {
     let config = shared::Config::from_lookup(|_| None).unwrap();
     let docs = shared::http::finish(docs::router(), &config);
     for source in SOURCES {
-        for (method, path) in [
-            ("GET", "/nope"),
-            ("GET", "/cache/"),
-            ("GET", "/users/"),
-            ("DELETE", "/queue/a/b/c"),
-            ("POST", "/stats/reset/now"),
-            ("HEAD", "/nope"),
+        for (method, path, status, field) in [
+            ("GET", "/nope", 404, None),
+            ("GET", "/cache/", 400, Some("key")),
+            ("DELETE", "/cache/", 400, Some("key")),
+            ("GET", "/users/", 400, Some("user_id")),
+            ("PATCH", "/users/", 400, Some("user_id")),
+            ("DELETE", "/queue/a/b/c", 404, None),
+            ("POST", "/stats/reset/now", 404, None),
+            ("HEAD", "/nope", 404, None),
         ] {
-            let call = Call {
-                method,
-                path,
-                ..Call::default()
-            };
-            let r = invoke(&docs, event(source, &call)).await;
-            assert_eq!(r.status, 404, "{method} {path} via {source:?}: {r:?}");
+            let r = invoke(&docs, event(source, &Call::to(method, path))).await;
+            assert_eq!(r.status, status, "{method} {path} via {source:?}: {r:?}");
             assert_eq!(
                 r.header("content-type"),
                 "application/problem+json",
                 "{method} {path} via {source:?}"
             );
             if method != "HEAD" {
-                assert_eq!(r.body["status"], 404);
+                assert_eq!(r.body["status"], status);
+                assert_eq!(r.body["field"].as_str(), field, "{method} {path}: {r:?}");
             }
         }
     }

@@ -27,7 +27,10 @@ use axum::{
 };
 use bytes::Bytes;
 use serde_json::{Value, json};
-use shared::ApiError;
+use shared::{
+    ApiError,
+    models::ids::{Key, UserId, refuse_empty},
+};
 use utoipa::openapi::{ContactBuilder, InfoBuilder, LicenseBuilder, OpenApi, Tag, tag::TagBuilder};
 use utoipa_axum::router::OpenApiRouter;
 
@@ -164,6 +167,19 @@ pub fn openapi_json() -> String {
 /// Redis).
 pub fn router() -> Router {
     router_with(Bytes::from_static(OPENAPI_JSON.as_bytes()))
+        // An empty key or user id (`/cache/`, `/users/`) matches no `{key}` route of API
+        // Gateway, so it reaches this function, the `$default` route: the same 400 the cache
+        // and users functions (and the runner) answer, with the same methods.
+        .route(
+            "/cache/",
+            get(refuse_empty::<Key>).delete(refuse_empty::<Key>),
+        )
+        .route(
+            "/users/",
+            get(refuse_empty::<UserId>)
+                .patch(refuse_empty::<UserId>)
+                .delete(refuse_empty::<UserId>),
+        )
 }
 
 /// The documentation routes, serving the document generated from the handlers now: the
