@@ -7,8 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 arch=--arm64
 if [ "${1:-}" = "--x86-64" ]; then arch=--x86-64; fi
+# The copy scripts/test.sh and bench/run.sh install (target/py-tools), when there is one.
+if ! command -v cargo-lambda >/dev/null && [ -x target/py-tools/bin/cargo-lambda ]; then
+  export PATH="$PWD/target/py-tools/bin:$PATH"
+fi
 if ! command -v cargo-lambda >/dev/null; then
-  echo "cargo-lambda is missing: pip install cargo-lambda" >&2
+  echo "cargo-lambda is missing: pip install cargo-lambda (or run scripts/test.sh once, which installs it under target/py-tools)" >&2
   exit 1
 fi
 functions=(cache users rate-limit lock queue stats docs)
