@@ -47,7 +47,7 @@ use tokio::{
 };
 use tower::ServiceExt;
 
-use crate::watchdog::{Activity, Busy, Watched};
+use crate::watchdog::{Activity, Busy, Watch, Watched};
 
 /// The connection-level bounds of [`serve_with`].
 #[derive(Clone, Copy, Debug)]
@@ -241,8 +241,9 @@ pub async fn serve_connections(
             let mut connection = std::pin::pin!(connection);
             let mut asked = false;
             // Stalled connections (see `crate::watchdog`): asked to close, then dropped.
-            let period = header_read_timeout / 2;
-            let mut watch = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let period = header_read_timeout / 4;
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            let mut watch = Watch::new(activity, header_read_timeout);
             loop {
                 tokio::select! {
                     _ = connection.as_mut() => break,
@@ -252,13 +253,13 @@ pub async fn serve_connections(
                             connection.as_mut().graceful_shutdown();
                         }
                     }
-                    _ = watch.tick() => {
-                        if activity.stalled(header_read_timeout) {
+                    _ = tick.tick() => {
+                        if watch.stalled() {
                             if asked {
                                 break;
                             }
                             asked = true;
-                            activity.touch();
+                            watch.restart();
                             connection.as_mut().graceful_shutdown();
                         }
                     }

@@ -7,9 +7,10 @@
 //! few of them lock every other client out), and a stalled one would keep a graceful stop
 //! from ever finishing.
 //!
-//! So every connection carries an [`Activity`]: the time its socket last moved a byte
-//! ([`Watched`] notes it) and how many of its requests are being handled ([`Busy`]). When
-//! nothing has moved for `HEADER_READ_TIMEOUT_MS` and no handler runs, the server asks the
+//! So every connection carries an [`Activity`]: a count of its socket's reads and writes
+//! that moved bytes ([`Watched`] counts them) and how many of its requests are being handled
+//! ([`Busy`]). Its task looks at it a few times per `HEADER_READ_TIMEOUT_MS` ([`Watch`]):
+//! when nothing has moved and no handler has run for that long, the server asks the
 //! connection to close gracefully (HTTP/2: `GOAWAY`); when it still makes no progress for
 //! as long again, it is dropped. A request that waits on its handler (the lock demo holds
 //! for up to 25 s) is never cut: `REQUEST_TIMEOUT_MS` bounds that.
@@ -30,37 +31,65 @@ use tokio::{
     time::Instant,
 };
 
-/// What one connection is doing: when its socket last moved a byte, how many of its
-/// requests are being handled.
-#[derive(Debug)]
+/// What one connection is doing: how many times its socket has moved bytes (a counter, so
+/// that noting progress costs no clock read on the request path), how many of its requests
+/// are being handled.
+#[derive(Debug, Default)]
 pub struct Activity {
-    since: Instant,
-    /// Milliseconds after `since` of the last byte moved.
-    last_ms: AtomicU64,
+    progress: AtomicU64,
     busy: AtomicUsize,
 }
 
 impl Activity {
     /// A connection accepted now.
     pub fn new() -> Arc<Self> {
-        Arc::new(Self {
-            since: Instant::now(),
-            last_ms: AtomicU64::new(0),
-            busy: AtomicUsize::new(0),
-        })
+        Arc::new(Self::default())
     }
 
-    /// Notes progress now.
+    /// Notes progress.
     pub fn touch(&self) {
-        let ms = self.since.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.progress.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Watches one [`Activity`] from the connection's task, one look per tick: stalled once no
+/// progress was noted and no request was being handled at every look for `limit`.
+#[derive(Debug)]
+pub struct Watch {
+    activity: Arc<Activity>,
+    seen: u64,
+    quiet_since: Option<Instant>,
+    limit: Duration,
+}
+
+impl Watch {
+    /// Watches `activity` with `limit`.
+    pub fn new(activity: Arc<Activity>, limit: Duration) -> Self {
+        Self {
+            activity,
+            seen: 0,
+            quiet_since: None,
+            limit,
+        }
     }
 
-    /// Whether nothing moved for `limit` while no request was being handled.
-    pub fn stalled(&self, limit: Duration) -> bool {
-        let idle_ms = (self.since.elapsed().as_millis() as u64)
-            .saturating_sub(self.last_ms.load(Ordering::Relaxed));
-        self.busy.load(Ordering::Relaxed) == 0 && idle_ms >= limit.as_millis() as u64
+    /// One look, at a tick: whether the connection has been stalled for `limit`.
+    pub fn stalled(&mut self) -> bool {
+        let progress = self.activity.progress.load(Ordering::Relaxed);
+        let busy = self.activity.busy.load(Ordering::Relaxed) > 0;
+        if busy || progress != self.seen {
+            self.seen = progress;
+            self.quiet_since = None;
+            return false;
+        }
+        let now = Instant::now();
+        let since = *self.quiet_since.get_or_insert(now);
+        now.duration_since(since) >= self.limit
+    }
+
+    /// Starts the count again (after asking the connection to close).
+    pub fn restart(&mut self) {
+        self.quiet_since = None;
     }
 }
 
