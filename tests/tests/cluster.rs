@@ -298,3 +298,87 @@ async fn a_primary_stopped_gives_timely_503s_then_the_failover_recovers() {
         assert!(r.status == 200 || r.status == 404, "{r:?}");
     }
 }
+
+/// A command redirected with ASK (its slot migrating, its key not on the old owner yet) is
+/// sent as ASKING + the command to the new owner: two replies. Reading only one used to
+/// leave the command's reply on that node's connection, where the next request there took
+/// it for its own (a SET's `OK` answered to an UNLINK: a 500, or another request's data).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ask_redirect_leaves_no_reply_behind_for_the_next_request() {
+    let app = cluster_app().await;
+    let api_tests::TestRedis::Cluster(cluster) = &app.redis else {
+        unreachable!()
+    };
+    let on_node = |i: usize, cmd: &mut redis::Cmd| -> redis::RedisResult<redis::Value> {
+        let port = cluster.nodes[i].port();
+        let mut conn =
+            redis::Client::open(format!("redis://:pw@127.0.0.1:{port}/0"))?.get_connection()?;
+        cmd.query(&mut conn)
+    };
+    // The primary that owns a key: the one that does not answer MOVED.
+    let owner = |key: &str| {
+        (0..3)
+            .find(|&i| on_node(i, redis::cmd("EXISTS").arg(key)).is_ok())
+            .expect("an owner among the primaries")
+    };
+    let full = app.state.keys.cache("ask-me");
+    let from = owner(&full);
+    let to = (from + 1) % 3;
+    // Keys the new owner holds already, to delete while the redirected writes are answered.
+    let others: Vec<String> = (0..5000)
+        .map(|i| format!("there{i}"))
+        .filter(|k| owner(&app.state.keys.cache(k)) == to)
+        .take(20)
+        .collect();
+    // Keys of the migrating slot, absent on the old owner: each write is redirected (ASK).
+    let slot = shared::keys::slot(full.as_bytes());
+    let asked: Vec<String> = (0..400_000)
+        .map(|i| format!("ask{i}"))
+        .filter(|k| shared::keys::slot(app.state.keys.cache(k).as_bytes()) == slot)
+        .take(12)
+        .collect();
+    assert_eq!(asked.len(), 12);
+
+    let slot = slot.to_string();
+    let (from_id, to_id) = (cluster.node_id(from), cluster.node_id(to));
+    on_node(
+        to,
+        redis::cmd("CLUSTER").arg(&["SETSLOT", &slot, "IMPORTING", &from_id]),
+    )
+    .unwrap();
+    on_node(
+        from,
+        redis::cmd("CLUSTER").arg(&["SETSLOT", &slot, "MIGRATING", &to_id]),
+    )
+    .unwrap();
+
+    // Redirected writes and deletes on the new owner's connection, all at once: each request
+    // gets its own reply (SET's 201, UNLINK's 200), none another's.
+    let app = std::sync::Arc::new(app);
+    for _round in 0..5 {
+        for other in &others {
+            let r = app.post("/cache", json!({"key": other, "value": 1})).await;
+            assert_eq!(r.status, 201, "{r:?}");
+        }
+        concurrently(&app, &asked, &others).await;
+    }
+}
+
+/// Each write of `asked` at the same time as a delete of the matching key of `others`.
+async fn concurrently(app: &std::sync::Arc<TestApp>, asked: &[String], others: &[String]) {
+    let mut all = tokio::task::JoinSet::new();
+    for (key, other) in asked.iter().cloned().zip(others.iter().cloned()) {
+        let app = app.clone();
+        all.spawn(async move {
+            let path = format!("/cache/{other}");
+            let (written, deleted) = tokio::join!(
+                app.post("/cache", json!({"key": key, "value": 2})),
+                app.delete(&path)
+            );
+            assert_eq!(written.status, 201, "{written:?}");
+            assert_eq!(deleted.status, 200, "{deleted:?}");
+            assert_eq!(deleted.body["key"], other);
+        });
+    }
+    all.join_all().await;
+}

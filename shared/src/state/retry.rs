@@ -154,10 +154,13 @@ pub(crate) async fn cluster_request(
             },
             ErrorKind::Server(ServerErrorKind::Ask) => match node_of(&e) {
                 Some(RoutingInfo::SingleNode(route)) => {
+                    // Two commands, two replies: skip ASKING's `OK` (offset 1), keep the
+                    // command's (count 1). Expecting one reply left the second on the
+                    // connection, where the next request took it for its own.
                     let mut asking = redis::pipe();
-                    asking.cmd("ASKING").ignore().add_command(cmd.clone());
+                    asking.cmd("ASKING").add_command(cmd.clone());
                     cluster
-                        .route_pipeline(asking, 0, 1, route)
+                        .route_pipeline(asking, 1, 1, route)
                         .await
                         .and_then(|mut values| values.pop().ok_or_else(no_reply))
                 }
