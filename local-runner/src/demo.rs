@@ -68,12 +68,33 @@ impl Tour<'_> {
         body: Option<Value>,
         expect: &[u16],
     ) -> Result<Value, String> {
-        let (status, answer) = self.send(method, path, body.as_ref()).await?;
-        let sent = body.map(|b| format!(" {b}")).unwrap_or_default();
-        self.line(&format!("{SENT}→ {method} {path}{sent}{SENT:#}"))?;
+        let (answer, _) = self.call_with(method, path, body, &[], expect).await?;
+        Ok(answer)
+    }
+
+    /// [`Tour::call`] with request headers, printing them; also returns the answer's `ETag`.
+    async fn call_with(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+        expect: &[u16],
+    ) -> Result<(Value, Option<String>), String> {
+        let (status, etag, answer) = self.exchange(method, path, body.as_ref(), headers).await?;
+        let sent: String = headers
+            .iter()
+            .map(|(n, v)| format!(" [{n}: {v}]"))
+            .collect();
+        let body = body.map(|b| format!(" {b}")).unwrap_or_default();
+        self.line(&format!("{SENT}→ {method} {path}{sent}{body}{SENT:#}"))?;
         let style = if status < 400 { GOOD } else { BAD };
+        let tag = etag
+            .as_deref()
+            .map(|t| format!(" [ETag: {t}]"))
+            .unwrap_or_default();
         self.line(&format!(
-            "{style}← {status}{style:#} {}",
+            "{style}← {status}{style:#}{tag} {}",
             shorten(&answer.to_string(), 400)
         ))?;
         if !expect.contains(&status) {
@@ -82,7 +103,7 @@ impl Tour<'_> {
                 self.step
             ));
         }
-        Ok(answer)
+        Ok((answer, etag))
     }
 
     async fn send(
@@ -91,10 +112,25 @@ impl Tour<'_> {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), String> {
+        let (status, _, answer) = self.exchange(method, path, body, &[]).await?;
+        Ok((status, answer))
+    }
+
+    /// One request: its status, `ETag` and body.
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Option<String>, Value), String> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| e.to_string())?;
         let mut request = self.http.request(method, format!("{}{path}", self.base));
         if let Some(key) = &self.api_key {
             request = request.bearer_auth(key);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         if let Some(body) = body {
             request = request.json(body);
@@ -104,9 +140,15 @@ impl Tour<'_> {
             .await
             .map_err(|e| format!("cannot reach the API at {}: {e}", self.base))?;
         let status = response.status().as_u16();
+        let etag = response
+            .headers()
+            .get("etag")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let text = response.text().await.map_err(|e| e.to_string())?;
         Ok((
             status,
+            etag,
             serde_json::from_str(&text).unwrap_or(Value::String(text)),
         ))
     }
@@ -114,7 +156,7 @@ impl Tour<'_> {
     async fn cache(&mut self) -> Result<(), String> {
         self.section(
             "Cache with expiry",
-            "SET key value EX ttl: Redis deletes the value by itself when its TTL runs out.",
+            "The entry (a hash: value, ETag) and its TTL in one script: Redis deletes it by itself when its TTL runs out.",
         )?;
         let value = json!({"greeting": "hello", "from": "the demo"});
         self.call(
@@ -132,6 +174,65 @@ impl Tour<'_> {
             .await?;
         self.call("GET", "/cache?pattern=demo:*", None, &[200])
             .await?;
+        self.conditional_writes().await?;
+        self.stampede_protection().await
+    }
+
+    /// Entity tags: a compare-and-set that wins, a lost update refused, a 304.
+    async fn conditional_writes(&mut self) -> Result<(), String> {
+        self.note(
+            "Every entry has an ETag (SHA-1 of its value). If-Match makes a write a \
+             compare-and-set in one script: a writer holding an old tag cannot overwrite a newer value.",
+        )?;
+        let first = json!({"key": "demo:counter", "value": 1});
+        let (_, tags) = self
+            .call_with("POST", "/cache", Some(first), &[], &[201])
+            .await?;
+        let read = tags.unwrap_or_default();
+        let next = json!({"key": "demo:counter", "value": 2});
+        let if_match = [("If-Match", read.as_str())];
+        let (_, newer) = self
+            .call_with("POST", "/cache", Some(next), &if_match, &[201])
+            .await?;
+        self.note("A second writer still holding the first tag: refused, nothing written.")?;
+        let stale = json!({"key": "demo:counter", "value": 99});
+        self.call_with("POST", "/cache", Some(stale), &if_match, &[412])
+            .await?;
+        let newer = newer.unwrap_or_default();
+        self.call_with(
+            "GET",
+            "/cache/demo:counter",
+            None,
+            &[("If-None-Match", newer.as_str())],
+            &[304],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// XFetch: the share of reads told to refresh rises as expiry nears.
+    async fn stampede_protection(&mut self) -> Result<(), String> {
+        self.note(
+            "Stampede protection (XFetch): a value that took compute_ms to compute; each read is \
+             told to refresh early with probability exp(-ttl_ms / compute_ms), so one reader of \
+             many recomputes before expiry instead of all of them after it.",
+        )?;
+        let report =
+            json!({"key": "demo:report", "value": {"rows": 1200}, "ttl": 3, "compute_ms": 1000});
+        self.call("POST", "/cache", Some(report), &[201]).await?;
+        for (wait_ms, when) in [(0, "3 s before expiry"), (2400, "under 1 s before expiry")] {
+            tokio::time::sleep(Duration::from_millis(wait_ms)).await;
+            let mut told = 0;
+            for _ in 0..20 {
+                let (status, answer) = self.send("GET", "/cache/demo:report", None).await?;
+                if status == 200 && answer["refresh_recommended"] == true {
+                    told += 1;
+                }
+            }
+            self.line(&format!(
+                "{GOOD}← {told} of 20 reads {when} were told to refresh{GOOD:#}"
+            ))?;
+        }
         Ok(())
     }
 

@@ -53,6 +53,16 @@ pub enum ApiError {
         /// Extra members, e.g. `retry_after_ms`.
         extensions: Extensions,
     },
+    /// 412: a precondition (`If-Match`, `If-None-Match`) does not hold: nothing was changed.
+    #[error("{detail}")]
+    PreconditionFailed {
+        /// Human sentence.
+        detail: String,
+        /// The header whose condition failed.
+        field: String,
+        /// Extra members, e.g. `current_etag`.
+        extensions: Extensions,
+    },
     /// 413: the body is larger than `MAX_BODY_BYTES`.
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge {
@@ -136,6 +146,15 @@ impl ApiError {
         }
     }
 
+    /// A 412 for the header `field`, with no extra members.
+    pub fn precondition_failed(field: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self::PreconditionFailed {
+            detail: detail.into(),
+            field: field.into(),
+            extensions: Extensions::new(),
+        }
+    }
+
     /// A 503 with no extra members.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::Unavailable {
@@ -144,7 +163,7 @@ impl ApiError {
         }
     }
 
-    /// Adds an extension member (`retry_after_ms`, `cache_hit`, ...) to a 404, 409 or 503;
+    /// Adds an extension member (`retry_after_ms`, `cache_hit`, ...) to a 404, 409, 412 or 503;
     /// other variants have a fixed shape and are returned unchanged. The RFC 9457 members
     /// (`type`, `title`, `status`, `detail`) and `field` cannot be overridden this way.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -155,6 +174,7 @@ impl ApiError {
         }
         if let Self::NotFound { extensions, .. }
         | Self::Conflict { extensions, .. }
+        | Self::PreconditionFailed { extensions, .. }
         | Self::Unavailable { extensions, .. } = &mut self
         {
             extensions.insert(key.to_owned(), value.into());
@@ -170,6 +190,7 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -188,6 +209,7 @@ impl ApiError {
             Self::NotFound { .. } => "/problems/not-found",
             Self::MethodNotAllowed => "/problems/method-not-allowed",
             Self::Conflict { .. } => "/problems/conflict",
+            Self::PreconditionFailed { .. } => "/problems/precondition-failed",
             Self::PayloadTooLarge { .. } => "/problems/payload-too-large",
             Self::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
             Self::Validation { .. } => "/problems/validation-error",
@@ -233,6 +255,11 @@ impl IntoResponse for ApiError {
             Self::NotFound { detail, extensions } | Self::Conflict { detail, extensions } => {
                 (detail, None, extensions)
             }
+            Self::PreconditionFailed {
+                detail,
+                field,
+                extensions,
+            } => (detail, Some(field), extensions),
             Self::Unavailable { detail, extensions } => {
                 // `status` is what the template's metric filter counts 503 answers by.
                 tracing::warn!(status = 503u16, %detail, "redis unavailable");
@@ -328,11 +355,7 @@ impl From<redis::RedisError> for ApiError {
             ))
             .with("outcome", "not_applied");
         }
-        // A pipeline's failure (GET + TTL, a MULTI) carries the server's code in its items.
-        let code = e.code().map(str::to_owned).or_else(|| {
-            let items = e.clone().into_server_errors()?;
-            items.first().map(|(_, item)| item.code().to_owned())
-        });
+        let code = server_code(&e);
         if code.as_deref() == Some("BUSY") {
             return Self::unavailable("Redis is busy running a script; try again shortly.");
         }
@@ -346,6 +369,15 @@ impl From<redis::RedisError> for ApiError {
         }
         Self::Internal(format!("redis: {e}"))
     }
+}
+
+/// The server's error code (`WRONGTYPE`, `OOM`...), a pipeline's included: its failure (GET +
+/// TTL, a MULTI) carries the code in its items.
+pub fn server_code(e: &redis::RedisError) -> Option<String> {
+    e.code().map(str::to_owned).or_else(|| {
+        let items = e.clone().into_server_errors()?;
+        items.first().map(|(_, item)| item.code().to_owned())
+    })
 }
 
 /// What to set when a Redis error says `REDIS_MODE` does not match the servers (for the log

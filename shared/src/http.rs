@@ -105,9 +105,12 @@ pub const CORS_ALLOW_HEADERS: &[&str] = &[
     "authorization",
     "x-api-key",
     "idempotency-key",
+    "if-match",
+    "if-none-match",
 ];
 /// Response headers browser code may read (`ExposeHeaders` in the template).
 pub const CORS_EXPOSE_HEADERS: &[&str] = &[
+    "etag",
     "idempotent-replayed",
     "retry-after",
     "ratelimit-limit",

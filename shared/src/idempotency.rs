@@ -4,7 +4,8 @@
 //!
 //! - [`fingerprint`] (a middleware in every router) reads the header of a state-changing
 //!   request, checks it (1 to 255 visible ASCII characters), and hashes the method, path,
-//!   query and body into the request's fingerprint.
+//!   query, preconditions (`If-Match`, `If-None-Match`) and body into the request's
+//!   fingerprint.
 //! - Handlers take [`Idempotency`] and run their write through [`Idempotency::run`]: with a
 //!   key, the route's script runs inside the idempotency envelope (`scripts::WriteScript`),
 //!   which records the outcome in the same atomic step as the effect, under
@@ -22,7 +23,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{
     body::Body,
     extract::{FromRequestParts, Request},
-    http::{HeaderValue, Method, request::Parts},
+    http::{HeaderValue, Method, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use redis::{FromRedisValue, RedisError, ScriptInvocation, Value};
@@ -78,6 +79,16 @@ pub async fn fingerprint(limit: usize, request: Request) -> Result<Request, Resp
             .path_and_query()
             .map_or(parts.uri.path(), |pq| pq.as_str()),
     );
+    // The preconditions are part of the request: the same write under another `If-Match`
+    // is another request, not a retry.
+    for name in [header::IF_MATCH, header::IF_NONE_MATCH] {
+        for value in parts.headers.get_all(&name) {
+            hash.update(b"\n");
+            hash.update(name.as_str());
+            hash.update(b": ");
+            hash.update(value.as_bytes());
+        }
+    }
     hash.update(b"\n");
     hash.update(&bytes);
     let fingerprint = hex(&hash.finalize());

@@ -88,8 +88,9 @@ write_script!(
     USER_CREATE = "scripts/user_create.lua"
 );
 write_script!(
-    /// Cache entry store (with an Idempotency-Key; else `SET EX`).
-    CACHE_SET = "scripts/cache_set.lua"
+    /// Cache entry store, a hash of value, ETag and compute time; compare-and-set under
+    /// `If-Match` / `If-None-Match`.
+    CACHE_PUT = "scripts/cache_put.lua"
 );
 write_script!(
     /// One key deleted (with an Idempotency-Key; else `UNLINK`).
@@ -149,7 +150,7 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*LOCK_HOLD_DONE,
                 &*USER_UPDATE,
                 &*USER_CREATE,
-                &*CACHE_SET,
+                &*CACHE_PUT,
                 &*UNLINK,
                 &*QUEUE_PUSH,
                 &*OUTCOME,

@@ -11,7 +11,9 @@ pub fn range<T>(field: &str, value: T, min: T, max: T) -> Result<T, ApiError>
 where
     T: PartialOrd + std::fmt::Display + Copy,
 {
-    if value < min || value > max {
+    // Written as "not within" so that a NaN (which `f64` parsing accepts) fails too.
+    let within = value >= min && value <= max;
+    if !within {
         return Err(ApiError::validation(
             field,
             format!("{field} must be from {min} to {max}, got {value}"),

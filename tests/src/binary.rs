@@ -321,6 +321,16 @@ const NOT_2XX: &[(&str, u16)] = &[
         404,
     ),
     ("curl -X POST http://localhost:8002/queue/tasks/ack", 404),
+    // The entry has the tag the command names: not modified.
+    (
+        "curl -i http://localhost:8002/cache/hello -H 'If-None-Match:",
+        304,
+    ),
+    // The tag of the entry before the compare-and-set just before: a lost update, refused.
+    (
+        "curl -X POST http://localhost:8002/cache -H 'If-Match:",
+        412,
+    ),
 ];
 
 /// `/health`, then every README `curl` in order, each answering as the README says.

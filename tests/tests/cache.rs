@@ -54,8 +54,8 @@ async fn ttl_defaults_to_config_and_is_set_in_redis() {
         .await;
     let pttl: i64 = conn.pttl("demo_api:cache:e").await.unwrap();
     assert!(pttl > 31_535_000_000, "{pttl}");
-    // Stored as JSON text under the prefixed key.
-    let raw: String = conn.get("demo_api:cache:e").await.unwrap();
+    // Stored as JSON text under the prefixed key: the hash's `v`.
+    let raw: String = conn.hget("demo_api:cache:e", "v").await.unwrap();
     assert_eq!(raw, "1");
 }
 

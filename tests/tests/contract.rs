@@ -123,7 +123,7 @@ async fn a_body_followed_by_anything_but_whitespace_is_refused() {
     }
     // Nothing was stored by a refused POST /cache.
     let mut redis = app.redis_conn().await;
-    let stored: Option<String> = redis.get("demo_api:cache:k").await.unwrap();
+    let stored: Option<String> = redis.hget("demo_api:cache:k", "v").await.unwrap();
     assert_eq!(stored.as_deref(), Some("1"), "only the clean body stored");
 }
 
@@ -148,7 +148,7 @@ async fn a_compressed_body_is_refused_as_unsupported() {
         assert!(answer.contains("Content-Encoding gzip"), "{answer}");
     }
     let mut redis = app.redis_conn().await;
-    let stored: Option<String> = redis.get("demo_api:cache:k").await.unwrap();
+    let stored: Option<String> = redis.hget("demo_api:cache:k", "v").await.unwrap();
     assert_eq!(stored, None, "a refused body was stored");
 }
 
@@ -215,7 +215,7 @@ async fn max_body_bytes_binds_routes_that_read_no_body() {
     socket.read_to_end(&mut answer).await.unwrap();
     let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 201"), "{answer}");
-    let stored: Option<String> = redis.get("demo_api:cache:chunked").await.unwrap();
+    let stored: Option<String> = redis.hget("demo_api:cache:chunked", "v").await.unwrap();
     assert_eq!(stored.as_deref(), Some("[1,2]"));
     // A body within the limit is still fine on those routes.
     let (status, answer) = raw(&app.router, Method::POST, "/lock/x/acquire", "{}").await;

@@ -13,6 +13,10 @@ async fn demo_tour_runs_start_to_finish() {
     let out = String::from_utf8(out).unwrap();
     for expected in [
         "1. Cache with expiry",
+        "A second writer still holding the first tag: refused, nothing written.",
+        "← 412",
+        "← 304",
+        "reads under 1 s before expiry were told to refresh",
         "2. User profiles in hashes",
         "3. Rate limiting in one Lua script",
         "Request 10: ✅ Allowed (10/10)",

@@ -109,11 +109,15 @@ fn curl(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
     (status.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-/// The key `name` in `redis`, read directly (not through the API).
+/// The value of cache entry `name` (the hash's `v`) in `redis`, read directly (not through the API).
 fn stored(redis_url: &str, name: &str) -> Option<String> {
     let client = redis::Client::open(redis_url).unwrap();
     let mut conn = client.get_connection().unwrap();
-    redis::cmd("GET").arg(name).query(&mut conn).unwrap()
+    redis::cmd("HGET")
+        .arg(name)
+        .arg("v")
+        .query(&mut conn)
+        .unwrap()
 }
 
 #[test]

@@ -11,7 +11,8 @@ use api_tests::{
     lambda::{Call, Source, event, invoke},
     start_redis, with_panicking_route,
 };
-use axum::Router;
+use axum::{Router, body::Body};
+use http::Request;
 use redis::AsyncCommands;
 use serde_json::json;
 
@@ -81,6 +82,70 @@ async fn redis_out_of_memory_under_noeviction_is_a_503_with_retry_after() {
         .post("/cache", json!({"key": "small", "value": 1}))
         .await;
     assert_eq!(r.status, 201, "{r:?}");
+}
+
+/// The `i`th body of a kind of write.
+type NthBody = fn(usize) -> serde_json::Value;
+
+/// Scripted writes (every write with an `Idempotency-Key`, every cache write) obey
+/// `maxmemory` too: Redis checks it on a script's first write only, so a script that starts
+/// with a `DEL` writes past the limit. Each kind of write, with a key, until refused.
+#[tokio::test]
+async fn scripted_writes_are_refused_out_of_memory_too() {
+    let redis = start_redis(&["--maxmemory-policy", "noeviction"]);
+    let app = TestApp::with_redis(redis).await;
+    let mut conn = app.redis_conn().await;
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let used: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    // Room for a few hundred small writes, no more.
+    let () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory")
+        .arg(used + 200_000)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let writes: [(&str, NthBody); 2] = [
+        (
+            "/users",
+            |i: usize| json!({"user_id": format!("u{i}"), "name": "N", "email": "n@example.com"}),
+        ),
+        (
+            "/cache",
+            |i: usize| json!({"key": format!("c{i}"), "value": "x".repeat(500)}),
+        ),
+    ];
+    for (path, body) in writes {
+        let mut refused = None;
+        for i in 0..5000 {
+            let request = Request::post(path)
+                .header("content-type", "application/json")
+                .header("idempotency-key", format!("{path}-{i}"))
+                .body(Body::from(body(i).to_string()))
+                .unwrap();
+            let r = app.request(request).await;
+            if r.status != 201 {
+                refused = Some(r);
+                break;
+            }
+        }
+        let r =
+            refused.unwrap_or_else(|| panic!("{path}: 5000 writes, maxmemory never refused one"));
+        r.assert_problem(503, None);
+        assert!(
+            r.body["detail"].as_str().unwrap().contains("out of memory"),
+            "{r:?}"
+        );
+        let () = redis::cmd("FLUSHALL").query_async(&mut conn).await.unwrap();
+    }
 }
 
 /// `GET /cache/k`, answered within [`GUARD`]: a 200, or a 503 problem with `Retry-After: 1`.
@@ -173,9 +238,9 @@ async fn a_demoted_primary_answering_readonly_is_a_503_then_recovers() {
 async fn a_key_of_the_wrong_type_is_a_500_problem_not_a_crash() {
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
-    // Someone else wrote a hash where the cache keeps strings, and a string where a profile
-    // (a hash) belongs.
-    let () = conn.hset("demo_api:cache:k", "f", "v").await.unwrap();
+    // Someone else wrote a list where the cache keeps hashes (or strings), and a string where
+    // a profile (a hash) belongs.
+    let () = conn.rpush("demo_api:cache:k", "v").await.unwrap();
     let () = conn.set("demo_api:user:u", "not a hash").await.unwrap();
     let r = app.get("/cache/k").await;
     r.assert_problem(500, None);

@@ -8,6 +8,7 @@
 //! many rounds each checker runs) and name it in every assertion.
 
 mod wire_faults {
+    mod cache_checks;
     pub mod checkers;
     mod proxy_checks;
     pub mod support;

@@ -1,9 +1,10 @@
-//! The `cache` function: JSON values under a key, with a TTL.
+//! The `cache` function: JSON values under a key, with a TTL, an entity tag and optionally
+//! the time they took to compute.
 //!
 //! | route | Redis |
 //! |---|---|
-//! | `POST /cache` | `SET key value EX ttl` |
-//! | `GET /cache/{key}` | `GET` + `TTL`, pipelined: one round trip |
+//! | `POST /cache` | `cache_put.lua`: the entry as one hash (value, ETag, compute time) with its TTL; compare-and-set under `If-Match` / `If-None-Match` |
+//! | `GET /cache/{key}` | `HMGET` + `PTTL`, pipelined: one round trip; 304 for `If-None-Match`; XFetch's `refresh_recommended` |
 //! | `DELETE /cache/{key}` | `UNLINK` |
 //! | `GET /cache?pattern=&count=&cursor=` | `SCAN ... MATCH` inside the namespace, then `TTL`s pipelined |
 //!
@@ -12,14 +13,22 @@
 //! integer, `1E2` and `-0` included. Reads the environment through `shared::Config`;
 //! run it locally with `cargo run -p local-runner`, on Lambda as the `cache` binary.
 
-use axum::{Json, Router, extract::State, http::StatusCode, response::Response, routing::get};
-use redis::AsyncCommands;
+mod conditional;
+
+use axum::{
+    Json, Router,
+    extract::State,
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use conditional::{Preconditions, Tags, etag_header};
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
     models::{
-        CURSOR, Entry, EntryDeleted, EntryStored, KeyPage, KeyTtl, ListQuery, PAGE, PutEntry,
-        TTL_SECS,
+        COMPUTE_MS, CURSOR, Entry, EntryDeleted, EntryStored, GetQuery, KeyPage, KeyTtl, ListQuery,
+        PAGE, PutEntry, ReadPreconditions, TTL_SECS, WritePreconditions, XFETCH_BETA,
         ids::{Key, refuse_empty},
         raw_json_or_string, ttl_from_redis,
     },
@@ -58,44 +67,151 @@ pub fn router(state: AppState) -> Router {
     shared::http::guarded(api().split_for_parts(), &[], state)
 }
 
-/// `POST /cache`: stores a value with a TTL.
+/// `POST /cache`: stores a value with a TTL; conditionally under `If-Match` / `If-None-Match`.
 #[utoipa::path(
     post,
     path = "/cache",
-    summary = "Set a cache value with a TTL",
-    description = "`SET key value EX ttl`. `value` is any JSON value and comes back exactly as sent.",
+    summary = "Set a cache value with a TTL (conditionally with If-Match / If-None-Match)",
+    description = "One script stores the entry (its value, its ETag and `compute_ms`) with its TTL. \
+        `value` is any JSON value and comes back exactly as sent. `If-Match: \"<etag>\"` makes the \
+        write a compare-and-set: it is applied only if the entry still has that ETag (412 \
+        otherwise, nothing changed); `If-None-Match: *` creates only (412 if the key exists).",
+    params(WritePreconditions),
     request_body = PutEntry,
     responses(
-        (status = 201, description = "Stored", body = EntryStored)
+        (status = 201, description = "Stored", body = EntryStored, headers(
+            ("ETag" = String, description = "The new entry's entity tag (SHA-1 of the value's text, quoted)"))),
+        (status = 412, description = "A precondition failed: nothing was written; the problem names the header and carries `current_etag` (null when the key does not exist)")
     )
 )]
 async fn put_entry(
     State(state): State<AppState>,
     idempotency: Idempotency,
+    pre: Preconditions,
     ApiJson(body): ApiJson<PutEntry>,
 ) -> Result<Response, ApiError> {
     let ttl = TTL_SECS.check("ttl", body.ttl.unwrap_or(state.config.default_ttl))?;
+    let compute_ms = body
+        .compute_ms
+        .map(|ms| COMPUTE_MS.check("compute_ms", ms))
+        .transpose()?;
     // The value's own text, as received: re-encoding it would turn `1E2` into `100.0`.
     let text = body.value.get();
     let full = state.keys.cache(&body.key);
-    let stored: Outcome<()> = if idempotency.is_keyed() {
-        idempotency
-            .run(&state, &scripts::CACHE_SET, &full, |s| {
-                s.key(&full).arg(text).arg(ttl);
-            })
-            .await?
-    } else {
-        let mut redis = state.redis.clone();
-        Outcome::fresh(redis.set_ex(&full, text, ttl).await?)
+    let (if_match, match_tags): (&str, Vec<&str>) = match &pre.if_match {
+        None => ("any", Vec::new()),
+        Some(Tags::Any) => ("present", Vec::new()),
+        Some(tags) => ("match", tags.strong().collect()),
     };
-    Ok(stored.respond((
+    let (if_none_match, none_tags): (&str, Vec<&str>) = match &pre.if_none_match {
+        None => ("any", Vec::new()),
+        Some(Tags::Any) => ("absent", Vec::new()),
+        Some(tags) => ("none-match", tags.all().collect()),
+    };
+    let stored: Outcome<(u8, Option<String>, String)> = idempotency
+        .run(&state, &scripts::CACHE_PUT, &full, |s| {
+            s.key(&full)
+                .arg(text)
+                .arg(ttl)
+                .arg(compute_ms.map(|ms| ms.to_string()).unwrap_or_default())
+                .arg(if_match)
+                .arg(if_none_match)
+                .arg(match_tags.len())
+                .arg(&match_tags)
+                .arg(&none_tags);
+        })
+        .await?;
+    let (applied, etag, failed) = &stored.value;
+    if *applied != 1 {
+        return Err(precondition_failed(failed, &body.key, etag.as_deref()));
+    }
+    let mut response = stored.respond((
         StatusCode::CREATED,
         Json(EntryStored {
             message: format!("Value cached under '{}' for {ttl} seconds", body.key),
             key: body.key.into(),
             ttl_seconds: ttl,
         }),
-    )))
+    ));
+    if let Some(etag) = etag.as_deref().and_then(etag_header) {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
+}
+
+/// The 412 of a write whose `header` condition failed, with the entry's current tag.
+fn precondition_failed(header: &str, key: &str, current: Option<&str>) -> ApiError {
+    let detail = match (header, current) {
+        ("If-None-Match", Some(tag)) => {
+            format!("If-None-Match: key '{key}' exists (ETag \"{tag}\"); nothing was written")
+        }
+        (_, Some(tag)) => format!(
+            "If-Match: the entry under '{key}' changed since it was read (its ETag is now \
+             \"{tag}\"); nothing was written: read it again, then retry"
+        ),
+        (_, None) => format!("If-Match: key '{key}' does not exist; nothing was written"),
+    };
+    ApiError::precondition_failed(header, detail).with("current_etag", current)
+}
+
+/// An entry as read: its text, entity tag, compute time and remaining life (PTTL, ms).
+struct Stored {
+    text: String,
+    etag: String,
+    compute_ms: Option<u64>,
+    pttl: i64,
+}
+
+/// An entry's hash fields as `HMGET k v e c` reads them (value, tag, compute time).
+type Fields = (Option<String>, Option<String>, Option<u64>);
+
+/// Reads an entry and its PTTL in one round trip; `None` when there is none.
+async fn read_entry(state: &AppState, full: &str) -> Result<Option<Stored>, ApiError> {
+    let mut redis = state.redis.clone();
+    let read: redis::RedisResult<(Fields, i64)> = redis::pipe()
+        .cmd("HMGET")
+        .arg(full)
+        .arg(&["v", "e", "c"])
+        .pttl(full)
+        .query_async(&mut redis)
+        .await;
+    let ((text, etag, compute_ms), pttl) = match read {
+        Ok(read) => read,
+        // An entry an earlier version stored as a plain string: read it as such.
+        Err(e) if shared::error::server_code(&e).as_deref() == Some("WRONGTYPE") => {
+            let (text, pttl): (Option<String>, i64) = redis::pipe()
+                .get(full)
+                .pttl(full)
+                .query_async(&mut redis)
+                .await?;
+            let etag = text
+                .as_deref()
+                .map(|t| sha1_smol::Sha1::from(t).digest().to_string());
+            ((text, etag, None), pttl)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    Ok(Some(Stored {
+        etag: etag.unwrap_or_else(|| sha1_smol::Sha1::from(&text).digest().to_string()),
+        text,
+        compute_ms,
+        pttl,
+    }))
+}
+
+/// XFetch (Vattani, Chierichetti, Lowenstein, "Optimal Probabilistic Cache Stampede
+/// Prevention", VLDB 2015): recompute now when `delta × beta × −ln(u) ≥ time left`, `u`
+/// uniform in (0, 1]. Rare while expiry is far, likely as it nears.
+fn xfetch(compute_ms: u64, beta: f64, pttl_ms: i64) -> bool {
+    if pttl_ms < 0 {
+        // -1: no expiry, nothing to refresh ahead of; -2: already gone.
+        return false;
+    }
+    let u = 1.0 - rand::random::<f64>();
+    compute_ms as f64 * beta * -u.ln() >= pttl_ms as f64
 }
 
 /// `GET /cache/{key}`: the value and its remaining TTL.
@@ -103,34 +219,77 @@ async fn put_entry(
     get,
     path = "/cache/{key}",
     summary = "Get a cache value",
-    description = "`GET` + `TTL`, pipelined in one round trip.",
-    params(Key),
+    description = "`HMGET` + `PTTL`, pipelined in one round trip. Carries the entry's `ETag`; \
+        `If-None-Match` naming it is a 304 without a body. An entry written with `compute_ms` \
+        also answers `refresh_recommended` (XFetch stampede protection, `beta` tunes it).",
+    params(
+        Key,
+        GetQuery,
+        ReadPreconditions
+    ),
     responses(
-        (status = 200, description = "The value", body = Entry),
-        (status = 404, description = "Not found")
+        (status = 200, description = "The value", body = Entry, headers(
+            ("ETag" = String, description = "The entry's entity tag (SHA-1 of the value's text, quoted)"))),
+        (status = 304, description = "Not modified: `If-None-Match` names the current ETag", headers(
+            ("ETag" = String, description = "The entry's entity tag"))),
+        (status = 404, description = "Not found"),
+        (status = 412, description = "`If-Match` does not name the current ETag")
     )
 )]
 async fn get_entry(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<Key>,
-) -> Result<Json<Entry>, ApiError> {
+    ApiQuery(query): ApiQuery<GetQuery>,
+    pre: Preconditions,
+) -> Result<Response, ApiError> {
+    let beta = XFETCH_BETA.check("beta", query.beta)?;
     let full = state.keys.cache(&key);
-    let mut redis = state.redis.clone();
-    let (text, ttl): (Option<String>, i64) = redis::pipe()
-        .get(&full)
-        .ttl(&full)
-        .query_async(&mut redis)
-        .await?;
-    let Some(text) = text else {
+    let Some(stored) = read_entry(&state, &full).await? else {
         return Err(ApiError::not_found(format!(
             "key '{key}' is not in the cache (never set, deleted or expired)"
         )));
     };
-    Ok(Json(Entry {
+    if let Some(tags) = &pre.if_match
+        && !tags.matches_strong(&stored.etag)
+    {
+        return Err(ApiError::precondition_failed(
+            "If-Match",
+            format!(
+                "If-Match: the entry under '{key}' has another ETag (\"{}\")",
+                stored.etag
+            ),
+        )
+        .with("current_etag", stored.etag));
+    }
+    let etag = etag_header(&stored.etag);
+    if let Some(tags) = &pre.if_none_match
+        && tags.matches_weak(&stored.etag)
+    {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        if let Some(etag) = etag {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        return Ok(response);
+    }
+    let mut response = Json(Entry {
         key: key.into(),
-        value: raw_json_or_string(&text),
-        ttl_seconds: ttl_from_redis(ttl),
-    }))
+        value: raw_json_or_string(&stored.text),
+        // As `TTL` rounds: to the nearest second.
+        ttl_seconds: ttl_from_redis(if stored.pttl < 0 {
+            stored.pttl
+        } else {
+            (stored.pttl + 500) / 1000
+        }),
+        compute_ms: stored.compute_ms,
+        refresh_recommended: stored
+            .compute_ms
+            .map(|delta| xfetch(delta, beta, stored.pttl)),
+    })
+    .into_response();
+    if let Some(etag) = etag {
+        response.headers_mut().insert(header::ETAG, etag);
+    }
+    Ok(response)
 }
 
 /// `DELETE /cache/{key}`.

@@ -4,7 +4,7 @@
 -- outcome back instead of acting again.
 -- Appended after the route script's own KEYS and ARGV (and removed before it runs):
 -- KEYS[#KEYS]    the record key (same hash slot as the route script's keys)
--- ARGV[#ARGV-2]  the request's fingerprint (hash of method, path, query and body)
+-- ARGV[#ARGV-2]  the request's fingerprint (hash of method, path, query, preconditions, body)
 -- ARGV[#ARGV-1]  how long the record is kept, milliseconds
 -- ARGV[#ARGV]    mode: `run` (the usual), `begin` (a request of several steps starts: record
 --                that it is in progress, for ARGV[#ARGV-1] ms only) or `finish` (its last

@@ -146,11 +146,23 @@ impl Api {
         body: Option<&serde_json::Value>,
         idempotency_key: Option<&str>,
     ) -> Result<Reply, String> {
+        let key = idempotency_key.map(|k| ("idempotency-key", k));
+        self.send_with(method, path, body, key.as_slice()).await
+    }
+
+    /// [`Api::send`] with any request headers (`If-Match`, `Idempotency-Key`, ...).
+    pub async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<Reply, String> {
         match self {
             Self::InProcess(router) => {
                 let mut request = Request::builder().method(method).uri(path);
-                if let Some(key) = idempotency_key {
-                    request = request.header("idempotency-key", key);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
                 }
                 let body = match body {
                     Some(v) => {
@@ -175,8 +187,8 @@ impl Api {
                 let method = reqwest::Method::from_bytes(method.as_str().as_bytes())
                     .map_err(|e| e.to_string())?;
                 let mut request = client.request(method, format!("{base}{path}"));
-                if let Some(key) = idempotency_key {
-                    request = request.header("idempotency-key", key);
+                for (name, value) in headers {
+                    request = request.header(*name, *value);
                 }
                 if let Some(body) = body {
                     request = request.json(body);

@@ -45,11 +45,22 @@ pub async fn until_answered(
     body: Option<&Value>,
     key: &str,
 ) -> Reply {
+    until_answered_with(api, method, path, body, &[("idempotency-key", key)]).await
+}
+
+/// [`until_answered`] with any request headers (the `Idempotency-Key` among them).
+pub async fn until_answered_with(
+    api: &Api,
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let started = Instant::now();
     let mut last = String::new();
     let mut pause = Duration::from_millis(5);
     while started.elapsed() < RETRY_BOUND {
-        match api.send(method.clone(), path, body, Some(key)).await {
+        match api.send_with(method.clone(), path, body, headers).await {
             Ok(r) if r.status != 503 => return r,
             Ok(r) => {
                 assert_unavailable(&r);
@@ -62,7 +73,7 @@ pub async fn until_answered(
         pause = (pause * 2).min(Duration::from_millis(100));
     }
     panic!(
-        "seed {}: {method} {path} (Idempotency-Key {key}) still unanswered after {RETRY_BOUND:?}; \
+        "seed {}: {method} {path} ({headers:?}) still unanswered after {RETRY_BOUND:?}; \
          last: {last}",
         seed()
     );
