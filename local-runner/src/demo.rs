@@ -368,6 +368,52 @@ impl Tour<'_> {
             self.call("GET", "/queue/demo-tasks", None, &[200]).await?;
         }
         self.call("GET", "/queue/demo-tasks", None, &[404]).await?;
+        self.failing_tasks().await
+    }
+
+    /// A poison task dead-lettered after its last delivery, replayed; a delayed push.
+    async fn failing_tasks(&mut self) -> Result<(), String> {
+        self.note(
+            "A task that keeps failing: each claim counts a delivery; nacking its last allowed \
+             one (max_deliveries) sends it to the dead letters instead of back to the queue.",
+        )?;
+        let poison = json!({"id": "poison", "title": "Always fails"});
+        self.call("POST", "/queue/demo-tasks", Some(poison), &[201])
+            .await?;
+        for _ in 0..2 {
+            let claimed = self
+                .call(
+                    "POST",
+                    "/queue/demo-tasks/claim?visibility=30&max_deliveries=2",
+                    None,
+                    &[200],
+                )
+                .await?;
+            let receipt = json!({"receipt": claimed["receipt"]});
+            self.call("POST", "/queue/demo-tasks/nack", Some(receipt), &[200])
+                .await?;
+        }
+        self.call("GET", "/queue/demo-tasks/dead", None, &[200])
+            .await?;
+        let ids = json!({"ids": ["poison"]});
+        self.call("POST", "/queue/demo-tasks/dead/replay", Some(ids), &[200])
+            .await?;
+        self.note("A delayed task: scheduled in Redis, it joins the queue once due.")?;
+        let later = json!({"id": "later", "title": "Send reminder"});
+        self.call(
+            "POST",
+            "/queue/demo-tasks?delay_ms=500",
+            Some(later),
+            &[202],
+        )
+        .await?;
+        self.call("GET", "/queue/demo-tasks/all", None, &[200])
+            .await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        self.call("GET", "/queue/demo-tasks/all", None, &[200])
+            .await?;
+        self.call("DELETE", "/queue/demo-tasks", None, &[200])
+            .await?;
         Ok(())
     }
 

@@ -63,6 +63,33 @@ where
     }
 }
 
+/// An optional JSON body (`Option<ApiJson<T>>`): `None` when the request has no body at all
+/// (no Content-Type and nothing sent); otherwise as [`ApiJson`].
+impl<T, S> axum::extract::OptionalFromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    AppState: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        if req.headers().contains_key(header::CONTENT_TYPE) {
+            return <Self as FromRequest<S>>::from_request(req, state)
+                .await
+                .map(Some);
+        }
+        let limit = AppState::from_ref(state).config.max_body_bytes;
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_rejection(e, limit))?;
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        parse_json(&bytes).map(|v| Some(Self(v)))
+    }
+}
+
 /// Parses a JSON body, naming the field at fault on error.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let de = &mut serde_json::Deserializer::from_slice(bytes);

@@ -85,15 +85,21 @@ impl Keys {
         (lock, fence)
     }
 
-    /// The four keys of a queue, all tagged `{name}` for Redis Cluster: pending list,
-    /// processing list, claims hash, leases sorted set (the order the scripts take them in).
-    pub fn queue(&self, name: &str) -> [String; 4] {
+    /// The eight keys of a queue, all tagged `{name}` for Redis Cluster, in the order the
+    /// scripts take them: pending list, processing list, claims hash, leases sorted set,
+    /// deliveries hash, final claims set, dead letters list, scheduled sorted set (see
+    /// `queue_requeue_expired.lua`).
+    pub fn queue(&self, name: &str) -> [String; 8] {
         let base = tagged(&self.prefix, "queue:", name);
         [
             base.clone(),
             format!("{base}:processing"),
             format!("{base}:claims"),
             format!("{base}:leases"),
+            format!("{base}:deliveries"),
+            format!("{base}:final"),
+            format!("{base}:dead"),
+            format!("{base}:scheduled"),
         ]
     }
 

@@ -109,8 +109,8 @@ script!(
     QUEUE_POP = "scripts/queue_requeue_expired.lua" "scripts/queue_pop.lua"
 );
 write_script!(
-    /// Requeue expired claims, then claim the head (LMOVE to processing); idempotent per
-    /// receipt.
+    /// Requeue expired claims (dead-letter final ones, release due scheduled tasks), then
+    /// claim the head (LMOVE to processing); idempotent per receipt.
     QUEUE_CLAIM = "scripts/queue_requeue_expired.lua" "scripts/queue_claim.lua"
 );
 script!(
@@ -119,11 +119,31 @@ script!(
 );
 write_script!(
     /// Acknowledge a claim.
-    QUEUE_ACK = "scripts/queue_ack.lua"
+    QUEUE_ACK = "scripts/queue_end_claim.lua" "scripts/queue_ack.lua"
 );
 write_script!(
-    /// Delete a queue with its claims.
+    /// Delete a queue with its claims, scheduled tasks and dead letters.
     QUEUE_CLEAR = "scripts/queue_clear.lua"
+);
+write_script!(
+    /// Give a claimed task back: now, later, or to the dead letters.
+    QUEUE_NACK = "scripts/queue_end_claim.lua" "scripts/queue_nack.lua"
+);
+write_script!(
+    /// Schedule tasks for later.
+    QUEUE_SCHEDULE = "scripts/queue_schedule.lua"
+);
+write_script!(
+    /// Dead letters back to the queue.
+    QUEUE_REPLAY = "scripts/queue_replay.lua"
+);
+write_script!(
+    /// A list deleted, with its length (a queue's dead letters).
+    LIST_DELETE = "scripts/list_delete.lua"
+);
+script!(
+    /// One page of a queue's dead letters.
+    QUEUE_DEAD_PAGE = "scripts/queue_peek.lua"
 );
 
 /// Whether a script may be sent again after its reply was lost: running it twice has the
@@ -135,6 +155,7 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
     static SAFE: LazyLock<Vec<String>> = LazyLock::new(|| {
         let mut safe: Vec<String> = [
             &*QUEUE_PEEK,
+            &*QUEUE_DEAD_PAGE,
             &QUEUE_CLAIM.plain,
             &LOCK_ACQUIRE.plain,
             &LOCK_EXTEND.plain,
@@ -157,6 +178,10 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*QUEUE_CLAIM,
                 &*QUEUE_ACK,
                 &*QUEUE_CLEAR,
+                &*QUEUE_NACK,
+                &*QUEUE_SCHEDULE,
+                &*QUEUE_REPLAY,
+                &*LIST_DELETE,
             ]
             .iter()
             .map(|s| s.idempotent.get_hash().to_owned()),

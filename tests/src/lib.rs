@@ -29,7 +29,7 @@ use shared::{AppState, Config};
 use tower::ServiceExt;
 
 /// Every route of the OpenAPI document (plus the `/queue` default-name shortcuts).
-pub const ROUTES: [(&str, &str); 28] = [
+pub const ROUTES: [(&str, &str); 32] = [
     ("post", "/cache"),
     ("get", "/cache"),
     ("get", "/cache/{key}"),
@@ -55,6 +55,10 @@ pub const ROUTES: [(&str, &str); 28] = [
     ("get", "/queue/{name}/all"),
     ("post", "/queue/{name}/claim"),
     ("post", "/queue/{name}/ack"),
+    ("post", "/queue/{name}/nack"),
+    ("get", "/queue/{name}/dead"),
+    ("delete", "/queue/{name}/dead"),
+    ("post", "/queue/{name}/dead/replay"),
     ("get", "/stats"),
     ("post", "/stats/reset"),
     ("get", "/health"),

@@ -115,7 +115,7 @@ async fn unknown_query_parameters_are_refused_through_lambda() {
 }
 
 /// Every queue route, `{name}` to fill in, with a valid body where it takes one.
-const QUEUE_ROUTES: [(&str, &str, Option<&str>); 9] = [
+const QUEUE_ROUTES: [(&str, &str, Option<&str>); 13] = [
     ("POST", "/queue/{name}", Some(r#"{"id":"1","title":"a"}"#)),
     ("GET", "/queue/{name}", None),
     ("DELETE", "/queue/{name}", None),
@@ -129,13 +129,17 @@ const QUEUE_ROUTES: [(&str, &str, Option<&str>); 9] = [
     ("POST", "/queue/{name}/claim", None),
     ("POST", "/queue/{name}/ack", Some(r#"{"receipt":"r"}"#)),
     ("GET", "/queue/{name}/all?offset=0", None),
+    ("POST", "/queue/{name}/nack", Some(r#"{"receipt":"r"}"#)),
+    ("GET", "/queue/{name}/dead", None),
+    ("DELETE", "/queue/{name}/dead", None),
+    ("POST", "/queue/{name}/dead/replay", None),
 ];
 
 #[tokio::test]
 async fn queue_names_that_name_routes_are_reserved() {
     let app = TestApp::new().await;
     let queue = shared::http::finish(queue::router(app.state.clone()), &app.state.config);
-    for reserved in ["all", "batch", "claim", "ack"] {
+    for reserved in queue::RESERVED_NAMES {
         for (method, path, body) in QUEUE_ROUTES {
             let path = path.replace("{name}", reserved);
             let m = Method::from_bytes(method.as_bytes()).unwrap();
@@ -145,7 +149,7 @@ async fn queue_names_that_name_routes_are_reserved() {
             assert_eq!(problem["field"], "name", "{answer}");
             let detail = problem["detail"].as_str().unwrap();
             assert!(
-                detail.contains("all, batch, claim, ack"),
+                detail.contains("all, batch, claim, ack, nack, dead"),
                 "the words are not listed: {detail}"
             );
             for source in SOURCES {

@@ -23,6 +23,8 @@ async fn demo_tour_runs_start_to_finish() {
         "Request 12: ⛔ Rate limited (10/10)",
         "4. Two contenders for one lock",
         "5. A task queue on a list",
+        "\"returned_to\":\"dead\"",
+        "scheduled for queue 'demo-tasks' in 500 ms",
         "6. Monitoring",
         "Tour complete.",
     ] {

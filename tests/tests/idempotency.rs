@@ -200,12 +200,13 @@ async fn the_claim_and_the_acquire_are_idempotent_per_receipt_and_token() {
     let mut conn = app.redis_conn().await;
     let claim = || {
         let mut i = shared::scripts::QUEUE_CLAIM.plain.prepare_invoke();
-        i.key(&keys).arg("receipt-1").arg(30_000);
+        i.key(&keys).arg("receipt-1").arg(30_000).arg(5);
         i
     };
-    let first: (String, u64, u64, String) = claim().invoke_async(&mut conn).await.unwrap();
-    let again: (String, u64, u64, String) = claim().invoke_async(&mut conn).await.unwrap();
+    let first: (String, u64, u64, String, u64) = claim().invoke_async(&mut conn).await.unwrap();
+    let again: (String, u64, u64, String, u64) = claim().invoke_async(&mut conn).await.unwrap();
     assert_eq!(first, again);
+    assert_eq!(first.4, 1, "one delivery, counted once");
     let pending: u64 = conn.llen(&keys[0]).await.unwrap();
     assert_eq!(pending, 1, "the second run claimed nothing more");
 

@@ -11,6 +11,7 @@ mod wire_faults {
     mod cache_checks;
     pub mod checkers;
     mod proxy_checks;
+    mod queue_failures_checks;
     pub mod support;
 }
 
@@ -47,7 +48,7 @@ async fn claim_with_lost_reply_is_replayed_and_strands_nothing() {
         let r = until_answered(&api, Method::POST, "/queue/q", Some(&task), id).await;
         assert_eq!(r.status, 201, "{r:?}");
     }
-    let [pending, processing, claims, leases] = app.state.keys.queue("q");
+    let [pending, processing, claims, leases, ..] = app.state.keys.queue("q");
     // Only the claim script (of what follows) names the leases key.
     proxy.drop_reply_of_next(&arg_bytes(leases.as_bytes()));
     let claim = "/queue/q/claim?visibility=30";

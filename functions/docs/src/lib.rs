@@ -62,7 +62,7 @@ pub fn openapi() -> OpenApi {
     api.tags = Some(vec![
         tag(
             "cache",
-            "Basic key-value operations with a TTL (strings, SCAN listing)",
+            "Key-value entries with a TTL, entity tags and conditional writes, XFetch (SCAN listing)",
         ),
         tag(
             "users",
@@ -75,7 +75,7 @@ pub fn openapi() -> OpenApi {
         tag("lock", "Distributed locking with tokens and fencing"),
         tag(
             "queue",
-            "List operations for queues, with reliable claim/ack",
+            "List operations for queues: reliable claim/ack, delivery counts, dead letters, delayed tasks",
         ),
         tag("stats", "Monitoring and health checks"),
     ]);

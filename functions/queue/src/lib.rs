@@ -15,10 +15,19 @@
 //! | `DELETE /queue/{name}` | `queue_clear.lua` |
 //! | `POST /queue/{name}/claim?visibility=` | `queue_claim.lua`: `LMOVE` to the processing list + lease |
 //! | `POST /queue/{name}/ack` `{receipt}` | `queue_ack.lua` |
+//! | `POST /queue/{name}?delay_ms=` | `queue_schedule.lua`: `ZADD` to the schedule |
+//! | `POST /queue/{name}/nack` `{receipt, delay_ms?}` | `queue_nack.lua`: back to the head, the schedule or the dead letters |
+//! | `GET /queue/{name}/dead?offset=&limit=` | `queue_peek.lua` on the dead letters |
+//! | `POST /queue/{name}/dead/replay` `{ids?}` | `queue_replay.lua` |
+//! | `DELETE /queue/{name}/dead` | `UNLINK` of the dead letters |
 //!
 //! Reliable consumption: a claimed task sits in the processing list with a lease; `ack`
 //! removes it. Every script that hands tasks out first moves lapsed claims back to the head
-//! of the queue, so a consumer that dies between claim and ack loses nothing.
+//! of the queue, so a consumer that dies between claim and ack loses nothing; a task whose
+//! lapsed (or nacked) claim was its `max_deliveries`-th goes to the dead letters instead, and
+//! scheduled tasks that are due join the tail (`failures.rs`: nack and dead letters).
+
+mod failures;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::Response};
 use redis::AsyncCommands;
@@ -30,10 +39,10 @@ use shared::{
         ids::QueueName,
         json_or_string, now_rfc3339,
         queue::{
-            AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, ClaimQuery, MAX_DESCRIPTION_CHARS,
-            MAX_TITLE_CHARS, NewTask, OFFSET, PAGE_LIMIT, PageQuery, QueueCleared, QueuePage,
-            StoredTask, TaskAcked, TaskBatch, TaskClaimed, TaskPopped, TaskQueued, TasksPopped,
-            VISIBILITY_SECS,
+            AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, ClaimQuery, DELAY_MS,
+            MAX_DELIVERIES, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewTask, OFFSET, PAGE_LIMIT,
+            PageQuery, PushQuery, QueueCleared, QueuePage, StoredTask, TaskAcked, TaskBatch,
+            TaskClaimed, TaskPopped, TaskQueued, TaskScheduled, TasksPopped, VISIBILITY_SECS,
         },
         random_token,
     },
@@ -51,7 +60,10 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(push_batch, pop_batch))
         .routes(routes!(peek_queue))
         .routes(routes!(claim_task))
-        .routes(routes!(ack_task));
+        .routes(routes!(ack_task))
+        .routes(routes!(failures::nack_task))
+        .routes(routes!(failures::dead_page, failures::clear_dead))
+        .routes(routes!(failures::replay_dead));
     shared::docs::tag_operations(api.get_openapi_mut(), "queue");
     api
 }
@@ -93,7 +105,7 @@ fn stored(task: NewTask, at: &str) -> Result<String, ApiError> {
 }
 
 /// The id of a stored task (for messages and answers).
-fn task_id(stored: &str) -> String {
+pub(crate) fn task_id(stored: &str) -> String {
     serde_json::from_str::<Value>(stored)
         .ok()
         .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned))
@@ -128,10 +140,15 @@ async fn push(
     state: AppState,
     idempotency: Idempotency,
     name: QueueName,
+    query: PushQuery,
     task: NewTask,
 ) -> Result<Response, ApiError> {
+    let delay_ms = DELAY_MS.check("delay_ms", query.delay_ms)?;
     let id = task.id.clone();
     let payload = stored(task, "")?;
+    if delay_ms > 0 {
+        return schedule(&state, &idempotency, &name, &id, delay_ms, payload).await;
+    }
     let length = append(&state, &idempotency, &name, &[payload]).await?;
     Ok(length.respond((
         StatusCode::CREATED,
@@ -140,6 +157,36 @@ async fn push(
             task_id: id.into(),
             queue_position: length.value,
             queue_length: length.value,
+        }),
+    )))
+}
+
+/// Schedules `payload` to join the queue in `delay_ms` (`queue_schedule.lua`): 202.
+async fn schedule(
+    state: &AppState,
+    idempotency: &Idempotency,
+    name: &str,
+    id: &str,
+    delay_ms: u64,
+    payload: String,
+) -> Result<Response, ApiError> {
+    let keys = state.keys.queue(name);
+    let scheduled: Outcome<(u64, u64)> = idempotency
+        .run(state, &scripts::QUEUE_SCHEDULE, &keys[0], |s| {
+            s.key(&keys[7])
+                .arg(delay_ms)
+                .arg(random_token())
+                .arg(&payload);
+        })
+        .await?;
+    let (visible_at_ms, scheduled_tasks) = scheduled.value;
+    Ok(scheduled.respond((
+        StatusCode::ACCEPTED,
+        Json(TaskScheduled {
+            message: format!("Task '{id}' scheduled for queue '{name}' in {delay_ms} ms"),
+            task_id: id.to_owned(),
+            visible_at_ms,
+            scheduled_tasks,
         }),
     )))
 }
@@ -187,19 +234,21 @@ async fn clear(
     post,
     path = "/queue/{name}",
     summary = "Add a task (RPUSH)",
-    params(QueueName),
+    params(QueueName, PushQuery),
     request_body = NewTask,
     responses(
-        (status = 201, description = "Queued", body = TaskQueued)
+        (status = 201, description = "Queued", body = TaskQueued),
+        (status = 202, description = "Scheduled (`delay_ms` > 0): it joins the tail at `visible_at_ms`", body = TaskScheduled)
     )
 )]
 async fn push_task(
     State(state): State<AppState>,
     idempotency: Idempotency,
     ApiPath(name): ApiPath<QueueName>,
+    ApiQuery(query): ApiQuery<PushQuery>,
     ApiJson(task): ApiJson<NewTask>,
 ) -> Result<Response, ApiError> {
-    push(state, idempotency, name, task).await
+    push(state, idempotency, name, query, task).await
 }
 
 /// `POST /queue`: appends a task to `tasks`.
@@ -207,17 +256,20 @@ async fn push_task(
     post,
     path = "/queue",
     summary = "Add a task to the `tasks` queue",
+    params(PushQuery),
     request_body = NewTask,
     responses(
-        (status = 201, description = "Queued", body = TaskQueued)
+        (status = 201, description = "Queued", body = TaskQueued),
+        (status = 202, description = "Scheduled (`delay_ms` > 0): it joins the tail at `visible_at_ms`", body = TaskScheduled)
     )
 )]
 async fn push_default(
     State(state): State<AppState>,
     idempotency: Idempotency,
+    ApiQuery(query): ApiQuery<PushQuery>,
     ApiJson(task): ApiJson<NewTask>,
 ) -> Result<Response, ApiError> {
-    push(state, idempotency, QueueName::default_queue(), task).await
+    push(state, idempotency, QueueName::default_queue(), query, task).await
 }
 
 /// `GET /queue/{name}`: pops the oldest task (FIFO).
@@ -380,14 +432,15 @@ async fn peek_queue(
     let limit = PAGE_LIMIT.check("limit", query.limit)?;
     let offset = OFFSET.check("offset", query.offset)?;
     let mut redis = state.redis.clone();
-    let (queue_length, tasks): (u64, Vec<String>) = scripts::QUEUE_PEEK
-        .key(&state.keys.queue(&name))
-        .arg(offset)
-        .arg(limit)
-        .arg(shared::lambda::RESPONSE_BODY_BUDGET)
-        .arg(shared::lambda::PER_ITEM_BYTES)
-        .invoke_async(&mut redis)
-        .await?;
+    let (queue_length, tasks, scheduled_tasks, dead_tasks): (u64, Vec<String>, u64, u64) =
+        scripts::QUEUE_PEEK
+            .key(&state.keys.queue(&name))
+            .arg(offset)
+            .arg(limit)
+            .arg(shared::lambda::RESPONSE_BODY_BUDGET)
+            .arg(shared::lambda::PER_ITEM_BYTES)
+            .invoke_async(&mut redis)
+            .await?;
     let next_offset = offset + tasks.len() as u64;
     Ok(Json(QueuePage {
         queue_length,
@@ -395,15 +448,22 @@ async fn peek_queue(
         offset,
         limit,
         next_offset,
+        scheduled_tasks,
+        dead_tasks,
     }))
 }
 
-/// `POST /queue/{name}/claim?visibility=`: takes the head task without losing it.
+/// What `queue_claim.lua` answers: payload, lease deadline (ms), tasks left, receipt,
+/// deliveries.
+type Claim = (String, u64, u64, String, u64);
+
+/// `POST /queue/{name}/claim?visibility=&max_deliveries=`: takes the head task without
+/// losing it.
 #[utoipa::path(
     post,
     path = "/queue/{name}/claim",
     summary = "Claim the oldest task (reliable consumption)",
-    description = "LMOVE to a processing list plus a lease (Lua). Not acked in time, the task returns to the head of the queue.",
+    description = "LMOVE to a processing list plus a lease, and the delivery counted (Lua). Not acked in time, the task returns to the head of the queue; if this claim was its `max_deliveries`-th, it goes to the dead letters instead.",
     params(QueueName, ClaimQuery),
     responses(
         (status = 200, description = "Claimed: ack it with the receipt within `visibility` seconds", body = TaskClaimed),
@@ -417,13 +477,18 @@ async fn claim_task(
     ApiQuery(query): ApiQuery<ClaimQuery>,
 ) -> Result<Response, ApiError> {
     let visibility = VISIBILITY_SECS.check("visibility", query.visibility)?;
+    let max_deliveries = MAX_DELIVERIES.check("max_deliveries", query.max_deliveries)?;
     let keys = state.keys.queue(&name);
-    let claimed: Outcome<Option<(String, u64, u64, String)>> = idempotency
+    let claimed: Outcome<Option<Claim>> = idempotency
         .run(&state, &scripts::QUEUE_CLAIM, &keys[0], |s| {
-            s.key(&keys).arg(random_token()).arg(visibility * 1000);
+            s.key(&keys)
+                .arg(random_token())
+                .arg(visibility * 1000)
+                .arg(max_deliveries);
         })
         .await?;
-    let Some((task, visible_again_at_ms, remaining_tasks, receipt)) = &claimed.value else {
+    let Some((task, visible_again_at_ms, remaining_tasks, receipt, deliveries)) = &claimed.value
+    else {
         return Err(empty(&name));
     };
     Ok(claimed.respond(Json(TaskClaimed {
@@ -431,6 +496,7 @@ async fn claim_task(
         receipt: receipt.clone(),
         visible_again_at_ms: *visible_again_at_ms,
         remaining_tasks: *remaining_tasks,
+        deliveries: *deliveries,
     })))
 }
 

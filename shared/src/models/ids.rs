@@ -300,7 +300,7 @@ pub const DEFAULT_QUEUE: &str = "tasks";
 /// The fixed segments under `/queue/{name}/`: a queue so named could not be told from the
 /// route (`/queue/all` would be the queue "all", not the default queue's page), so no queue
 /// may be named so.
-pub const RESERVED_NAMES: [&str; 4] = ["all", "batch", "claim", "ack"];
+pub const RESERVED_NAMES: [&str; 6] = ["all", "batch", "claim", "ack", "nack", "dead"];
 
 impl QueueName {
     /// [`DEFAULT_QUEUE`].

@@ -35,7 +35,28 @@ pub const MAX_TITLE_CHARS: usize = 1000;
 /// Longest task description, in characters.
 pub const MAX_DESCRIPTION_CHARS: usize = 10_000;
 
+/// How many claims a task may get (`max_deliveries` of a claim): a claim that lapses (or is
+/// nacked) once the task has been delivered this often sends it to the dead letters. 5 when
+/// absent.
+pub const MAX_DELIVERIES: Defaulted<u64> = Defaulted::new(1, 100, 5);
+
+/// How long a pushed or nacked task waits before it is visible, ms (`delay_ms`): at most a
+/// week, none when absent.
+pub const DELAY_MS: Defaulted<u64> = Defaulted::new(0, 604_800_000, 0);
+
+/// Most dead letters one replay moves, and most it looks through to find listed ids.
+pub const REPLAY_MOST: u64 = 1000;
+/// See [`REPLAY_MOST`].
+pub const REPLAY_LOOK: u64 = 10_000;
+
+/// Most ids one replay lists.
+pub const REPLAY_IDS: Bounds<u64> = Bounds::new(1, 100);
+
 query_parameters! {
+    /// The schema of `max_deliveries` ([`MAX_DELIVERIES`]).
+    MaxDeliveriesParam = MAX_DELIVERIES;
+    /// The schema of `delay_ms` ([`DELAY_MS`]).
+    DelayParam = DELAY_MS;
     /// The schema of a batch pop's `count` ([`BATCH_POP`]).
     BatchPopParam = BATCH_POP;
     /// The schema of a page's `limit` ([`PAGE_LIMIT`]).
@@ -152,6 +173,31 @@ pub struct TaskQueued {
     pub queue_length: u64,
 }
 
+/// `POST /queue/{name}` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PushQuery {
+    /// Milliseconds before the task becomes visible (0: at once). A delayed task waits in the
+    /// queue's schedule, then joins the tail.
+    #[serde(default)]
+    #[param(inline, value_type = DelayParam)]
+    pub delay_ms: u64,
+}
+
+/// `POST /queue/{name}?delay_ms=` answer (202): scheduled, not visible yet.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskScheduled {
+    /// Human sentence.
+    pub message: String,
+    /// The task's id.
+    pub task_id: String,
+    /// When it joins the queue's tail (Unix ms, Redis clock).
+    pub visible_at_ms: u64,
+    /// Tasks scheduled in this queue, this one included.
+    pub scheduled_tasks: u64,
+}
+
 /// `GET /queue/{name}` answer.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskPopped {
@@ -230,6 +276,97 @@ pub struct QueuePage {
     /// Where the next page starts: `offset` plus the tasks in this one, which can be fewer
     /// than `limit` when their size reached the answer's byte budget.
     pub next_offset: u64,
+    /// Tasks scheduled for later (pushed or nacked with `delay_ms`), not in `queue_length`.
+    pub scheduled_tasks: u64,
+    /// Dead letters (`GET /queue/{name}/dead`), not in `queue_length`.
+    pub dead_tasks: u64,
+}
+
+/// `GET /queue/{name}/dead` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadPage {
+    /// All dead letters (not just this page).
+    pub dead_tasks: u64,
+    /// This page, oldest first.
+    pub tasks: Vec<Value>,
+    /// As asked.
+    pub offset: u64,
+    /// As asked.
+    pub limit: u64,
+    /// Where the next page starts (as in `GET /queue/{name}/all`).
+    pub next_offset: u64,
+}
+
+/// `POST /queue/{name}/dead/replay` body: which dead letters (none or `{}`: all).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"ids": ["task1", "task7"]}))]
+#[serde(deny_unknown_fields)]
+pub struct ReplayDead {
+    /// The task ids to replay (1 to 100); absent: every dead letter (1000 per call).
+    #[serde(default)]
+    #[schema(inline, min_items = 1, max_items = 100)]
+    pub ids: Option<Vec<TaskId>>,
+}
+
+/// `POST /queue/{name}/dead/replay` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadReplayed {
+    /// Human sentence.
+    pub message: String,
+    /// Tasks moved back to the queue's tail, their deliveries reset.
+    pub replayed: u64,
+    /// Dead letters left (call again to replay more than 1000).
+    pub dead_tasks: u64,
+    /// Tasks waiting after the replay.
+    pub queue_length: u64,
+}
+
+/// `DELETE /queue/{name}/dead` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct DeadCleared {
+    /// Human sentence.
+    pub message: String,
+    /// Dead letters deleted.
+    pub deleted_count: u64,
+}
+
+/// `POST /queue/{name}/nack` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"receipt": "…", "delay_ms": 5000}))]
+#[serde(deny_unknown_fields)]
+pub struct NackClaim {
+    // Described by its type.
+    #[schema(inline)]
+    pub receipt: Receipt,
+    // Described in `nack_delay_schema`.
+    #[serde(default, deserialize_with = "super::integral::opt_u64")]
+    #[schema(schema_with = nack_delay_schema)]
+    pub delay_ms: Option<u64>,
+}
+
+fn nack_delay_schema() -> ObjectBuilder {
+    DELAY_MS.bounds.nullable_schema().description(Some(format!(
+        "Milliseconds before the task is visible again ({}); absent or 0: at once, at the \
+         head of the queue.",
+        DELAY_MS.bounds
+    )))
+}
+
+/// `POST /queue/{name}/nack` answer.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct TaskNacked {
+    /// Human sentence.
+    pub message: String,
+    /// The task given back.
+    pub task: Value,
+    /// Where it went: `queued` (head of the queue), `scheduled` (visible at
+    /// `visible_at_ms`) or `dead` (that claim was its last allowed delivery).
+    pub returned_to: String,
+    /// Times the task was claimed so far.
+    pub deliveries: u64,
+    /// When a scheduled task becomes visible (Unix ms, Redis clock); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visible_at_ms: Option<u64>,
 }
 
 /// `DELETE /queue/{name}` answer.
@@ -237,7 +374,7 @@ pub struct QueuePage {
 pub struct QueueCleared {
     /// Human sentence.
     pub message: String,
-    /// Tasks deleted, waiting and claimed.
+    /// Tasks deleted: waiting, claimed, scheduled and dead.
     pub deleted_count: u64,
 }
 
@@ -250,6 +387,15 @@ pub struct ClaimQuery {
     #[serde(default = "default_visibility")]
     #[param(inline, value_type = VisibilityParam)]
     pub visibility: u64,
+    /// The most claims the task may get: if this claim is its `max_deliveries`-th and
+    /// lapses (or is nacked), the task goes to the dead letters, not back to the queue.
+    #[serde(default = "default_max_deliveries")]
+    #[param(inline, value_type = MaxDeliveriesParam)]
+    pub max_deliveries: u64,
+}
+
+fn default_max_deliveries() -> u64 {
+    MAX_DELIVERIES.default
 }
 
 fn default_visibility() -> u64 {
@@ -267,6 +413,8 @@ pub struct TaskClaimed {
     pub visible_again_at_ms: u64,
     /// Tasks still waiting.
     pub remaining_tasks: u64,
+    /// Times the task has been claimed, this claim included.
+    pub deliveries: u64,
 }
 
 /// `POST /queue/{name}/ack` body.

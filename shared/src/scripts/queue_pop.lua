@@ -32,5 +32,7 @@ end
 local popped = {}
 if taken > 0 then
   popped = redis.call('LPOP', KEYS[1], taken)
+  -- A popped task is gone for good: so is its delivery count (if it was ever claimed).
+  redis.call('HDEL', KEYS[5], unpack(popped))
 end
 return {redis.call('LLEN', KEYS[1]), popped}

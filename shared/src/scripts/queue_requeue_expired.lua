@@ -1,11 +1,18 @@
 -- Shared prologue of the queue scripts that hand tasks out (pop, claim, peek): every claim
--- whose visibility timeout has passed goes back to the head of the queue, so a task is never
--- lost when its consumer dies between claim and ack.
+-- whose visibility timeout has passed goes back to the head of the queue (or, when it was
+-- the task's last allowed delivery, to the dead letters), so a task is never lost when its
+-- consumer dies between claim and ack; and every scheduled task that is due joins the tail.
 -- Keys of every queue script (one hash tag, {name}, so they share a cluster slot):
 -- KEYS[1]  pending list (RPUSH at the tail, LPOP/LMOVE at the head)
 -- KEYS[2]  processing list (claimed payloads)
 -- KEYS[3]  claims hash: receipt -> payload
 -- KEYS[4]  leases sorted set: receipt -> deadline (ms, Redis clock)
+-- KEYS[5]  deliveries hash: payload -> times claimed (tasks are told apart by their stored
+--          text, which carries their id and creation time)
+-- KEYS[6]  final claims set: receipts whose lapse dead-letters the task (deliveries reached
+--          the claim's max_deliveries)
+-- KEYS[7]  dead letters list
+-- KEYS[8]  scheduled sorted set: '<token>|<payload>' -> due time (ms, Redis clock)
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 -- Bounded per call, so one call never blocks Redis for long; the rest go on the next call.
@@ -16,8 +23,21 @@ for i = #expired, 1, -1 do
   local payload = redis.call('HGET', KEYS[3], receipt)
   if payload then
     redis.call('LREM', KEYS[2], 1, payload)
-    redis.call('LPUSH', KEYS[1], payload)
+    if redis.call('SREM', KEYS[6], receipt) == 1 then
+      redis.call('RPUSH', KEYS[7], payload)
+      redis.call('HDEL', KEYS[5], payload)
+    else
+      redis.call('LPUSH', KEYS[1], payload)
+    end
   end
   redis.call('HDEL', KEYS[3], receipt)
   redis.call('ZREM', KEYS[4], receipt)
+  redis.call('SREM', KEYS[6], receipt)
+end
+local due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now, 'LIMIT', 0, 1000)
+for _, member in ipairs(due) do
+  redis.call('RPUSH', KEYS[1], string.sub(member, string.find(member, '|', 1, true) + 1))
+end
+if #due > 0 then
+  redis.call('ZREM', KEYS[8], unpack(due))
 end

@@ -37,7 +37,7 @@ pub async fn queue(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, keys: &Ke
     for round in 0..rounds() {
         let name = format!("q{round}");
         let before = proxy.stats();
-        let [pending, processing, claims, leases] = keys.queue(&name);
+        let [pending, processing, claims, leases, ..] = keys.queue(&name);
         proxy.set_random_resets(RESET_P, seed.wrapping_add(round));
         let started = Instant::now();
         let mut producers = JoinSet::new();
