@@ -7,6 +7,8 @@
 //! | `POST /lock/{resource}/extend` `{token, ttl?}` | `lock_extend.lua`: compare-and-expire |
 //! | `POST /lock/{resource}/release` `{token}` | `lock_release.lua`: compare-and-delete |
 //! | `GET /lock/{resource}` | `PTTL` |
+//! | `PUT`/`GET /lock/{resource}/protected` | the fencing demo's store ([`protected`]) |
+//! | `/semaphore/{name}...` | counting semaphores ([`semaphore`]) |
 //!
 //! The lock's value is a random 128-bit token known only to its holder, so nobody can
 //! release or extend a lock they do not hold; a holder that dies loses the lock when its TTL
@@ -32,6 +34,9 @@ use shared::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+mod protected;
+mod semaphore;
+
 /// Longest `processing_time` (API Gateway answers 504 after 29 s).
 const MAX_PROCESSING_SECS: f64 = PROCESSING_SECS.bounds.max;
 
@@ -41,7 +46,9 @@ pub fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(hold_lock, lock_status))
         .routes(routes!(acquire_lock))
         .routes(routes!(extend_lock))
-        .routes(routes!(release_lock));
+        .routes(routes!(release_lock))
+        .merge(protected::api())
+        .merge(semaphore::api());
     shared::docs::tag_operations(api.get_openapi_mut(), "lock");
     api
 }
