@@ -178,6 +178,43 @@ async fn semaphore_acquire_with_lost_reply_is_granted_once() {
     assert_eq!(status.body["holders"], json!([]), "{status:?}");
 }
 
+/// A protected write ran, its reply was lost: the retry (same token, same value) must be
+/// answered 200, with or without an Idempotency-Key: an equal token is accepted, so the
+/// holder is not refused by its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_write_with_lost_reply_is_accepted_on_retry() {
+    let (app, proxy, api) = warmed_app().await;
+    let grant = until_answered(&api, Method::POST, "/lock/p/acquire?ttl=30", None, "g").await;
+    assert_eq!(grant.status, 201, "{grant:?}");
+    let record = app.state.keys.lock_protected("p");
+    let path = "/lock/p/protected";
+    for (key, value) in [(Some("w1"), "keyed"), (None, "plain")] {
+        let body = json!({"fencing_token": grant.body["fencing_token"], "value": value});
+        // Only the write script names the record.
+        proxy.drop_reply_of_next(&arg_bytes(record.as_bytes()));
+        let first = tokio::time::timeout(GUARD, api.send(Method::PUT, path, Some(&body), key))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!proxy.drop_armed(), "the write never reached Redis");
+        assert_applied_or_maybe(&first, 200);
+        let again = match key {
+            Some(key) => until_answered(&api, Method::PUT, path, Some(&body), key).await,
+            None => api
+                .send(Method::PUT, path, Some(&body), None)
+                .await
+                .unwrap(),
+        };
+        assert_eq!(again.status, 200, "refused by its own write: {again:?}");
+        if key.is_some() {
+            assert_replayed(&again);
+        }
+        let read = api.send(Method::GET, path, None, None).await.unwrap();
+        assert_eq!(read.body["value"], value, "{read:?}");
+        assert_eq!(read.body["fencing_token"], grant.body["fencing_token"]);
+    }
+}
+
 /// The push ran, its reply was lost: the retry must not queue a second copy.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_with_lost_reply_is_queued_once() {
