@@ -225,6 +225,28 @@ async fn an_idempotency_key_replays_the_grant_and_never_a_lapsed_one() {
             .len(),
         1
     );
+    // Extended since: a replay tells the permit's time as it is now.
+    let extend = json!({"token": first.body["token"], "ttl": 100});
+    let r = app.post("/semaphore/i/extend", extend).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let extended = api
+        .send(Method::POST, path, None, Some("k1"))
+        .await
+        .unwrap();
+    assert_eq!(extended.status, 201, "{extended:?}");
+    assert!(
+        extended.body["ttl_ms"].as_u64().unwrap() > 99_000,
+        "{extended:?}"
+    );
+    assert_eq!(
+        extended.body["expires_at_ms"], r.body["expires_at_ms"],
+        "{extended:?}"
+    );
+    let status = app.get("/semaphore/i").await;
+    assert_eq!(
+        status.body["holders"][0]["expires_at_ms"],
+        r.body["expires_at_ms"]
+    );
     let r = app
         .post(
             "/semaphore/i/release",

@@ -82,7 +82,7 @@ async fn acquire_permit(
     match status {
         1 => {
             let fencing_token = first;
-            let mut ttl_ms = ttl_ms;
+            let (mut ttl_ms, mut expires_at_ms) = (ttl_ms, expires_at_ms);
             if answer.replayed {
                 // The recorded grant may be history: replaying "201, you hold it" for an
                 // expired or released permit would admit one holder too many.
@@ -100,7 +100,8 @@ async fn acquire_permit(
                     .with("name", name)
                     .with("fencing_token", fencing_token));
                 };
-                ttl_ms = holder.ttl_ms;
+                // As it is now: it may have been extended since.
+                (ttl_ms, expires_at_ms) = (holder.ttl_ms, holder.expires_at_ms);
             }
             Ok(answer.respond((
                 StatusCode::CREATED,
@@ -222,16 +223,17 @@ async fn release_permit(
 async fn live_holders(state: &AppState, name: &str) -> Result<SemaphoreStatus, ApiError> {
     let [holders, info, _] = state.keys.semaphore(name);
     let mut redis = state.redis.clone();
-    let (permits, pairs): (u64, Vec<u64>) = scripts::SEMAPHORE_STATUS
+    let (permits, triples): (u64, Vec<u64>) = scripts::SEMAPHORE_STATUS
         .key(&holders)
         .key(&info)
         .invoke_async(&mut redis)
         .await?;
-    let holders: Vec<SemaphoreHolder> = pairs
-        .chunks_exact(2)
-        .map(|pair| SemaphoreHolder {
-            fencing_token: pair[0],
-            ttl_ms: pair[1],
+    let holders: Vec<SemaphoreHolder> = triples
+        .chunks_exact(3)
+        .map(|triple| SemaphoreHolder {
+            fencing_token: triple[0],
+            ttl_ms: triple[1],
+            expires_at_ms: triple[2],
         })
         .collect();
     let permits = (!holders.is_empty()).then_some(permits);

@@ -66,7 +66,7 @@ pub struct SemaphoreGrant {
     pub permits: u64,
     /// Permits still free after this grant.
     pub permits_left: u64,
-    /// Milliseconds until the permit expires unless extended.
+    /// Milliseconds until the permit expires unless extended (on a replay: as it is now).
     pub ttl_ms: u64,
     /// When the permit expires unless extended: Unix time in ms, by Redis's clock.
     pub expires_at_ms: u64,
@@ -123,6 +123,8 @@ pub struct SemaphoreHolder {
     pub fencing_token: u64,
     /// Milliseconds until its permit expires unless extended.
     pub ttl_ms: u64,
+    /// When its permit expires unless extended: Unix time in ms, by Redis's clock.
+    pub expires_at_ms: u64,
 }
 
 /// `GET /semaphore/{name}` answer.
