@@ -93,7 +93,7 @@ async fn of_64_concurrent_contenders_for_3_permits_exactly_3_win() {
 #[tokio::test]
 async fn holders_expire_after_their_ttl_and_the_keys_live_as_long_as_the_longest() {
     let app = TestApp::new().await;
-    let short = acquire(&app, "s", 2, 1).await;
+    let short = acquire(&app, "s", 2, 3).await;
     assert_eq!(short.status, 201, "{short:?}");
     let long = acquire(&app, "s", 2, 50).await;
     assert_eq!(long.status, 201, "{long:?}");
@@ -103,7 +103,7 @@ async fn holders_expire_after_their_ttl_and_the_keys_live_as_long_as_the_longest
         let pttl: i64 = conn.pttl(key).await.unwrap();
         assert!((45_000..=50_000).contains(&pttl), "{key}: {pttl}");
     }
-    // The short holder "dies": its permit is free once its TTL has run out.
+    // The short holder "dies": its permit is free once its TTL (3 s) has run out.
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let status = app.get("/semaphore/s").await;

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use api_tests::{Reply, TestApp};
 use http::Method;
-use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 /// Acquires the lock on `resource` (waiting up to 10 s) and returns (token, fencing token).
@@ -96,12 +95,20 @@ async fn protected_writes_take_the_newest_token_and_refuse_stale_and_unissued_on
     release(&app, "acct", &b).await;
 
     // The record lives as long as the fencing counter: never past it, never forever.
+    // (Absolute expiry times: two PTTLs read one after the other differ by the time between.)
     let mut conn = app.redis_conn().await;
-    let record: i64 = conn.pttl("demo_api:lock:{acct}:protected").await.unwrap();
-    let fence: i64 = conn.pttl("demo_api:lock:{acct}:fence").await.unwrap();
+    let mut expiry = async |key: &str| -> i64 {
+        redis::cmd("PEXPIRETIME")
+            .arg(key)
+            .query_async(&mut conn)
+            .await
+            .unwrap()
+    };
+    let record = expiry("demo_api:lock:{acct}:protected").await;
+    let fence = expiry("demo_api:lock:{acct}:fence").await;
     assert!(
         record > 0 && record <= fence,
-        "record {record} ms, fence {fence} ms"
+        "record expires at {record} ms, fence at {fence} ms"
     );
 }
 
