@@ -14,6 +14,8 @@ const SENT: Style = AnsiColor::Yellow.on_default();
 const GOOD: Style = AnsiColor::Green.on_default();
 const BAD: Style = AnsiColor::Red.on_default();
 
+mod locks;
+
 /// Walks the tour against the API at `base` (e.g. `http://127.0.0.1:8002`), writing to `out`.
 /// Fails with a sentence naming the step whose answer was not the expected one.
 /// `api_key`, when given, is sent with every request (`Authorization: Bearer`).
@@ -322,7 +324,8 @@ impl Tour<'_> {
             &[200],
         )
         .await?;
-        Ok(())
+        self.fencing().await?;
+        self.semaphore().await
     }
 
     async fn queue(&mut self) -> Result<(), String> {

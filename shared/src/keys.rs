@@ -85,6 +85,25 @@ impl Keys {
         (lock, fence)
     }
 
+    /// `{prefix}lock:{resource}:protected`: the fencing demo's store, a hash of the value and
+    /// the fencing token that wrote it. It shares the lock's hash tag, so the write script
+    /// can check the token against the fencing counter ([`Keys::lock`]) in one step.
+    pub fn lock_protected(&self, resource: &str) -> String {
+        format!("{}:protected", tagged(&self.prefix, "lock:", resource))
+    }
+
+    /// The three keys of a counting semaphore, all tagged `{name}` for Redis Cluster: the
+    /// holders (sorted set of holder tokens scored by expiry, ms), the holders' details
+    /// (hash: `permits`, and each holder token's fencing token), and the fencing counter.
+    pub fn semaphore(&self, name: &str) -> [String; 3] {
+        let base = tagged(&self.prefix, "semaphore:", name);
+        [
+            base.clone(),
+            format!("{base}:info"),
+            format!("{base}:fence"),
+        ]
+    }
+
     /// The eight keys of a queue, all tagged `{name}` for Redis Cluster, in the order the
     /// scripts take them: pending list, processing list, claims hash, leases sorted set,
     /// deliveries hash, final claims set, dead letters list, scheduled sorted set (see
@@ -309,6 +328,9 @@ mod tests {
         assert_eq!(k.user("u1"), "demo_api:user:u1");
         assert_eq!(k.lock("pay").0, "demo_api:lock:{pay}");
         assert_eq!(k.lock("pay").1, "demo_api:lock:{pay}:fence");
+        assert_eq!(k.lock_protected("pay"), "demo_api:lock:{pay}:protected");
+        assert_eq!(k.semaphore("db")[0], "demo_api:semaphore:{db}");
+        assert_eq!(k.semaphore("db")[2], "demo_api:semaphore:{db}:fence");
         assert_eq!(k.queue("tasks")[0], "demo_api:queue:{tasks}");
         assert_eq!(k.queue("tasks")[3], "demo_api:queue:{tasks}:leases");
         assert_eq!(
@@ -337,6 +359,8 @@ mod tests {
             k.cache("{x}"),
             k.user("u1"),
             k.lock("pay").0,
+            k.lock_protected("p}a{y"),
+            k.semaphore("d{b}")[1].clone(),
             k.queue("t{a}sks")[0].clone(),
         ] {
             let record = k.idempotency(&anchor, "key-1{}");

@@ -80,6 +80,27 @@ write_script!(
     LOCK_HOLD_DONE = "scripts/lock_hold_done.lua"
 );
 write_script!(
+    /// The fencing demo's write: compare-and-set on the fencing token.
+    LOCK_PROTECTED_WRITE = "scripts/lock_protected_write.lua"
+);
+write_script!(
+    /// Semaphore acquire: expired holders out, then a permit if one is free; idempotent per
+    /// holder token.
+    SEMAPHORE_ACQUIRE = "scripts/semaphore_expire.lua" "scripts/semaphore_acquire.lua"
+);
+write_script!(
+    /// Semaphore release: compare-and-remove of one holder.
+    SEMAPHORE_RELEASE = "scripts/semaphore_expire.lua" "scripts/semaphore_release.lua"
+);
+write_script!(
+    /// Semaphore extend: compare-and-rescore of one holder.
+    SEMAPHORE_EXTEND = "scripts/semaphore_expire.lua" "scripts/semaphore_extend.lua"
+);
+script!(
+    /// Semaphore status: the live holders and permits (reads only).
+    SEMAPHORE_STATUS = "scripts/semaphore_status.lua"
+);
+write_script!(
     /// Field-level profile update keeping the TTL.
     USER_UPDATE = "scripts/user_update.lua"
 );
@@ -159,6 +180,9 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
             &QUEUE_CLAIM.plain,
             &LOCK_ACQUIRE.plain,
             &LOCK_EXTEND.plain,
+            &SEMAPHORE_ACQUIRE.plain,
+            &SEMAPHORE_EXTEND.plain,
+            &*SEMAPHORE_STATUS,
         ]
         .iter()
         .map(|s| s.get_hash().to_owned())
@@ -169,6 +193,10 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*LOCK_RELEASE,
                 &*LOCK_EXTEND,
                 &*LOCK_HOLD_DONE,
+                &*LOCK_PROTECTED_WRITE,
+                &*SEMAPHORE_ACQUIRE,
+                &*SEMAPHORE_RELEASE,
+                &*SEMAPHORE_EXTEND,
                 &*USER_UPDATE,
                 &*USER_CREATE,
                 &*CACHE_PUT,

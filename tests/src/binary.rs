@@ -271,9 +271,11 @@ pub struct CurlReply {
 /// Runs the README's `curl` commands, in order, against `base` (in place of
 /// `http://localhost:8002`). A `"name": "..."`
 /// placeholder in a body is filled with the latest string `name` an answer carried (a lock's
-/// `token`, a claim's `receipt`), as a reader would paste it.
+/// `token`, a claim's `receipt`), and an unquoted `"name": ...` with the latest number (a
+/// `fencing_token`), as a reader would paste them.
 pub fn run_readme_curls(base: &str) -> Vec<CurlReply> {
     let mut seen: HashMap<String, String> = HashMap::new();
+    let mut numbers: HashMap<String, String> = HashMap::new();
     let mut replies = Vec::new();
     for command in readme::curls() {
         let mut line = command.replace("http://localhost:8002", base);
@@ -281,6 +283,13 @@ pub fn run_readme_curls(base: &str) -> Vec<CurlReply> {
             line = line.replace(
                 &format!(r#""{name}": "...""#),
                 &format!(r#""{name}": "{value}""#),
+            );
+        }
+        // A number shown as `...` (a fencing token): the last answer's value of that name.
+        for (name, value) in &numbers {
+            line = line.replace(
+                &format!(r#""{name}": ..."#),
+                &format!(r#""{name}": {value}"#),
             );
         }
         let line = line.replacen("curl ", r"curl -sS --max-time 60 -w '\n%{http_code}' ", 1);
@@ -299,8 +308,14 @@ pub fn run_readme_curls(base: &str) -> Vec<CurlReply> {
         let body = lines.pop().unwrap_or_default().to_owned();
         if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(&body) {
             for (name, value) in fields {
-                if let serde_json::Value::String(s) = value {
-                    seen.insert(name, s);
+                match value {
+                    serde_json::Value::String(s) => {
+                        seen.insert(name, s);
+                    }
+                    serde_json::Value::Number(n) => {
+                        numbers.insert(name, n.to_string());
+                    }
+                    _ => {}
                 }
             }
         }
@@ -330,6 +345,11 @@ const NOT_2XX: &[(&str, u16)] = &[
     (
         "curl -X POST http://localhost:8002/cache -H 'If-Match:",
         412,
+    ),
+    // The fencing demo's stale write, refused on purpose.
+    (
+        r#"curl -X PUT http://localhost:8002/lock/report/protected -H "Content-Type: application/json" -d '{"fencing_token": 1,"#,
+        409,
     ),
 ];
 

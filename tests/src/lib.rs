@@ -29,7 +29,7 @@ use shared::{AppState, Config};
 use tower::ServiceExt;
 
 /// Every route of the OpenAPI document (plus the `/queue` default-name shortcuts).
-pub const ROUTES: [(&str, &str); 32] = [
+pub const ROUTES: [(&str, &str); 38] = [
     ("post", "/cache"),
     ("get", "/cache"),
     ("get", "/cache/{key}"),
@@ -44,6 +44,12 @@ pub const ROUTES: [(&str, &str); 32] = [
     ("post", "/lock/{resource}/acquire"),
     ("post", "/lock/{resource}/extend"),
     ("post", "/lock/{resource}/release"),
+    ("put", "/lock/{resource}/protected"),
+    ("get", "/lock/{resource}/protected"),
+    ("get", "/semaphore/{name}"),
+    ("post", "/semaphore/{name}/acquire"),
+    ("post", "/semaphore/{name}/extend"),
+    ("post", "/semaphore/{name}/release"),
     ("post", "/queue"),
     ("get", "/queue"),
     ("delete", "/queue"),

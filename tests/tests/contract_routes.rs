@@ -237,19 +237,24 @@ fn the_readme_request_parameter_table_is_the_openapi_one() {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
         let (method, path) = cells[0].trim_matches('`').split_once(' ').unwrap();
         let name = cells[1].trim_matches('`');
-        let default: f64 = cells[2].trim_matches('`').parse().unwrap();
+        // A number, or "required" for a parameter without a default.
+        let default: Option<f64> = match cells[2] {
+            "required" => None,
+            cell => Some(cell.trim_matches('`').parse().unwrap()),
+        };
         let bounds = cells[3].split([' ', ':', ',']).next().unwrap();
         let (min, max) = bounds.split_once("..=").unwrap();
         let operation = &document["paths"][path][method.to_lowercase()];
-        let schema = operation["parameters"]
+        let parameter = operation["parameters"]
             .as_array()
             .unwrap_or_else(|| panic!("{method} {path} is not in the OpenAPI document"))
             .iter()
             .find(|p| p["name"] == name && p["in"] == "query")
-            .unwrap_or_else(|| panic!("{method} {path} has no query parameter {name}"))["schema"]
-            .clone();
+            .unwrap_or_else(|| panic!("{method} {path} has no query parameter {name}"));
+        assert_eq!(parameter["required"] == true, default.is_none(), "{line}");
+        let schema = parameter["schema"].clone();
         let number = |field: &str| schema[field].as_f64();
-        assert_eq!(number("default"), Some(default), "{line}");
+        assert_eq!(number("default"), default, "{line}");
         assert_eq!(number("minimum"), Some(min.parse().unwrap()), "{line}");
         assert_eq!(number("maximum"), Some(max.parse().unwrap()), "{line}");
         listed.insert(format!("{method} {path} {name}"));

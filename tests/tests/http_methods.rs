@@ -138,6 +138,21 @@ async fn seed(app: &TestApp) {
     assert_eq!(r.status, 201, "{r:?}");
     let r = app.get("/cache").await;
     assert_eq!(r.status, 200, "{r:?}");
+    // A lock with a write in its protected store, and a semaphore with a live holder and a
+    // lapsed one (which any write to the semaphore would remove).
+    let r = app.post("/lock/r1/acquire?ttl=60", json!(null)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let write = json!({"fencing_token": r.body["fencing_token"], "value": "v"});
+    let r = app
+        .call(Method::PUT, "/lock/r1/protected", Some(write))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = app
+        .post("/semaphore/q/acquire?permits=2&ttl=60", json!(null))
+        .await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let holders = app.state.keys.semaphore("q")[0].clone();
+    let () = conn.zadd(&holders, "lapsed-holder", 1).await.unwrap();
 }
 
 fn assert_405_with_allow(r: &Reply, what: &str, expected: &BTreeSet<String>) {

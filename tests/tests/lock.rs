@@ -1,4 +1,9 @@
 //! Distributed locks (README "Distributed locking"), against a real redis-server per test.
+//! The fencing demo's protected store is in `lock/fencing.rs`.
+
+mod lock {
+    mod fencing;
+}
 
 use std::{collections::BTreeSet, sync::Arc};
 

@@ -12,6 +12,7 @@ mod wire_faults {
     pub mod checkers;
     mod proxy_checks;
     mod queue_failures_checks;
+    pub mod semaphore;
     pub mod support;
 }
 
@@ -127,6 +128,93 @@ async fn acquire_with_lost_reply_is_granted_once_not_refused_by_itself() {
     assert_eq!(r.status, 200, "{r:?}");
     let status = api.send(Method::GET, "/lock/r", None, None).await.unwrap();
     assert_eq!(status.body["locked"], false, "{status:?}");
+}
+
+/// A semaphore acquire ran (a permit is ours), its reply was lost: the retry with the same
+/// Idempotency-Key must hand us that grant, not take a second permit (leaked for a whole
+/// TTL) nor be refused by its own lost grant (permits=1: it holds the only one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn semaphore_acquire_with_lost_reply_is_granted_once() {
+    let (app, proxy, api) = warmed_app().await;
+    let [holders, _, fence] = app.state.keys.semaphore("s");
+    // Only the acquire script names the fencing counter.
+    proxy.drop_reply_of_next(&arg_bytes(fence.as_bytes()));
+    let acquire = "/semaphore/s/acquire?permits=1&ttl=30";
+    let first = tokio::time::timeout(GUARD, api.send(Method::POST, acquire, None, Some("g1")))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!proxy.drop_armed(), "the acquire never reached Redis");
+    assert_applied_or_maybe(&first, 201);
+    let again = until_answered(&api, Method::POST, acquire, None, "g1").await;
+    assert_eq!(
+        again.status, 201,
+        "refused by its own lost grant: {again:?}"
+    );
+    assert_replayed(&again);
+    if first.status == 201 {
+        assert_eq!(again.body["token"], first.body["token"]);
+        assert_eq!(again.body["fencing_token"], first.body["fencing_token"]);
+    }
+    let mut redis = app.redis_conn().await;
+    let members: Vec<String> = redis.zrange(&holders, 0, -1).await.unwrap();
+    assert_eq!(
+        members,
+        [again.body["token"].as_str().unwrap()],
+        "one permit taken, by the granted token"
+    );
+    let release = json!({"token": again.body["token"]});
+    let r = until_answered(
+        &api,
+        Method::POST,
+        "/semaphore/s/release",
+        Some(&release),
+        "u1",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let status = api
+        .send(Method::GET, "/semaphore/s", None, None)
+        .await
+        .unwrap();
+    assert_eq!(status.body["holders"], json!([]), "{status:?}");
+}
+
+/// A protected write ran, its reply was lost: the retry (same token, same value) must be
+/// answered 200, with or without an Idempotency-Key: an equal token is accepted, so the
+/// holder is not refused by its own write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_write_with_lost_reply_is_accepted_on_retry() {
+    let (app, proxy, api) = warmed_app().await;
+    let grant = until_answered(&api, Method::POST, "/lock/p/acquire?ttl=30", None, "g").await;
+    assert_eq!(grant.status, 201, "{grant:?}");
+    let record = app.state.keys.lock_protected("p");
+    let path = "/lock/p/protected";
+    for (key, value) in [(Some("w1"), "keyed"), (None, "plain")] {
+        let body = json!({"fencing_token": grant.body["fencing_token"], "value": value});
+        // Only the write script names the record.
+        proxy.drop_reply_of_next(&arg_bytes(record.as_bytes()));
+        let first = tokio::time::timeout(GUARD, api.send(Method::PUT, path, Some(&body), key))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!proxy.drop_armed(), "the write never reached Redis");
+        assert_applied_or_maybe(&first, 200);
+        let again = match key {
+            Some(key) => until_answered(&api, Method::PUT, path, Some(&body), key).await,
+            None => api
+                .send(Method::PUT, path, Some(&body), None)
+                .await
+                .unwrap(),
+        };
+        assert_eq!(again.status, 200, "refused by its own write: {again:?}");
+        if key.is_some() {
+            assert_replayed(&again);
+        }
+        let read = api.send(Method::GET, path, None, None).await.unwrap();
+        assert_eq!(read.body["value"], value, "{read:?}");
+        assert_eq!(read.body["fencing_token"], grant.body["fencing_token"]);
+    }
 }
 
 /// The push ran, its reply was lost: the retry must not queue a second copy.
@@ -354,6 +442,14 @@ async fn locks_under_random_resets_never_overlap_and_fence_in_order() {
     let (app, proxy) = proxied_app(|_| {}).await;
     let api = Api::InProcess(app.router.clone());
     checkers::locks(&api, &proxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn semaphores_under_random_resets_never_exceed_their_permits() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    let redis = app.redis_conn().await;
+    wire_faults::semaphore::semaphores(&api, &proxy, redis, &app.state.keys).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

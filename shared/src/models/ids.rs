@@ -1,6 +1,6 @@
 //! Identifiers as validated types: a value of [`Key`], [`UserId`], [`Resource`],
-//! [`QueueName`], [`TaskId`], [`Token`], [`Receipt`], [`Glob`] or [`RateLimitUser`] has passed
-//! its rule, so a handler that takes one cannot forget the check.
+//! [`QueueName`], [`SemaphoreName`], [`TaskId`], [`Token`], [`Receipt`], [`Glob`] or
+//! [`RateLimitUser`] has passed its rule, so a handler that takes one cannot forget the check.
 //!
 //! The rule is checked where the value is read, and the status follows from where that is:
 //! - from a URL path ([`crate::ApiPath`]), a refusal is a 400 naming the field (the URL
@@ -240,6 +240,12 @@ identifier! {
     /// What a lock protects.
     Resource: "resource", Path, example = Some("payment_gateway"),
     description = format!("What the lock protects: {}.", path_rule())
+}
+
+identifier! {
+    /// A counting semaphore's name.
+    SemaphoreName: "name", Path, example = Some("db_connections"),
+    description = format!("The semaphore's name: {}.", path_rule())
 }
 
 identifier! {

@@ -23,6 +23,11 @@ fn whole<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
     T::try_from(value).map_err(|_| D::Error::custom(format!("{n} is out of range")))
 }
 
+/// `u64`, required.
+pub(crate) fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    whole::<D, u64>(serde_json::Number::deserialize(d)?)
+}
+
 /// `Option<u64>`.
 pub(crate) fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     Option::<serde_json::Number>::deserialize(d)?

@@ -1,6 +1,7 @@
 //! Bodies of the `lock` function.
 
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 
 use utoipa::openapi::schema::ObjectBuilder;
 
@@ -150,5 +151,36 @@ pub struct LockStatus {
     /// Whether someone holds it.
     pub locked: bool,
     /// Milliseconds until it expires, `null` when free.
+    pub ttl_ms: Option<u64>,
+}
+
+/// `PUT /lock/{resource}/protected` body: a write to the store the lock protects.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[schema(example = json!({"fencing_token": 1795653973234045_u64, "value": {"balance": 42}}))]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedWrite {
+    /// The fencing token of the writer's grant (`POST /lock/{resource}/acquire`). The write
+    /// is stored only if it is at least the highest token this resource's store has seen,
+    /// and not above the resource's fencing counter (a token the lock never issued).
+    #[serde(deserialize_with = "super::integral::u64")]
+    pub fencing_token: u64,
+    /// Any JSON value; stored as received.
+    #[schema(value_type = serde_json::Value)]
+    pub value: Box<RawValue>,
+}
+
+/// `PUT` (200) and `GET /lock/{resource}/protected` answer: the stored value and the
+/// fencing token that wrote it.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ProtectedValue {
+    /// The resource.
+    pub resource: String,
+    /// The value, as it was written.
+    #[schema(value_type = serde_json::Value)]
+    pub value: Box<RawValue>,
+    /// The fencing token of the write that stored it: the highest this store has seen.
+    pub fencing_token: u64,
+    /// Milliseconds until the record expires (it lives as long as the resource's fencing
+    /// counter did at the write), `null` if it does not.
     pub ttl_ms: Option<u64>,
 }

@@ -8,6 +8,7 @@ mod integral;
 pub mod lock;
 pub mod queue;
 pub mod rate_limit;
+pub mod semaphore;
 pub mod stats;
 pub mod users;
 

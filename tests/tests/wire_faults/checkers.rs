@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::support::{rounds, seed, until_answered};
 
 /// Probability that a command resets its connection.
-pub const RESET_P: f64 = 0.05;
+pub(super) const RESET_P: f64 = 0.05;
 
 /// Producers push distinct ids, consumers claim (visibility 1 s) and ack, while the proxy
 /// resets connections; then, faults off, the queue is drained once every lease has lapsed.
@@ -142,7 +142,7 @@ pub async fn queue(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, keys: &Ke
 
 /// A run that injected no fault proved nothing (at 5% a command, over every round, all but
 /// impossible unless the proxy is broken).
-pub fn assert_faults_injected(proxy: &FaultProxy, at_start: &ProxyStats, seed: u64) {
+pub(super) fn assert_faults_injected(proxy: &FaultProxy, at_start: &ProxyStats, seed: u64) {
     let stats = proxy.stats().since(at_start);
     assert!(
         stats.resets() > 0,
