@@ -107,11 +107,13 @@ pub struct Policy {
     pub name: Option<String>,
     /// Requests per window.
     #[serde(default = "default_limit")]
-    #[schema(value_type = LimitParam)]
+    // Bounds as literals (the attribute takes no constants); openapi_bounds.rs checks them
+    // against LIMIT.
+    #[schema(minimum = 1, maximum = 1_000_000, default = 10)]
     pub limit: u64,
     /// Window in seconds.
     #[serde(default = "default_window")]
-    #[schema(value_type = WindowParam)]
+    #[schema(minimum = 1, maximum = 86_400, default = 60)]
     pub window: u64,
     /// `fixed_window` (default), `sliding_window`, `token_bucket` or `gcra`.
     #[serde(default)]
@@ -134,7 +136,7 @@ pub struct MultiCheck {
     pub policies: Vec<Policy>,
     /// Units this request weighs in every policy (at most the smallest `limit`).
     #[serde(default = "default_cost")]
-    #[schema(value_type = CostParam)]
+    #[schema(minimum = 1, maximum = 1_000_000, default = 1)]
     pub cost: u64,
 }
 
