@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use super::support::{rounds, seed, until_answered};
 
 /// Probability that a command resets its connection.
-const RESET_P: f64 = 0.05;
+pub(super) const RESET_P: f64 = 0.05;
 
 /// Producers push distinct ids, consumers claim (visibility 1 s) and ack, while the proxy
 /// resets connections; then, faults off, the queue is drained once every lease has lapsed.
@@ -142,7 +142,7 @@ pub async fn queue(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, keys: &Ke
 
 /// A run that injected no fault proved nothing (at 5% a command, over every round, all but
 /// impossible unless the proxy is broken).
-fn assert_faults_injected(proxy: &FaultProxy, at_start: &ProxyStats, seed: u64) {
+pub(super) fn assert_faults_injected(proxy: &FaultProxy, at_start: &ProxyStats, seed: u64) {
     let stats = proxy.stats().since(at_start);
     assert!(
         stats.resets() > 0,
@@ -317,13 +317,14 @@ pub async fn rate_limits(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, key
             ("fixed_window", 60),
             ("sliding_window", 60),
             ("token_bucket", 86_400),
+            ("gcra", 86_400),
         ]
         .into_iter()
         .enumerate()
         {
             let user = format!("u{round}");
             let before = proxy.stats();
-            proxy.set_random_resets(RESET_P, seed.wrapping_add(round * 3 + i as u64));
+            proxy.set_random_resets(RESET_P, seed.wrapping_add(round * 4 + i as u64));
             let path = format!(
                 "/rate-limit/check?user_id={user}&limit={LIMIT}&window={window}&algorithm={algorithm}"
             );
@@ -357,6 +358,7 @@ pub async fn rate_limits(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, key
                     .unwrap()
                     .unwrap_or(0),
                 "sliding_window" => redis.zcard::<_, u64>(&key).await.unwrap(),
+                "gcra" => super::rate_limits::gcra_counted(&mut redis, &key, LIMIT, window).await,
                 _ => {
                     let tokens: Option<f64> = redis.hget(&key, "tokens").await.unwrap();
                     let tokens = tokens.unwrap_or(LIMIT as f64);
