@@ -113,6 +113,8 @@ pub const CORS_EXPOSE_HEADERS: &[&str] = &[
     "ratelimit-limit",
     "ratelimit-remaining",
     "ratelimit-reset",
+    "ratelimit-policy",
+    "ratelimit",
     "x-request-id",
 ];
 /// How long a browser may cache a preflight answer (`MaxAge` in the template).

@@ -82,7 +82,12 @@ async fn allowed_origins_get_preflight_and_readable_answers() {
     assert_eq!(r.status, 404);
     assert_eq!(r.header("access-control-allow-origin"), ORIGIN);
     let exposed = r.header("access-control-expose-headers").to_lowercase();
-    for h in ["idempotent-replayed", "retry-after", "ratelimit-remaining"] {
+    for h in [
+        "idempotent-replayed",
+        "retry-after",
+        "ratelimit-remaining",
+        "ratelimit-policy",
+    ] {
         assert!(exposed.contains(h), "{h} not in {exposed}");
     }
 }
