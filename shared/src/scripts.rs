@@ -51,16 +51,17 @@ pub struct WriteScript {
     pub idempotent: Script,
 }
 
-script!(
+write_script!(
     /// Every rate-limit algorithm, one or more policies of one caller, all or nothing, in
-    /// `check` mode (counts). Not safe to resend: a second run counts again.
+    /// `check` mode (counts). Plain, not safe to resend: a second run counts again; inside
+    /// the envelope (a keyed `POST /rate-limit/check`), an admission is recorded and replayed.
     RATE_LIMIT = "scripts/rate_limit.lua"
 );
 /// The same rate-limit script in `status` mode, declared `no-writes` (a Redis 7 script
 /// flag): Redis itself refuses any write it attempts, so a status can never count.
 pub static RATE_LIMIT_STATUS: LazyLock<Script> = LazyLock::new(|| {
     Script::new(concat!(
-        "#!lua flags=no-writes\n",
+        "#!lua flags=no-writes\nlocal idem_record = true\n",
         include_str!("scripts/rate_limit.lua")
     ))
 });
@@ -163,6 +164,7 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*QUEUE_CLAIM,
                 &*QUEUE_ACK,
                 &*QUEUE_CLEAR,
+                &*RATE_LIMIT,
             ]
             .iter()
             .map(|s| s.idempotent.get_hash().to_owned()),

@@ -2,7 +2,7 @@
 //! under concurrency, counts and `Retry-After` when the limit is lowered between calls,
 //! microsecond timing (scripts run inside one `MULTI`), and bounded work per call. The
 //! header fields, `cost`, status, reset and several policies at once are in
-//! `rate_limit/policies.rs`.
+//! `rate_limit/policies.rs`; `Idempotency-Key` on them in `rate_limit/retries.rs`.
 
 use std::sync::Arc;
 
@@ -15,6 +15,7 @@ use shared::{models::random_token, scripts};
 
 mod rate_limit {
     pub mod policies;
+    pub mod retries;
 }
 
 const ALGORITHMS: [&str; 4] = ["fixed_window", "sliding_window", "token_bucket", "gcra"];
@@ -224,7 +225,7 @@ fn invoke(
     window_ms: u64,
 ) {
     pipe.cmd("EVALSHA")
-        .arg(scripts::RATE_LIMIT.get_hash())
+        .arg(scripts::RATE_LIMIT.plain.get_hash())
         .arg(2)
         .arg(&key.0)
         .arg(&key.1)
@@ -240,6 +241,7 @@ fn invoke(
 /// keys are deleted), so that an `EVALSHA` inside `MULTI` cannot meet `NOSCRIPT`.
 async fn load(conn: &mut RawRedis, algorithm: &str, key: &(String, String)) {
     let _: Vec<i64> = scripts::RATE_LIMIT
+        .plain
         .key(&key.0)
         .key(&key.1)
         .arg("check")

@@ -11,8 +11,10 @@
 //! the policy with the least room left (the one that refuses first).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
+use redis::ScriptInvocation;
 use shared::{
-    ApiError, AppState,
+    ApiError, AppState, Idempotency,
+    idempotency::Outcome,
     models::{
         random_token,
         rate_limit::{Algorithm, COST, RateLimitDecision},
@@ -48,6 +50,8 @@ pub(crate) struct Verdict {
     pub allowed: bool,
     /// One decision per policy, in order.
     pub decisions: Vec<RateLimitDecision>,
+    /// The recorded decision of an earlier request with the same `Idempotency-Key`.
+    pub replayed: bool,
 }
 
 /// `cost` within [`COST`] and at most every policy's limit, else a 422 naming `cost`.
@@ -73,36 +77,53 @@ pub(crate) fn valid_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
-/// Runs the script once for `policies` of `user`: one round trip, all keys in one slot.
+/// Runs the script once for `policies` of `user`: one round trip, all keys in one slot. A
+/// check with an `Idempotency-Key` runs inside the envelope (the record in the caller's
+/// slot): a retry of an admitted request replays its decision instead of counting again.
 pub(crate) async fn run(
     state: &AppState,
+    idempotency: &Idempotency,
     user: &str,
     policies: &[Policy],
     cost: u64,
     mode: Mode,
 ) -> Result<Verdict, ApiError> {
-    let script = match mode {
-        Mode::Check => &*scripts::RATE_LIMIT,
-        Mode::Status => &*scripts::RATE_LIMIT_STATUS,
+    let index = state.keys.rate_limit_index(user);
+    let nonce = random_token();
+    let args = |invocation: &mut ScriptInvocation<'_>| {
+        invocation.key(&index);
+        for p in policies {
+            invocation.key(state.keys.rate_limit(p.algorithm.as_str(), p.window, user));
+        }
+        let mode_arg = if mode == Mode::Check {
+            "check"
+        } else {
+            "status"
+        };
+        invocation.arg(mode_arg).arg(&nonce).arg(cost);
+        for p in policies {
+            invocation
+                .arg(p.algorithm.as_str())
+                .arg(p.limit)
+                .arg(p.window * 1000);
+        }
     };
-    let mut invocation = script.key(state.keys.rate_limit_index(user));
-    for p in policies {
-        invocation.key(state.keys.rate_limit(p.algorithm.as_str(), p.window, user));
-    }
-    let mode_arg = if mode == Mode::Check {
-        "check"
-    } else {
-        "status"
+    let Outcome {
+        value: numbers,
+        replayed,
+    } = match mode {
+        Mode::Check => {
+            idempotency
+                .run::<Vec<i64>>(state, &scripts::RATE_LIMIT, &index, args)
+                .await?
+        }
+        Mode::Status => {
+            let mut invocation = scripts::RATE_LIMIT_STATUS.prepare_invoke();
+            args(&mut invocation);
+            let mut redis = state.redis.clone();
+            Outcome::fresh(invocation.invoke_async(&mut redis).await?)
+        }
     };
-    invocation.arg(mode_arg).arg(random_token()).arg(cost);
-    for p in policies {
-        invocation
-            .arg(p.algorithm.as_str())
-            .arg(p.limit)
-            .arg(p.window * 1000);
-    }
-    let mut redis = state.redis.clone();
-    let numbers: Vec<i64> = invocation.invoke_async(&mut redis).await?;
     if numbers.len() != 1 + 5 * policies.len() {
         return Err(ApiError::Internal(format!(
             "rate_limit.lua answered {} numbers for {} policies",
@@ -116,7 +137,11 @@ pub(crate) async fn run(
         .zip(numbers[1..].chunks_exact(5))
         .map(|(p, n)| decision(p, cost, allowed && mode == Mode::Check, n))
         .collect();
-    Ok(Verdict { allowed, decisions })
+    Ok(Verdict {
+        allowed,
+        decisions,
+        replayed,
+    })
 }
 
 /// One policy's decision from its five numbers (`fits, current, remaining, reset_ms,

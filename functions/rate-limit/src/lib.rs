@@ -26,7 +26,8 @@ use axum::{
 };
 use decide::{Mode, Policy};
 use shared::{
-    ApiError, ApiJson, ApiPath, ApiQuery, AppState,
+    ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
+    idempotency::Outcome,
     models::{
         ids::RateLimitCaller,
         rate_limit::{
@@ -106,10 +107,12 @@ fn query_policy(query: &CheckQuery) -> Result<Policy, ApiError> {
 )]
 async fn check_rate_limit(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiQuery(query): ApiQuery<CheckQuery>,
 ) -> Result<Response, ApiError> {
     let policy = query_policy(&query)?;
-    let verdict = decide::run(&state, &query.user_id, &[policy], query.cost, Mode::Check).await?;
+    let (user, cost) = (&query.user_id, query.cost);
+    let verdict = decide::run(&state, &idempotency, user, &[policy], cost, Mode::Check).await?;
     let headers = decide::headers(&verdict.decisions, !verdict.allowed);
     if !verdict.allowed {
         let problem = decide::refusal(&verdict.decisions, true)?;
@@ -140,11 +143,17 @@ async fn check_rate_limit(
 )]
 async fn check_policies(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiJson(body): ApiJson<MultiCheck>,
 ) -> Result<Response, ApiError> {
     let policies = body_policies(&body)?;
     decide::check_cost(body.cost, &policies)?;
-    let verdict = decide::run(&state, &body.user_id, &policies, body.cost, Mode::Check).await?;
+    let (user, cost) = (&body.user_id, body.cost);
+    let verdict = decide::run(&state, &idempotency, user, &policies, cost, Mode::Check).await?;
+    let replayed = Outcome {
+        value: (),
+        replayed: verdict.replayed,
+    };
     let mut response = if verdict.allowed {
         let headers = decide::headers(&verdict.decisions, false);
         let answer = MultiDecision {
@@ -157,7 +166,7 @@ async fn check_policies(
         (headers, decide::refusal(&verdict.decisions, false)?).into_response()
     };
     no_store(&mut response);
-    Ok(response)
+    Ok(replayed.respond(response))
 }
 
 /// The body's policies, checked: bounds, names, no two on one key.
@@ -231,10 +240,12 @@ fn body_policies(body: &MultiCheck) -> Result<Vec<Policy>, ApiError> {
 )]
 async fn rate_limit_status(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiQuery(query): ApiQuery<CheckQuery>,
 ) -> Result<Response, ApiError> {
     let policy = query_policy(&query)?;
-    let verdict = decide::run(&state, &query.user_id, &[policy], query.cost, Mode::Status).await?;
+    let (user, cost) = (&query.user_id, query.cost);
+    let verdict = decide::run(&state, &idempotency, user, &[policy], cost, Mode::Status).await?;
     let headers = decide::headers(&verdict.decisions, false);
     let Some(decision) = verdict.decisions.into_iter().next() else {
         return Err(ApiError::Internal("no decision for one policy".to_owned()));
@@ -258,30 +269,63 @@ async fn rate_limit_status(
 )]
 async fn reset_rate_limits(
     State(state): State<AppState>,
+    idempotency: Idempotency,
     ApiPath(user_id): ApiPath<RateLimitCaller>,
 ) -> Result<Response, ApiError> {
     let index = state.keys.rate_limit_index(&user_id);
+    // With an Idempotency-Key a retry answers the first outcome (a retry racing it, a 409).
+    // The reset is several pages, so its record is written after them; resetting twice is
+    // harmless, so an outcome lost in between costs only a second, empty pass.
+    if let Some(earlier) = idempotency
+        .begin(&state, &index, state.config.request_timeout)
+        .await?
+    {
+        let deleted = earlier.value.first().copied().unwrap_or(0);
+        return Ok(earlier.respond(reset_done(&user_id, deleted)));
+    }
+    let deleted = match delete_pages(&state, &index).await {
+        Ok(n) => n,
+        Err(e) => {
+            idempotency.abandon(&state, &index).await;
+            return Err(e);
+        }
+    };
+    if idempotency.is_keyed() {
+        let _: Outcome<Vec<u64>> = idempotency
+            .finish(&state, &scripts::OUTCOME, &index, |s| {
+                s.arg(deleted);
+            })
+            .await?;
+    }
+    Ok(reset_done(&user_id, deleted))
+}
+
+/// Runs `rate_limit_reset.lua` on `index` until it lists nothing; the keys deleted.
+async fn delete_pages(state: &AppState, index: &str) -> Result<u64, ApiError> {
     let mut redis = state.redis.clone();
     let mut deleted = 0u64;
     loop {
         let (gone, left): (u64, u64) = scripts::RATE_LIMIT_RESET
-            .key(&index)
+            .key(index)
             .arg(RESET_PAGE)
             .invoke_async(&mut redis)
             .await?;
         deleted += gone;
         if left == 0 {
-            break;
+            return Ok(deleted);
         }
     }
+}
+
+fn reset_done(user_id: &str, deleted: u64) -> Response {
     let mut response = Json(RateLimitReset {
         message: format!("Rate limits of '{user_id}' reset ({deleted} keys deleted)"),
-        user_id: user_id.to_string(),
+        user_id: user_id.to_owned(),
         deleted_keys: deleted,
     })
     .into_response();
     no_store(&mut response);
-    Ok(response)
+    response
 }
 
 /// `Cache-Control: no-store`: the answer is about a moment, or about a change.

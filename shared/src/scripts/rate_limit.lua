@@ -212,6 +212,9 @@ for _, p in ipairs(policies) do
   if not p.fits then allowed = 0 end
 end
 if counting then
+  -- A refusal changed nothing: inside the idempotency envelope it is not recorded, so a keyed
+  -- retry asks again (and may be admitted); an admission is recorded and replayed.
+  if allowed == 0 then idem_record = false end
   for _, p in ipairs(policies) do
     if allowed == 1 then p.impl.commit(p) else p.impl.repair(p) end
   end
