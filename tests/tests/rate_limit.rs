@@ -206,6 +206,10 @@ async fn bad_parameters_are_422_naming_the_field() {
         ("/rate-limit/check?user_id=u&algorithm=leaky", "algorithm"),
         ("/rate-limit/check?user_id=u&cost=0", "cost"),
         ("/rate-limit/check?user_id=u&limit=5&cost=6", "cost"),
+        (
+            "/rate-limit/check?user_id=u&limit=5000&algorithm=sliding_window&cost=1001",
+            "cost",
+        ),
         ("/rate-limit/status?user_id=u&limit=5&cost=6", "cost"),
         ("/rate-limit/status?user_id=u&window=0", "window"),
         ("/rate-limit/check?user_id=u&colour=red", "colour"),

@@ -17,7 +17,7 @@ use shared::{
     idempotency::Outcome,
     models::{
         random_token,
-        rate_limit::{Algorithm, COST, RateLimitDecision},
+        rate_limit::{Algorithm, COST, RateLimitDecision, SLIDING_WINDOW_MAX_COST},
     },
     scripts,
 };
@@ -54,7 +54,8 @@ pub(crate) struct Verdict {
     pub replayed: bool,
 }
 
-/// `cost` within [`COST`] and at most every policy's limit, else a 422 naming `cost`.
+/// `cost` within [`COST`], at most every policy's limit and, in a sliding window, at most
+/// [`SLIDING_WINDOW_MAX_COST`]; else a 422 naming `cost`.
 pub(crate) fn check_cost(cost: u64, policies: &[Policy]) -> Result<(), ApiError> {
     COST.check("cost", cost)?;
     if let Some(p) = policies.iter().find(|p| cost > p.limit) {
@@ -64,6 +65,19 @@ pub(crate) fn check_cost(cost: u64, policies: &[Policy]) -> Result<(), ApiError>
                 "cost must be at most the limit of every policy: {cost} > {} (policy {:?}), \
                  so it could never be admitted",
                 p.limit, p.name
+            ),
+        ));
+    }
+    let log = Algorithm::SlidingWindow;
+    if let Some(p) = policies.iter().find(|p| p.algorithm == log)
+        && cost > SLIDING_WINDOW_MAX_COST
+    {
+        return Err(ApiError::validation(
+            "cost",
+            format!(
+                "cost must be at most {SLIDING_WINDOW_MAX_COST} in a sliding_window policy \
+                 ({:?}): its log holds one entry per unit, and one request's work is bounded",
+                p.name
             ),
         ));
     }

@@ -77,7 +77,7 @@ fn query_policy(query: &CheckQuery) -> Result<Policy, ApiError> {
     get,
     path = "/rate-limit/check",
     summary = "Check (and count) a request against a rate limit",
-    description = "One atomic Lua script per check (EVALSHA). 200 with the decision when allowed; 429 problem+json of type `https://iana.org/assignments/http-problem-types#quota-exceeded` naming `violated-policies` (with the decision's fields) when not, and `Retry-After`. Header fields on both: `RateLimit-Policy: \"default\";q=10;w=60` and `RateLimit: \"default\";r=9;t=60` (draft-ietf-httpapi-ratelimit-headers-10), and the older `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`. Refused requests are not counted. `cost` weighs the request (1..=limit).",
+    description = "One atomic Lua script per check (EVALSHA). 200 with the decision when allowed; 429 problem+json of type `https://iana.org/assignments/http-problem-types#quota-exceeded` naming `violated-policies` (with the decision's fields) when not, and `Retry-After`. Header fields on both: `RateLimit-Policy: \"default\";q=10;w=60` and `RateLimit: \"default\";r=9;t=60` (draft-ietf-httpapi-ratelimit-headers-10), and the older `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`. Refused requests are not counted. `cost` weighs the request (1..=limit; at most 1000 with `sliding_window`, whose log holds one entry per unit).",
     params(CheckQuery),
     responses(
         (status = 200, description = "Allowed", body = RateLimitDecision, headers(
@@ -102,7 +102,7 @@ fn query_policy(query: &CheckQuery) -> Result<Policy, ApiError> {
                 "current_count": 10, "limit": 10, "window": 60, "remaining": 0,
                 "reset_in_seconds": 42, "retry_after_seconds": 42, "algorithm": "fixed_window",
                 "cost": 1, "message": "Rate limit exceeded: 10 requests per 60 s; retry in 42 s"})),
-        (status = 422, description = "A parameter is missing or out of range (`cost` above `limit` too); `field` names it")
+        (status = 422, description = "A parameter is missing or out of range (`cost` above `limit`, or above 1000 with `sliding_window`, too); `field` names it")
     )
 )]
 async fn check_rate_limit(
@@ -129,7 +129,7 @@ async fn check_rate_limit(
     post,
     path = "/rate-limit/check",
     summary = "Check (and count) a request against several rate limits at once",
-    description = "Every policy is checked in one atomic Lua script; the request is counted in all of them only if all have room, so a refused request counts against none. 1 to 8 policies, each with its own algorithm and window (no two with the same algorithm and window); `name` defaults to `p1`, `p2`... by position. 200 with every decision; 429 problem+json of type quota-exceeded naming the `violated-policies`, with every decision under `policies`. `RateLimit-Policy` and `RateLimit` list every policy; the older `RateLimit-Limit/-Remaining/-Reset` describe the one with the least room left.",
+    description = "Every policy is checked in one atomic Lua script; the request is counted in all of them only if all have room, so a refused request counts against none. 1 to 8 policies, each with its own algorithm and window (no two with the same algorithm and window); `cost` at most every `limit` (and 1000 with a `sliding_window` policy); `name` defaults to `p1`, `p2`... by position. 200 with every decision; 429 problem+json of type quota-exceeded naming the `violated-policies`, with every decision under `policies`. `RateLimit-Policy` and `RateLimit` list every policy; the older `RateLimit-Limit/-Remaining/-Reset` describe the one with the least room left.",
     request_body = MultiCheck,
     responses(
         (status = 200, description = "Allowed by every policy, and counted in each", body = MultiDecision, headers(

@@ -14,6 +14,11 @@ pub const WINDOW_SECS: Defaulted<u64> = Defaulted::new(1, 86_400, 60);
 /// Units a request weighs (`cost`), 1 when absent; also at most each policy's `limit`.
 pub const COST: Defaulted<u64> = Defaulted::new(1, 1_000_000, 1);
 
+/// Most units one request may weigh in a `sliding_window` policy: the log holds one entry
+/// per unit, so a request's work grows with its cost (a cost of 1,000,000 would add a
+/// million entries in one script, blocking Redis for about a second).
+pub const SLIDING_WINDOW_MAX_COST: u64 = 1000;
+
 /// Policies in one `POST /rate-limit/check`: each is one more key in the one script.
 pub const POLICIES: Bounds<usize> = Bounds::new(1, 8);
 
