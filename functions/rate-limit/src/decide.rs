@@ -2,13 +2,15 @@
 //! decisions, header fields and answers.
 //!
 //! Header fields (draft-ietf-httpapi-ratelimit-headers-10, sections "RateLimit-Policy
-//! Field" and "RateLimit Field", <https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/>):
-//! each is a Structured Field List with one Item per policy, the Item a String (the policy's
-//! name) with Integer parameters: `RateLimit-Policy: "default";q=10;w=60` (quota, window in
+//! Field" and "RateLimit Field",
+//! <https://datatracker.ietf.org/doc/draft-ietf-httpapi-ratelimit-headers/10/>): each is a
+//! Structured Field List with one Item per policy, the Item a String (the policy's name)
+//! with Integer parameters: `RateLimit-Policy: "default";q=10;w=60` (quota, window in
 //! seconds) and `RateLimit: "default";r=9;t=60` (remaining, seconds until it resets). Names
-//! are restricted to [`shared::models::rate_limit::POLICY_NAME`], so they never need escaping inside the quotes. The
-//! older `RateLimit-Limit`, `-Remaining` and `-Reset` stay for existing clients, and describe
-//! the policy with the least room left (the one that refuses first).
+//! are restricted to [`shared::models::rate_limit::POLICY_NAME`], so they never need
+//! escaping inside the quotes. The older `RateLimit-Limit`, `-Remaining` and `-Reset` stay
+//! for existing clients, and describe the policy with the least room left (the one that
+//! refuses first).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use redis::ScriptInvocation;
