@@ -279,6 +279,22 @@ impl Tour<'_> {
             };
             self.line(&text)?;
         }
+        self.note("A status answers the same without counting; a reset clears every limiter.")?;
+        let status = format!("/rate-limit/status?user_id={user}&limit=10&window=60");
+        self.call("GET", &status, None, &[200]).await?;
+        self.call("DELETE", &format!("/rate-limit/{user}"), None, &[200])
+            .await?;
+        self.note("Two policies at once, all or nothing: GCRA 2 per minute and a daily log.")?;
+        let policies = json!({"user_id": user, "policies": [
+            {"name": "per_minute", "limit": 2, "window": 60, "algorithm": "gcra"},
+            {"name": "daily", "limit": 1000, "window": 86400, "algorithm": "sliding_window"}]});
+        for expect in [200, 200, 429] {
+            let policies = Some(policies.clone());
+            self.call("POST", "/rate-limit/check", policies, &[expect])
+                .await?;
+        }
+        self.call("DELETE", &format!("/rate-limit/{user}"), None, &[200])
+            .await?;
         Ok(())
     }
 

@@ -83,6 +83,14 @@ pub enum ApiError {
         /// Human sentence.
         detail: String,
     },
+    /// 429: a rate-limit policy has no room for this request.
+    #[error("{detail}")]
+    QuotaExceeded {
+        /// Human sentence.
+        detail: String,
+        /// Extra members: `violated-policies` and the decision fields.
+        extensions: Extensions,
+    },
     /// 503: Redis cannot be reached, timed out or refused for a passing reason.
     #[error("{detail}")]
     Unavailable {
@@ -155,6 +163,18 @@ impl ApiError {
         }
     }
 
+    /// A 429 naming the violated policies (`violated-policies`, as the quota-exceeded
+    /// problem type of draft-ietf-httpapi-ratelimit-headers-10, section "Problem Types",
+    /// defines it).
+    pub fn quota_exceeded(detail: impl Into<String>, violated: Vec<String>) -> Self {
+        let mut extensions = Extensions::new();
+        extensions.insert("violated-policies".to_owned(), violated.into());
+        Self::QuotaExceeded {
+            detail: detail.into(),
+            extensions,
+        }
+    }
+
     /// A 503 with no extra members.
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::Unavailable {
@@ -163,7 +183,8 @@ impl ApiError {
         }
     }
 
-    /// Adds an extension member (`retry_after_ms`, `cache_hit`, ...) to a 404, 409, 412 or 503;
+    /// Adds an extension member (`retry_after_ms`, `cache_hit`, ...) to a 404, 409, 412, 429 or
+    /// 503;
     /// other variants have a fixed shape and are returned unchanged. The RFC 9457 members
     /// (`type`, `title`, `status`, `detail`) and `field` cannot be overridden this way.
     pub fn with(mut self, key: &str, value: impl Into<Value>) -> Self {
@@ -175,6 +196,7 @@ impl ApiError {
         if let Self::NotFound { extensions, .. }
         | Self::Conflict { extensions, .. }
         | Self::PreconditionFailed { extensions, .. }
+        | Self::QuotaExceeded { extensions, .. }
         | Self::Unavailable { extensions, .. } = &mut self
         {
             extensions.insert(key.to_owned(), value.into());
@@ -194,6 +216,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::QuotaExceeded { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable { .. } | Self::RequestTimeout { .. } | Self::Overloaded => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -213,6 +236,11 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => "/problems/payload-too-large",
             Self::UnsupportedMediaType { .. } => "/problems/unsupported-media-type",
             Self::Validation { .. } => "/problems/validation-error",
+            // The type registered by draft-ietf-httpapi-ratelimit-headers-10 ("Problem Types",
+            // "Quota Exceeded"), not one of ours: generic clients may know it.
+            Self::QuotaExceeded { .. } => {
+                "https://iana.org/assignments/http-problem-types#quota-exceeded"
+            }
             Self::Unavailable { .. } => "/problems/redis-unavailable",
             Self::RequestTimeout { .. } => "/problems/request-timeout",
             Self::Overloaded => "/problems/overloaded",
@@ -252,9 +280,9 @@ impl IntoResponse for ApiError {
         let (detail, field, extensions) = match self {
             Self::BadRequest { detail, field } => (detail, field, Extensions::new()),
             Self::Validation { field, detail } => (detail, Some(field), Extensions::new()),
-            Self::NotFound { detail, extensions } | Self::Conflict { detail, extensions } => {
-                (detail, None, extensions)
-            }
+            Self::NotFound { detail, extensions }
+            | Self::Conflict { detail, extensions }
+            | Self::QuotaExceeded { detail, extensions } => (detail, None, extensions),
             Self::PreconditionFailed {
                 detail,
                 field,

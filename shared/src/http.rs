@@ -98,7 +98,7 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 /// Methods a browser may use cross-origin (`AllowMethods` in the template).
-pub const CORS_METHODS: &[&str] = &["GET", "POST", "PATCH", "DELETE"];
+pub const CORS_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 /// Request headers a browser may send cross-origin (`AllowHeaders` in the template).
 pub const CORS_ALLOW_HEADERS: &[&str] = &[
     "content-type",
@@ -116,6 +116,8 @@ pub const CORS_EXPOSE_HEADERS: &[&str] = &[
     "ratelimit-limit",
     "ratelimit-remaining",
     "ratelimit-reset",
+    "ratelimit-policy",
+    "ratelimit",
     "x-request-id",
 ];
 /// How long a browser may cache a preflight answer (`MaxAge` in the template).

@@ -66,13 +66,23 @@ impl Keys {
         format!("{}stats:profiles", self.prefix)
     }
 
-    /// `{prefix}ratelimit:{algorithm}:{window}:{user_id}`: one counter per algorithm and
+    /// `{prefix}ratelimit:{user_id}:{algorithm}:{window}`: one limiter per algorithm and
     /// window length, so changing either starts a fresh count instead of misreading one.
+    /// Tagged `{user_id}` for Redis Cluster, as is the caller's index
+    /// ([`Keys::rate_limit_index`]): every key of one caller is in one slot, so several
+    /// policies and the index are one script, and a reset is one slot's work.
     pub fn rate_limit(&self, algorithm: &str, window_secs: u64, user_id: &str) -> String {
         format!(
-            "{}ratelimit:{algorithm}:{window_secs}:{user_id}",
-            self.prefix
+            "{}:{algorithm}:{window_secs}",
+            tagged(&self.prefix, "ratelimit:", user_id)
         )
+    }
+
+    /// `{prefix}ratelimit:{user_id}:index`: sorted set of the caller's limiter keys scored by
+    /// when each expires, written by every check, read by the reset. No algorithm is named
+    /// `index`, so it cannot collide with a limiter key.
+    pub fn rate_limit_index(&self, user_id: &str) -> String {
+        format!("{}:index", tagged(&self.prefix, "ratelimit:", user_id))
     }
 
     /// The lock key `{prefix}lock:{resource}` and its fencing counter
@@ -335,7 +345,12 @@ mod tests {
         assert_eq!(k.queue("tasks")[3], "demo_api:queue:{tasks}:leases");
         assert_eq!(
             k.rate_limit("fixed_window", 60, "u"),
-            "demo_api:ratelimit:fixed_window:60:u"
+            "demo_api:ratelimit:{u}:fixed_window:60"
+        );
+        assert_eq!(k.rate_limit_index("u"), "demo_api:ratelimit:{u}:index");
+        assert_eq!(
+            slot(k.rate_limit("gcra", 1, "u{x").as_bytes()),
+            slot(k.rate_limit_index("u{x").as_bytes())
         );
     }
 

@@ -51,17 +51,23 @@ pub struct WriteScript {
     pub idempotent: Script,
 }
 
-script!(
-    /// Fixed-window counter (INCR + EXPIRE in one step), refusals not counted.
-    RATE_LIMIT_FIXED_WINDOW = "scripts/rate_limit_fixed_window.lua"
+write_script!(
+    /// Every rate-limit algorithm, one or more policies of one caller, all or nothing, in
+    /// `check` mode (counts). Plain, not safe to resend: a second run counts again; inside
+    /// the envelope (a keyed `POST /rate-limit/check`), an admission is recorded and replayed.
+    RATE_LIMIT = "scripts/rate_limit.lua"
 );
+/// The same rate-limit script in `status` mode, declared `no-writes` (a Redis 7 script
+/// flag): Redis itself refuses any write it attempts, so a status can never count.
+pub static RATE_LIMIT_STATUS: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        "#!lua flags=no-writes\nlocal idem_record = true\n",
+        include_str!("scripts/rate_limit.lua")
+    ))
+});
 script!(
-    /// Sliding-window log in a sorted set.
-    RATE_LIMIT_SLIDING_WINDOW = "scripts/rate_limit_sliding_window.lua"
-);
-script!(
-    /// Token bucket in a hash.
-    RATE_LIMIT_TOKEN_BUCKET = "scripts/rate_limit_token_bucket.lua"
+    /// One page of a caller's rate-limit reset (keys listed in its index).
+    RATE_LIMIT_RESET = "scripts/rate_limit_reset.lua"
 );
 write_script!(
     /// `SET NX PX` plus the next fencing token; idempotent per holder token.
@@ -177,6 +183,8 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
         let mut safe: Vec<String> = [
             &*QUEUE_PEEK,
             &*QUEUE_DEAD_PAGE,
+            &*RATE_LIMIT_STATUS,
+            &*RATE_LIMIT_RESET,
             &QUEUE_CLAIM.plain,
             &LOCK_ACQUIRE.plain,
             &LOCK_EXTEND.plain,
@@ -210,6 +218,7 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*QUEUE_SCHEDULE,
                 &*QUEUE_REPLAY,
                 &*LIST_DELETE,
+                &*RATE_LIMIT,
             ]
             .iter()
             .map(|s| s.idempotent.get_hash().to_owned()),

@@ -29,7 +29,7 @@ use shared::{AppState, Config};
 use tower::ServiceExt;
 
 /// Every route of the OpenAPI document (plus the `/queue` default-name shortcuts).
-pub const ROUTES: [(&str, &str); 38] = [
+pub const ROUTES: [(&str, &str); 41] = [
     ("post", "/cache"),
     ("get", "/cache"),
     ("get", "/cache/{key}"),
@@ -39,6 +39,9 @@ pub const ROUTES: [(&str, &str); 38] = [
     ("patch", "/users/{user_id}"),
     ("delete", "/users/{user_id}"),
     ("get", "/rate-limit/check"),
+    ("post", "/rate-limit/check"),
+    ("get", "/rate-limit/status"),
+    ("delete", "/rate-limit/{user_id}"),
     ("post", "/lock/{resource}"),
     ("get", "/lock/{resource}"),
     ("post", "/lock/{resource}/acquire"),

@@ -82,7 +82,12 @@ async fn allowed_origins_get_preflight_and_readable_answers() {
     assert_eq!(r.status, 404);
     assert_eq!(r.header("access-control-allow-origin"), ORIGIN);
     let exposed = r.header("access-control-expose-headers").to_lowercase();
-    for h in ["idempotent-replayed", "retry-after", "ratelimit-remaining"] {
+    for h in [
+        "idempotent-replayed",
+        "retry-after",
+        "ratelimit-remaining",
+        "ratelimit-policy",
+    ] {
         assert!(exposed.contains(h), "{h} not in {exposed}");
     }
 }
@@ -135,4 +140,30 @@ fn bad_origins_are_refused_at_start() {
         ok.cors_allow_origins,
         ["https://a.example", "http://localhost:3000"]
     );
+}
+
+/// Every method of the OpenAPI document (`PUT /lock/{resource}/protected` among them) is one
+/// a browser may use cross-origin, and every request header it documents may be sent.
+#[test]
+fn every_documented_method_and_header_is_allowed_cross_origin() {
+    let doc = docs::openapi_json();
+    let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let upper = method.to_ascii_uppercase();
+            assert!(
+                shared::http::CORS_METHODS.contains(&upper.as_str()),
+                "{upper} {path} is not in CORS_METHODS"
+            );
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                if p["in"] == "header" {
+                    let name = p["name"].as_str().unwrap().to_ascii_lowercase();
+                    assert!(
+                        shared::http::CORS_ALLOW_HEADERS.contains(&name.as_str()),
+                        "{name} ({upper} {path}) is not in CORS_ALLOW_HEADERS"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -32,7 +32,7 @@ fn concrete(template: &str) -> String {
         .replace("{resource}", "r1")
         .replace("{name}", "q");
     match template {
-        "/rate-limit/check" => format!("{path}?user_id=h&limit=5&window=60"),
+        "/rate-limit/check" | "/rate-limit/status" => format!("{path}?user_id=h&limit=5&window=60"),
         "/queue/{name}/batch" => format!("{path}?count=2"),
         _ => path,
     }

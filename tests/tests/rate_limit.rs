@@ -1,14 +1,24 @@
 //! Rate limiting, against a real redis-server (or cluster) per test: the answers, exactness
 //! under concurrency, counts and `Retry-After` when the limit is lowered between calls,
-//! microsecond timing (scripts run inside one `MULTI`), and bounded work per call.
+//! microsecond timing (scripts run inside one `MULTI`), and bounded work per call. The
+//! header fields, `cost`, status, reset and several policies at once are in
+//! `rate_limit/policies.rs`; `Idempotency-Key` on them in `rate_limit/retries.rs`.
 
 use std::sync::Arc;
 
 use api_tests::{RawRedis, TestApp};
+
+/// The problem type of a refusal (draft-ietf-httpapi-ratelimit-headers-10).
+const QUOTA_EXCEEDED: &str = "https://iana.org/assignments/http-problem-types#quota-exceeded";
 use redis::AsyncCommands;
 use shared::{models::random_token, scripts};
 
-const ALGORITHMS: [&str; 3] = ["fixed_window", "sliding_window", "token_bucket"];
+mod rate_limit {
+    pub mod policies;
+    pub mod retries;
+}
+
+const ALGORITHMS: [&str; 4] = ["fixed_window", "sliding_window", "token_bucket", "gcra"];
 
 fn check(user: &str, limit: u64, window: u64, algorithm: &str) -> String {
     format!("/rate-limit/check?user_id={user}&limit={limit}&window={window}&algorithm={algorithm}")
@@ -59,8 +69,10 @@ async fn answers_200_then_429_with_body_and_headers() {
         }
         for _ in 0..2 {
             let r = app.get(&check("u", 3, 60, algorithm)).await;
-            assert_eq!(r.status, 429, "{algorithm} {r:?}");
-            assert_eq!(r.header("content-type"), "application/json");
+            // A problem of the draft's quota-exceeded type, with the decision's fields.
+            r.assert_problem(429, None);
+            assert_eq!(r.body["type"], QUOTA_EXCEEDED, "{r:?}");
+            assert_eq!(r.body["violated-policies"], serde_json::json!(["default"]));
             assert_eq!(r.body["allowed"], false);
             // A refused request is not counted.
             assert_eq!(r.body["current_count"], 3, "{algorithm}");
@@ -84,12 +96,12 @@ async fn retry_after_is_never_too_early_and_every_key_expires() {
         let r = last.unwrap();
         assert_eq!(r.status, 429);
         let retry_ms: i64 = r.header("retry-after").parse::<i64>().unwrap() * 1000;
-        let key = format!("demo_api:ratelimit:{algorithm}:30:late");
+        let key = app.state.keys.rate_limit(algorithm, 30, "late");
         let pttl: i64 = conn.pttl(&key).await.unwrap();
         assert!(pttl > 0, "{algorithm}: key without TTL ({pttl})");
         // Deadlines computed from microseconds are rounded up to the next millisecond.
         assert!(pttl <= 30_001, "{algorithm}: {pttl}");
-        if algorithm != "token_bucket" {
+        if algorithm == "fixed_window" || algorithm == "sliding_window" {
             // The window (fixed) or the oldest admission (sliding) ends no later than this.
             assert!(
                 retry_ms >= pttl.min(30_000) - 1000 && retry_ms >= 1000,
@@ -100,7 +112,7 @@ async fn retry_after_is_never_too_early_and_every_key_expires() {
     }
     // Fixed window: the counter holds exactly the limit, refusals not counted.
     let n: u64 = conn
-        .get("demo_api:ratelimit:fixed_window:30:late")
+        .get(app.state.keys.rate_limit("fixed_window", 30, "late"))
         .await
         .unwrap();
     assert_eq!(n, 2);
@@ -121,7 +133,7 @@ async fn sliding_window_admits_again_once_old_requests_slide_out() {
     );
     // Age the log instead of sleeping: move both admissions 11 s into the past.
     let mut conn = app.redis_conn().await;
-    let key = "demo_api:ratelimit:sliding_window:10:s";
+    let key = &app.state.keys.rate_limit("sliding_window", 10, "s");
     let members: Vec<(String, f64)> = conn.zrange_withscores(key, 0, -1).await.unwrap();
     for (m, score) in members {
         let () = conn.zadd(key, m, score - 11_000_000.0).await.unwrap();
@@ -143,7 +155,7 @@ async fn token_bucket_refills_over_time() {
     );
     // Pretend the last refill was 20 s ago: 20 s at 3 per 60 s is one token.
     let mut conn = app.redis_conn().await;
-    let key = "demo_api:ratelimit:token_bucket:60:t";
+    let key = &app.state.keys.rate_limit("token_bucket", 60, "t");
     let ts: f64 = conn.hget(key, "ts").await.unwrap();
     let () = conn
         .hset(key, "ts", (ts - 20_500_000.0).to_string())
@@ -192,6 +204,14 @@ async fn bad_parameters_are_422_naming_the_field() {
         ("/rate-limit/check?user_id=u&window=0", "window"),
         ("/rate-limit/check?user_id=u&window=86401", "window"),
         ("/rate-limit/check?user_id=u&algorithm=leaky", "algorithm"),
+        ("/rate-limit/check?user_id=u&cost=0", "cost"),
+        ("/rate-limit/check?user_id=u&limit=5&cost=6", "cost"),
+        (
+            "/rate-limit/check?user_id=u&limit=5000&algorithm=sliding_window&cost=1001",
+            "cost",
+        ),
+        ("/rate-limit/status?user_id=u&limit=5&cost=6", "cost"),
+        ("/rate-limit/status?user_id=u&window=0", "window"),
         ("/rate-limit/check?user_id=u&colour=red", "colour"),
     ];
     for (path, field) in cases {
@@ -199,52 +219,62 @@ async fn bad_parameters_are_422_naming_the_field() {
     }
 }
 
-/// Runs one rate-limit script directly, as the handler does (`limit`, window in ms, nonce).
+/// Runs the rate-limit script directly, as the handler does for one policy of cost 1
+/// (`key` is `(index, limiter)`).
 fn invoke(
     pipe: &mut redis::Pipeline,
-    script: &redis::Script,
-    key: &str,
+    algorithm: &str,
+    key: &(String, String),
     limit: u64,
     window_ms: u64,
 ) {
     pipe.cmd("EVALSHA")
-        .arg(script.get_hash())
+        .arg(scripts::RATE_LIMIT.plain.get_hash())
+        .arg(2)
+        .arg(&key.0)
+        .arg(&key.1)
+        .arg("check")
+        .arg(random_token())
         .arg(1)
-        .arg(key)
+        .arg(algorithm)
         .arg(limit)
-        .arg(window_ms)
-        .arg(random_token());
+        .arg(window_ms);
 }
 
-/// Makes sure `script` is loaded on the node that holds `key` (a first call, then the key
-/// is deleted), so that an `EVALSHA` inside `MULTI` cannot meet `NOSCRIPT`.
-async fn load(conn: &mut RawRedis, script: &redis::Script, key: &str) {
-    let _: Vec<i64> = script
-        .key(key)
+/// Makes sure the script is loaded on the node that holds `key` (a first call, then the
+/// keys are deleted), so that an `EVALSHA` inside `MULTI` cannot meet `NOSCRIPT`.
+async fn load(conn: &mut RawRedis, algorithm: &str, key: &(String, String)) {
+    let _: Vec<i64> = scripts::RATE_LIMIT
+        .plain
+        .key(&key.0)
+        .key(&key.1)
+        .arg("check")
+        .arg(random_token())
+        .arg(1)
+        .arg(algorithm)
         .arg(1)
         .arg(1000)
-        .arg(random_token())
         .invoke_async(conn)
         .await
         .unwrap();
-    let () = conn.del(key).await.unwrap();
+    let () = conn.del(&key.1).await.unwrap();
+    let () = conn.del(&key.0).await.unwrap();
 }
 
-/// A fresh key of `algorithm` for attempt `attempt`, its script loaded, and an empty
-/// MULTI pipeline to call it in.
+/// A fresh key of `algorithm` for attempt `attempt` (with its caller's index), the script
+/// loaded, and an empty MULTI pipeline to call it in.
 async fn fresh_multi(
     app: &TestApp,
     conn: &mut RawRedis,
     algorithm: &str,
     attempt: u32,
-) -> (String, redis::Pipeline) {
-    let script = match algorithm {
-        "sliding_window" => &*scripts::RATE_LIMIT_SLIDING_WINDOW,
-        _ => &*scripts::RATE_LIMIT_TOKEN_BUCKET,
-    };
+) -> ((String, String), redis::Pipeline) {
     let user = format!("m{attempt}");
-    let key = app.state.keys.rate_limit(algorithm, 60, &user);
-    load(conn, script, &key).await;
+    let key = (
+        app.state.keys.rate_limit_index(&user),
+        app.state.keys.rate_limit(algorithm, 60, &user),
+    );
+    load(conn, algorithm, &key).await;
     let mut pipe = redis::pipe();
     pipe.atomic();
     (key, pipe)
@@ -258,19 +288,19 @@ async fn sliding_window_never_admits_more_than_limit_within_one_multi() {
     // three more calls with limit 2: exactly one of them may pass.
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
-    let script = &*scripts::RATE_LIMIT_SLIDING_WINDOW;
+    let sliding = "sliding_window";
     for attempt in 0..40 {
-        let (key, mut pipe) = fresh_multi(&app, &mut conn, "sliding_window", attempt).await;
-        invoke(&mut pipe, script, &key, 2, 60_000);
-        invoke(&mut pipe, script, &key, 2, 60_000);
-        pipe.cmd("ZPOPMIN").arg(&key).ignore();
+        let (key, mut pipe) = fresh_multi(&app, &mut conn, sliding, attempt).await;
+        invoke(&mut pipe, sliding, &key, 2, 60_000);
+        invoke(&mut pipe, sliding, &key, 2, 60_000);
+        pipe.cmd("ZPOPMIN").arg(&key.1).ignore();
         for _ in 0..3 {
-            invoke(&mut pipe, script, &key, 2, 60_000);
+            invoke(&mut pipe, sliding, &key, 2, 60_000);
         }
         let answers: Vec<Vec<i64>> = pipe.query_async(&mut conn).await.unwrap();
         let allowed: Vec<i64> = answers.iter().map(|a| a[0]).collect();
         assert_eq!(allowed, [1, 1, 1, 0, 0], "attempt {attempt}: {answers:?}");
-        let stored: u64 = conn.zcard(&key).await.unwrap();
+        let stored: u64 = conn.zcard(&key.1).await.unwrap();
         assert_eq!(stored, 2, "attempt {attempt}");
     }
 }
@@ -282,13 +312,13 @@ async fn token_bucket_counts_stay_in_range_when_the_limit_drops_within_one_multi
     // no time passing, skipped the clamp and reported ~990 tokens over a limit of 10.
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
-    let script = &*scripts::RATE_LIMIT_TOKEN_BUCKET;
+    let bucket = "token_bucket";
     for attempt in 0..40 {
-        let (key, mut pipe) = fresh_multi(&app, &mut conn, "token_bucket", attempt).await;
-        invoke(&mut pipe, script, &key, 1000, 60_000);
-        invoke(&mut pipe, script, &key, 10, 60_000);
+        let (key, mut pipe) = fresh_multi(&app, &mut conn, bucket, attempt).await;
+        invoke(&mut pipe, bucket, &key, 1000, 60_000);
+        invoke(&mut pipe, bucket, &key, 10, 60_000);
         let answers: Vec<Vec<i64>> = pipe.query_async(&mut conn).await.unwrap();
-        let [allowed, current, remaining, ..] = answers[1][..] else {
+        let [allowed, _fits, current, remaining, ..] = answers[1][..] else {
             panic!("{answers:?}");
         };
         assert_eq!(allowed, 1, "attempt {attempt}: {answers:?}");
@@ -344,6 +374,13 @@ async fn age(conn: &mut RawRedis, algorithm: &str, key: &str, secs: u64) {
             let members: Vec<(String, f64)> = conn.zrange_withscores(key, 0, -1).await.unwrap();
             for (m, score) in members {
                 let () = conn.zadd(key, m, score - us).await.unwrap();
+            }
+        }
+        "gcra" => {
+            // The TAT moves back; the key's TTL (later) does not matter.
+            let tat: Option<i64> = conn.get(key).await.unwrap();
+            if let Some(tat) = tat {
+                let () = conn.set(key, tat - us as i64).await.unwrap();
             }
         }
         _ => {

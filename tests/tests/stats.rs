@@ -121,8 +121,9 @@ async fn reset_deletes_every_key_under_the_prefix_and_nothing_else() {
 
     let r = app.post("/stats/reset", json!(null)).await;
     assert_eq!(r.status, 200, "{r:?}");
-    // cache:a, user:u, stats:profiles, queue, lock + fence, rate-limit counter, bulk.
-    assert_eq!(r.body["keys_deleted"], 7 + 2500);
+    // cache:a, user:u, stats:profiles, queue, lock + fence, rate-limit counter and its
+    // caller's index, bulk.
+    assert_eq!(r.body["keys_deleted"], 8 + 2500);
     assert!(r.body["message"].is_string());
     let left = app.keys("*").await;
     let mut expected: Vec<String> = foreign.iter().map(|k| (*k).to_owned()).collect();

@@ -12,6 +12,7 @@ mod wire_faults {
     pub mod checkers;
     mod proxy_checks;
     mod queue_failures_checks;
+    pub mod rate_limits;
     pub mod semaphore;
     pub mod support;
 }
@@ -458,6 +459,14 @@ async fn rate_limits_under_random_resets_admit_at_most_the_limit() {
     let api = Api::InProcess(app.router.clone());
     let redis = app.redis_conn().await;
     checkers::rate_limits(&api, &proxy, redis, &app.state.keys).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn multi_policy_checks_under_random_resets_admit_at_most_the_tightest_limit() {
+    let (app, proxy) = proxied_app(|_| {}).await;
+    let api = Api::InProcess(app.router.clone());
+    let redis = app.redis_conn().await;
+    wire_faults::rate_limits::multi_policy(&api, &proxy, redis, &app.state.keys).await;
 }
 
 /// The same queue checker, black-box over HTTP against the `local-runner` binary.

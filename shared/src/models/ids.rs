@@ -1,6 +1,7 @@
 //! Identifiers as validated types: a value of [`Key`], [`UserId`], [`Resource`],
-//! [`QueueName`], [`SemaphoreName`], [`TaskId`], [`Token`], [`Receipt`], [`Glob`] or
-//! [`RateLimitUser`] has passed its rule, so a handler that takes one cannot forget the check.
+//! [`QueueName`], [`SemaphoreName`], [`TaskId`], [`Token`], [`Receipt`], [`Glob`],
+//! [`RateLimitUser`] or [`RateLimitCaller`] has passed its rule, so a handler that takes one
+//! cannot forget the check.
 //!
 //! The rule is checked where the value is read, and the status follows from where that is:
 //! - from a URL path ([`crate::ApiPath`]), a refusal is a 400 naming the field (the URL
@@ -288,9 +289,16 @@ identifier! {
 }
 
 identifier! {
-    /// Whom a rate limit counts (any identifier: it is never read back through a path).
+    /// Whom a rate limit counts (any identifier: checks read it from the query or the body).
     RateLimitUser: "user_id", Bounded, example = None,
     description = format!("Who is limited: {}.", length())
+}
+
+identifier! {
+    /// Whose rate limits `DELETE /rate-limit/{user_id}` resets: read back through the path,
+    /// so a caller whose id a front door would change cannot be reset by URL.
+    RateLimitCaller: "user_id", Path, example = Some("user123"),
+    description = format!("Whose limits to reset: {}.", path_rule())
 }
 
 impl Default for Glob {

@@ -279,7 +279,10 @@ mod tests {
         assert!(resendable(&evalsha(sha(&QUEUE_ACK.idempotent))));
         assert!(!resendable(&evalsha(sha(&QUEUE_ACK.plain))));
         assert!(!resendable(&evalsha(sha(&QUEUE_POP))));
-        assert!(!resendable(&evalsha(sha(&RATE_LIMIT_FIXED_WINDOW))));
+        assert!(!resendable(&evalsha(sha(&RATE_LIMIT.plain))));
+        assert!(resendable(&evalsha(sha(&RATE_LIMIT.idempotent))));
+        assert!(resendable(&evalsha(sha(&RATE_LIMIT_STATUS))));
+        assert!(resendable(&evalsha(sha(&RATE_LIMIT_RESET))));
         let mut reads = redis::pipe();
         reads.get("a").ttl("a");
         assert!(resendable_pipeline(&reads));

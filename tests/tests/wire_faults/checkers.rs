@@ -317,13 +317,14 @@ pub async fn rate_limits(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, key
             ("fixed_window", 60),
             ("sliding_window", 60),
             ("token_bucket", 86_400),
+            ("gcra", 86_400),
         ]
         .into_iter()
         .enumerate()
         {
             let user = format!("u{round}");
             let before = proxy.stats();
-            proxy.set_random_resets(RESET_P, seed.wrapping_add(round * 3 + i as u64));
+            proxy.set_random_resets(RESET_P, seed.wrapping_add(round * 4 + i as u64));
             let path = format!(
                 "/rate-limit/check?user_id={user}&limit={LIMIT}&window={window}&algorithm={algorithm}"
             );
@@ -357,6 +358,7 @@ pub async fn rate_limits(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, key
                     .unwrap()
                     .unwrap_or(0),
                 "sliding_window" => redis.zcard::<_, u64>(&key).await.unwrap(),
+                "gcra" => super::rate_limits::gcra_counted(&mut redis, &key, LIMIT, window).await,
                 _ => {
                     let tokens: Option<f64> = redis.hget(&key, "tokens").await.unwrap();
                     let tokens = tokens.unwrap_or(LIMIT as f64);

@@ -1,0 +1,359 @@
+//! The header fields (parsed), `cost`, `GET /rate-limit/status`, `DELETE /rate-limit/{user_id}`,
+//! GCRA in real time, and several policies in one `POST /rate-limit/check`, all or nothing,
+//! under 64 concurrent callers.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use api_tests::{Reply, TestApp};
+use serde_json::{Value, json};
+
+use crate::{ALGORITHMS, QUOTA_EXCEEDED, check};
+
+/// One Item of a Structured Field List as these fields use it: a String and its Integer
+/// parameters.
+type Item = (String, BTreeMap<String, i64>);
+
+/// Parses `RateLimit-Policy` / `RateLimit` strictly (RFC 8941 List of Items whose value is
+/// a String and whose parameters are Integers; draft-ietf-httpapi-ratelimit-headers-10),
+/// panicking on anything else.
+fn parse_list(field: &str) -> Vec<Item> {
+    let item = regex::Regex::new(
+        r#"^"([A-Za-z][A-Za-z0-9_.-]*)"((?:;[a-z*][a-z0-9_.*-]*=-?[0-9]{1,15})*)$"#,
+    )
+    .unwrap();
+    assert!(!field.is_empty(), "empty field");
+    field
+        .split(',')
+        .map(|member| {
+            let member = member.trim_matches([' ', '\t']);
+            let caps = item.captures(member).unwrap_or_else(|| {
+                panic!("not an sf-string item with integer parameters: {member:?} in {field:?}")
+            });
+            let params = caps[2]
+                .split(';')
+                .skip(1)
+                .map(|p| {
+                    let (k, v) = p.split_once('=').unwrap();
+                    (k.to_owned(), v.parse().unwrap())
+                })
+                .collect();
+            (caps[1].to_owned(), params)
+        })
+        .collect()
+}
+
+/// The parsed `RateLimit-Policy` and `RateLimit` of `r`, checked against its decisions
+/// (`policies`: the body's, or the one of a GET).
+fn assert_fields(r: &Reply, decisions: &[Value]) {
+    let policy = parse_list(r.header("ratelimit-policy"));
+    let limit = parse_list(r.header("ratelimit"));
+    assert_eq!(policy.len(), decisions.len(), "{r:?}");
+    assert_eq!(limit.len(), decisions.len(), "{r:?}");
+    for ((p, l), d) in policy.iter().zip(&limit).zip(decisions) {
+        assert_eq!(p.0, d["policy"], "{r:?}");
+        assert_eq!(l.0, d["policy"], "{r:?}");
+        let keys: Vec<&str> = p.1.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["q", "w"], "{r:?}");
+        assert_eq!(p.1["q"], d["limit"].as_i64().unwrap(), "{r:?}");
+        assert_eq!(p.1["w"], d["window"].as_i64().unwrap(), "{r:?}");
+        let keys: Vec<&str> = l.1.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["r", "t"], "{r:?}");
+        assert_eq!(l.1["r"], d["remaining"].as_i64().unwrap(), "{r:?}");
+        assert_eq!(l.1["t"], d["reset_in_seconds"].as_i64().unwrap(), "{r:?}");
+        assert!(
+            (0..=d["window"].as_i64().unwrap()).contains(&l.1["t"]),
+            "{r:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn header_fields_parse_on_200_and_429() {
+    let app = TestApp::new().await;
+    for algorithm in ALGORITHMS {
+        let r = app.get(&check("h", 2, 60, algorithm)).await;
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_fields(&r, std::slice::from_ref(&r.body));
+        assert_eq!(r.header("ratelimit-policy"), "\"default\";q=2;w=60");
+        assert!(
+            r.header("ratelimit").starts_with("\"default\";r=1;t="),
+            "{r:?}"
+        );
+        assert_eq!(r.header("ratelimit-limit"), "2");
+        assert_eq!(r.header("cache-control"), "no-store");
+        app.get(&check("h", 2, 60, algorithm)).await;
+        let r = app.get(&check("h", 2, 60, algorithm)).await;
+        r.assert_problem(429, None);
+        assert_eq!(r.body["type"], QUOTA_EXCEEDED, "{r:?}");
+        assert_fields(&r, std::slice::from_ref(&r.body));
+        assert!(
+            r.header("ratelimit").starts_with("\"default\";r=0;t="),
+            "{r:?}"
+        );
+        let retry: u64 = r.header("retry-after").parse().unwrap();
+        assert_eq!(r.body["retry_after_seconds"], retry, "{r:?}");
+        assert_eq!(r.header("cache-control"), "no-store");
+    }
+}
+
+#[tokio::test]
+async fn cost_weighs_the_request_in_every_algorithm() {
+    let app = TestApp::new().await;
+    for algorithm in ALGORITHMS {
+        let at = |cost: u64| format!("{}&cost={cost}", check("c", 10, 3600, algorithm));
+        let r = app.get(&at(4)).await;
+        assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+        assert_eq!(r.body["remaining"], 6, "{algorithm}: {r:?}");
+        assert_eq!(r.body["cost"], 4);
+        // Does not fit: refused, and nothing of it counted.
+        let r = app.get(&at(7)).await;
+        assert_eq!(r.status, 429, "{algorithm}: {r:?}");
+        assert_eq!(r.body["remaining"], 6, "{algorithm}: {r:?}");
+        let r = app.get(&at(6)).await;
+        assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+        assert_eq!(r.body["remaining"], 0, "{algorithm}: {r:?}");
+        assert_eq!(app.get(&at(1)).await.status, 429, "{algorithm}");
+    }
+}
+
+/// `GET /rate-limit/status` for the same policy as [`check`].
+fn status(user: &str, limit: u64, window: u64, algorithm: &str) -> String {
+    check(user, limit, window, algorithm).replace("/check?", "/status?")
+}
+
+#[tokio::test]
+async fn status_answers_like_a_check_without_counting() {
+    let app = TestApp::new().await;
+    for algorithm in ALGORITHMS {
+        // A caller never seen: status writes nothing at all.
+        let r = app.get(&status("s0", 3, 3600, algorithm)).await;
+        assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+        assert_eq!(r.body["remaining"], 3, "{algorithm}: {r:?}");
+        assert!(
+            app.keys("*{s0}*").await.is_empty(),
+            "{algorithm}: status wrote"
+        );
+        for _ in 0..2 {
+            assert_eq!(app.get(&check("s", 3, 3600, algorithm)).await.status, 200);
+        }
+        for _ in 0..5 {
+            let r = app.get(&status("s", 3, 3600, algorithm)).await;
+            assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+            assert_eq!(r.body["allowed"], true, "{algorithm}: {r:?}");
+            assert_eq!(r.body["current_count"], 2, "{algorithm}: {r:?}");
+            assert_eq!(r.body["remaining"], 1, "{algorithm}: {r:?}");
+            assert_eq!(r.header("cache-control"), "no-store");
+            assert_fields(&r, std::slice::from_ref(&r.body));
+        }
+        assert_eq!(app.get(&check("s", 3, 3600, algorithm)).await.status, 200);
+        // Full: a check would be refused; the status says so, with 200 and the wait.
+        let r = app.get(&status("s", 3, 3600, algorithm)).await;
+        assert_eq!(r.status, 200, "{algorithm}: {r:?}");
+        assert_eq!(r.body["allowed"], false, "{algorithm}: {r:?}");
+        assert!(
+            r.body["retry_after_seconds"].as_u64().unwrap() >= 1,
+            "{r:?}"
+        );
+        assert_eq!(r.body["current_count"], 3, "{algorithm}: {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn delete_resets_every_algorithm_and_window_and_only_that_caller() {
+    let app = TestApp::new().await;
+    let windows = [60, 3600];
+    for user in ["a", "b"] {
+        for algorithm in ALGORITHMS {
+            for window in windows {
+                assert_eq!(
+                    app.get(&check(user, 1, window, algorithm)).await.status,
+                    200
+                );
+                assert_eq!(
+                    app.get(&check(user, 1, window, algorithm)).await.status,
+                    429
+                );
+            }
+        }
+    }
+    let r = app.delete("/rate-limit/a").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["deleted_keys"], 8, "{r:?}");
+    assert_eq!(r.header("cache-control"), "no-store");
+    assert!(app.keys("*{a}*").await.is_empty(), "keys of a left");
+    for algorithm in ALGORITHMS {
+        for window in windows {
+            let r = app.get(&check("a", 1, window, algorithm)).await;
+            assert_eq!(r.status, 200, "a, {algorithm} {window}: {r:?}");
+            let r = app.get(&check("b", 1, window, algorithm)).await;
+            assert_eq!(
+                r.status, 429,
+                "b was reset too: {algorithm} {window}: {r:?}"
+            );
+        }
+    }
+    // Nothing left to do is still a reset; an id a URL cannot carry is a 400.
+    let r = app.delete("/rate-limit/nobody").await;
+    assert_eq!(
+        (r.status.as_u16(), &r.body["deleted_keys"]),
+        (200, &json!(0))
+    );
+    app.delete("/rate-limit/a%2Fb")
+        .await
+        .assert_problem(400, Some("user_id"));
+}
+
+#[tokio::test]
+async fn delete_takes_several_bounded_pages_for_a_caller_with_many_keys() {
+    let app = TestApp::new().await;
+    // 17 requests of 8 policies: 136 keys, more than one page of 100.
+    for round in 0..17u64 {
+        let policies: Vec<Value> = (0..8u64)
+            .map(|i| json!({"limit": 5, "window": round * 8 + i + 1, "algorithm": "fixed_window"}))
+            .collect();
+        let r = app
+            .post(
+                "/rate-limit/check",
+                json!({"user_id": "many", "policies": policies}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    let r = app.delete("/rate-limit/many").await;
+    assert_eq!(r.body["deleted_keys"], 136, "{r:?}");
+    assert!(app.keys("*{many}*").await.is_empty());
+}
+
+#[tokio::test]
+async fn gcra_waiting_retry_after_in_real_time_is_enough() {
+    // Two per 2 s: a burst of two, then one per second. Waiting exactly what Retry-After
+    // said (real time, on Redis's clock) always gets the next request in.
+    let app = TestApp::new().await;
+    let path = check("g", 2, 2, "gcra");
+    for _ in 0..2 {
+        assert_eq!(app.get(&path).await.status, 200);
+    }
+    for round in 0..2 {
+        let r = app.get(&path).await;
+        assert_eq!(r.status, 429, "round {round}: {r:?}");
+        let retry: u64 = r.header("retry-after").parse().unwrap();
+        assert_eq!(retry, 1, "round {round}: {r:?}");
+        tokio::time::sleep(std::time::Duration::from_secs(retry)).await;
+        let r = app.get(&path).await;
+        assert_eq!(r.status, 200, "round {round}, after {retry} s: {r:?}");
+    }
+}
+
+/// The body of a multi-policy check of `user`.
+fn multi(user: &str, policies: Value) -> Value {
+    json!({"user_id": user, "policies": policies})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn several_policies_admit_exactly_the_tightest_limit_and_refusals_count_nowhere() {
+    let app = Arc::new(TestApp::new().await);
+    // The tightest policy first, then last: 64 callers, two requests each.
+    let cases = [
+        (
+            json!([
+                {"name": "burst", "limit": 5, "window": 60},
+                {"name": "daily", "limit": 1000, "window": 86400, "algorithm": "sliding_window"},
+                {"limit": 50, "window": 3600, "algorithm": "gcra"}
+            ]),
+            5,
+            "burst",
+        ),
+        (
+            json!([
+                {"limit": 100, "window": 3600, "algorithm": "token_bucket"},
+                {"limit": 100, "window": 3600, "algorithm": "fixed_window"},
+                {"limit": 3, "window": 3600, "algorithm": "gcra"}
+            ]),
+            3,
+            "p3",
+        ),
+    ];
+    for (case, (policies, tightest, name)) in cases.into_iter().enumerate() {
+        let user = format!("multi{case}");
+        let body = multi(&user, policies.clone());
+        let callers = api_tests::spawn_each(&app, 64, move |app, _| {
+            let body = body.clone();
+            async move {
+                let mut replies = Vec::new();
+                for _ in 0..2 {
+                    replies.push(app.post("/rate-limit/check", body.clone()).await);
+                }
+                replies
+            }
+        });
+        let replies: Vec<Reply> = callers.join_all().await.into_iter().flatten().collect();
+        let allowed = replies.iter().filter(|r| r.status == 200).count();
+        assert_eq!(allowed, tightest, "case {case}");
+        for r in &replies {
+            if r.status == 200 {
+                assert_eq!(r.body["allowed"], true);
+                assert_fields(r, r.body["policies"].as_array().unwrap());
+            } else {
+                r.assert_problem(429, None);
+                assert_eq!(r.body["violated-policies"], json!([name]), "{r:?}");
+                assert_fields(r, r.body["policies"].as_array().unwrap());
+                assert!(r.header("retry-after").parse::<u64>().unwrap() >= 1);
+            }
+        }
+        // Every policy counted the admitted requests only (status reads without counting).
+        for (i, p) in policies.as_array().unwrap().iter().enumerate() {
+            let algorithm = p["algorithm"].as_str().unwrap_or("fixed_window");
+            let (limit, window) = (p["limit"].as_u64().unwrap(), p["window"].as_u64().unwrap());
+            let r = app.get(&status(&user, limit, window, algorithm)).await;
+            assert_eq!(
+                r.body["current_count"], tightest,
+                "case {case}, policy {i} ({algorithm}) counted refusals: {r:?}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn multi_policy_bad_bodies_are_422_naming_the_field() {
+    let app = TestApp::new().await;
+    let one = json!({"limit": 5, "window": 60});
+    let nine: Vec<Value> = (1..=9).map(|w| json!({"window": w})).collect();
+    let cases = [
+        (multi("u", json!([])), "policies"),
+        (multi("u", json!(nine)), "policies"),
+        (multi("u", json!([{"name": "9lives"}])), "policies[0].name"),
+        (multi("u", json!([{"name": "a b"}])), "policies[0].name"),
+        (
+            multi("u", json!([{"name": "x".repeat(33)}])),
+            "policies[0].name",
+        ),
+        (
+            multi(
+                "u",
+                json!([{"name": "a", "window": 1}, {"name": "a", "window": 2}]),
+            ),
+            "policies[1].name",
+        ),
+        (
+            multi("u", json!([one, {"limit": 9, "window": 60}])),
+            "policies[1].window",
+        ),
+        (multi("u", json!([{"limit": 0}])), "policies[0].limit"),
+        (multi("u", json!([{"window": 86401}])), "policies[0].window"),
+        (
+            json!({"user_id": "u", "policies": [one], "cost": 6}),
+            "cost",
+        ),
+        (
+            json!({"user_id": "u", "policies": [one], "cost": 0}),
+            "cost",
+        ),
+        (json!({"policies": [one]}), "user_id"),
+    ];
+    for (body, field) in cases {
+        let r = app.post("/rate-limit/check", body.clone()).await;
+        r.assert_problem(422, Some(field));
+    }
+    // Nothing of those was counted.
+    assert!(app.keys("*ratelimit*").await.is_empty());
+}
