@@ -144,6 +144,23 @@ async fn a_delayed_push_is_invisible_until_due() {
     assert!(secs * 1000 + micros / 1000 >= due);
     // The default queue takes a delay too.
     assert_eq!(app.post("/queue?delay_ms=50", task("d")).await.status, 202);
+    // And a batch: all at once, in their order (more than 10, so "10" must not sort before "2").
+    let batch: Vec<Value> = (1..=12).map(|i| task(&format!("b{i}"))).collect();
+    let r = app
+        .post("/queue/batched/batch?delay_ms=200", json!(batch))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["task_ids"].as_array().unwrap().len(), 12);
+    assert_eq!(r.body["scheduled_tasks"], 12);
+    let page = until_page(&app, "batched", |p| p["queue_length"] == 12).await;
+    let order: Vec<&str> = page["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    let expected: Vec<String> = (1..=12).map(|i| format!("b{i}")).collect();
+    assert_eq!(order, expected);
 }
 
 #[tokio::test]

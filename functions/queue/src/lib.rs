@@ -39,10 +39,11 @@ use shared::{
         ids::QueueName,
         json_or_string, now_rfc3339,
         queue::{
-            AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, ClaimQuery, DELAY_MS,
-            MAX_DELIVERIES, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewTask, OFFSET, PAGE_LIMIT,
-            PageQuery, PushQuery, QueueCleared, QueuePage, StoredTask, TaskAcked, TaskBatch,
-            TaskClaimed, TaskPopped, TaskQueued, TaskScheduled, TasksPopped, VISIBILITY_SECS,
+            AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, BatchScheduled, ClaimQuery,
+            DELAY_MS, MAX_DELIVERIES, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewTask, OFFSET,
+            PAGE_LIMIT, PageQuery, PushQuery, QueueCleared, QueuePage, StoredTask, TaskAcked,
+            TaskBatch, TaskClaimed, TaskPopped, TaskQueued, TaskScheduled, TasksPopped,
+            VISIBILITY_SECS,
         },
         random_token,
     },
@@ -147,7 +148,17 @@ async fn push(
     let id = task.id.clone();
     let payload = stored(task, "")?;
     if delay_ms > 0 {
-        return schedule(&state, &idempotency, &name, &id, delay_ms, payload).await;
+        let scheduled = schedule(&state, &idempotency, &name, delay_ms, &[payload]).await?;
+        let (visible_at_ms, scheduled_tasks) = scheduled.value;
+        return Ok(scheduled.respond((
+            StatusCode::ACCEPTED,
+            Json(TaskScheduled {
+                message: format!("Task '{id}' scheduled for queue '{name}' in {delay_ms} ms"),
+                task_id: id.into(),
+                visible_at_ms,
+                scheduled_tasks,
+            }),
+        )));
     }
     let length = append(&state, &idempotency, &name, &[payload]).await?;
     Ok(length.respond((
@@ -161,34 +172,24 @@ async fn push(
     )))
 }
 
-/// Schedules `payload` to join the queue in `delay_ms` (`queue_schedule.lua`): 202.
+/// Schedules `payloads` to join the queue's tail in `delay_ms` (`queue_schedule.lua`): when
+/// they are due, and how many tasks the queue has scheduled now.
 async fn schedule(
     state: &AppState,
     idempotency: &Idempotency,
     name: &str,
-    id: &str,
     delay_ms: u64,
-    payload: String,
-) -> Result<Response, ApiError> {
+    payloads: &[String],
+) -> Result<Outcome<(u64, u64)>, ApiError> {
     let keys = state.keys.queue(name);
-    let scheduled: Outcome<(u64, u64)> = idempotency
+    idempotency
         .run(state, &scripts::QUEUE_SCHEDULE, &keys[0], |s| {
             s.key(&keys[7])
                 .arg(delay_ms)
                 .arg(random_token())
-                .arg(&payload);
+                .arg(payloads);
         })
-        .await?;
-    let (visible_at_ms, scheduled_tasks) = scheduled.value;
-    Ok(scheduled.respond((
-        StatusCode::ACCEPTED,
-        Json(TaskScheduled {
-            message: format!("Task '{id}' scheduled for queue '{name}' in {delay_ms} ms"),
-            task_id: id.to_owned(),
-            visible_at_ms,
-            scheduled_tasks,
-        }),
-    )))
+        .await
 }
 
 /// Runs `queue_pop.lua` for up to `count` tasks.
@@ -344,18 +345,21 @@ async fn clear_default(
     path = "/queue/{name}/batch",
     summary = "Add 1 to 1000 tasks in one RPUSH",
     description = "Every task is validated before any is pushed; `field` names the bad one (`[3].title`).",
-    params(QueueName),
+    params(QueueName, PushQuery),
     request_body = TaskBatch,
     responses(
-        (status = 201, description = "Queued", body = BatchQueued)
+        (status = 201, description = "Queued", body = BatchQueued),
+        (status = 202, description = "Scheduled (`delay_ms` > 0): they join the tail, in order, at `visible_at_ms`", body = BatchScheduled)
     )
 )]
 async fn push_batch(
     State(state): State<AppState>,
     idempotency: Idempotency,
     ApiPath(name): ApiPath<QueueName>,
+    ApiQuery(query): ApiQuery<PushQuery>,
     ApiJson(TaskBatch(tasks)): ApiJson<TaskBatch>,
 ) -> Result<Response, ApiError> {
+    let delay_ms = DELAY_MS.check("delay_ms", query.delay_ms)?;
     if !(BATCH.min..=BATCH.max).contains(&(tasks.len() as u64)) {
         return Err(ApiError::validation(
             "body",
@@ -372,6 +376,22 @@ async fn push_batch(
     for (i, task) in tasks.into_iter().enumerate() {
         ids.push(task.id.to_string());
         payloads.push(stored(task, &format!("[{i}]."))?);
+    }
+    if delay_ms > 0 {
+        let scheduled = schedule(&state, &idempotency, &name, delay_ms, &payloads).await?;
+        let (visible_at_ms, scheduled_tasks) = scheduled.value;
+        return Ok(scheduled.respond((
+            StatusCode::ACCEPTED,
+            Json(BatchScheduled {
+                message: format!(
+                    "{} tasks scheduled for queue '{name}' in {delay_ms} ms",
+                    ids.len()
+                ),
+                task_ids: ids,
+                visible_at_ms,
+                scheduled_tasks,
+            }),
+        )));
     }
     let queue_length = append(&state, &idempotency, &name, &payloads).await?;
     Ok(queue_length.respond((

@@ -198,6 +198,19 @@ pub struct TaskScheduled {
     pub scheduled_tasks: u64,
 }
 
+/// `POST /queue/{name}/batch?delay_ms=` answer (202): scheduled, not visible yet.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct BatchScheduled {
+    /// Human sentence.
+    pub message: String,
+    /// The ids, in the order they will join the queue.
+    pub task_ids: Vec<String>,
+    /// When they join the queue's tail (Unix ms, Redis clock).
+    pub visible_at_ms: u64,
+    /// Tasks scheduled in this queue, these included.
+    pub scheduled_tasks: u64,
+}
+
 /// `GET /queue/{name}` answer.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskPopped {
