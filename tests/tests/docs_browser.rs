@@ -239,7 +239,7 @@ async fn docs_and_redoc_render_offline_and_try_it_out_works() {
         .unwrap();
     assert_eq!(status.trim(), "201", "Try it out answered {status}");
     let mut conn = app.redis_conn().await;
-    let stored: Option<String> = conn.get("demo_api:cache:hello").await.unwrap();
+    let stored: Option<String> = conn.hget("demo_api:cache:hello", "v").await.unwrap();
     assert_eq!(
         stored.as_deref(),
         Some("\"world\""),

@@ -116,7 +116,7 @@ async fn failover_recovers_by_itself_and_answers_503_meanwhile() {
             .get_multiplexed_async_connection()
             .await
             .unwrap();
-    let stored: String = promoted.get("demo_api:cache:during").await.unwrap();
+    let stored: String = promoted.hget("demo_api:cache:during", "v").await.unwrap();
     assert!(!stored.is_empty());
 }
 

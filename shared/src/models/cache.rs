@@ -58,16 +58,18 @@ impl utoipa::PartialSchema for EntityTags {
 impl utoipa::ToSchema for EntityTags {}
 
 /// The preconditions of `POST /cache` (documentation only: the cache function parses them).
+/// No `example`: the interactive docs would fill it in on "Try it out" and every try would be
+/// a 412.
 #[derive(utoipa::IntoParams)]
 #[into_params(parameter_in = Header)]
 pub struct WritePreconditions {
     /// Write only if the entry's current ETag is one of these (strong comparison), or `*`:
     /// only if it exists.
-    #[param(rename = "If-Match", inline, value_type = EntityTags, required = false, example = "\"4c738c27aecfd627c2ef51d5c45aaf56547f21e6\"")]
+    #[param(rename = "If-Match", inline, value_type = EntityTags, required = false)]
     pub if_match: Option<String>,
     /// `*`: write only if the key does not exist; entity tags: only if the current ETag is
     /// none of them.
-    #[param(rename = "If-None-Match", inline, value_type = EntityTags, required = false, example = "*")]
+    #[param(rename = "If-None-Match", inline, value_type = EntityTags, required = false)]
     pub if_none_match: Option<String>,
 }
 
@@ -76,10 +78,10 @@ pub struct WritePreconditions {
 #[into_params(parameter_in = Header)]
 pub struct ReadPreconditions {
     /// Entity tags (or `*`): 304 Not Modified when the entry's is among them (weak comparison).
-    #[param(rename = "If-None-Match", inline, value_type = EntityTags, required = false, example = "\"4c738c27aecfd627c2ef51d5c45aaf56547f21e6\"")]
+    #[param(rename = "If-None-Match", inline, value_type = EntityTags, required = false)]
     pub if_none_match: Option<String>,
     /// Entity tags (or `*`): 412 unless the entry's is among them (strong comparison).
-    #[param(rename = "If-Match", inline, value_type = EntityTags, required = false, example = "\"4c738c27aecfd627c2ef51d5c45aaf56547f21e6\"")]
+    #[param(rename = "If-Match", inline, value_type = EntityTags, required = false)]
     pub if_match: Option<String>,
 }
 
