@@ -28,7 +28,8 @@ cargo test --workspace --locked
 echo "==> API_TEST_REDIS=cluster cargo test (the API tests on Redis Cluster)"
 API_TEST_REDIS=cluster cargo test --locked -p api-tests \
   --test cache --test users --test rate_limit --test lock --test queue --test stats \
-  --test seed_examples --test idempotency --test http_methods --test contract --test contract_routes
+  --test seed_examples --test idempotency --test http_methods --test contract --test contract_routes \
+  --test cache_conditional --test queue_failures --test semaphore
 # The Lambda build of the README's Deploy section (seven fat-LTO release binaries, x86_64:
 # this machine cannot download Rust's aarch64 standard library), after the test binaries and
 # the bench's build of the same functions, on one target directory.

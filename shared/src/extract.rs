@@ -63,8 +63,8 @@ where
     }
 }
 
-/// An optional JSON body (`Option<ApiJson<T>>`): `None` when the request has no body at all
-/// (no Content-Type and nothing sent); otherwise as [`ApiJson`].
+/// An optional JSON body (`Option<ApiJson<T>>`): `None` when the request's body is empty
+/// (whatever its Content-Type); otherwise as [`ApiJson`].
 impl<T, S> axum::extract::OptionalFromRequest<S> for ApiJson<T>
 where
     T: DeserializeOwned,
@@ -74,19 +74,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
-        if req.headers().contains_key(header::CONTENT_TYPE) {
-            return <Self as FromRequest<S>>::from_request(req, state)
-                .await
-                .map(Some);
-        }
+        // An empty body is no body, whatever Content-Type says; a body is read as ApiJson
+        // reads it (its media type and coding checked first).
+        let (parts, body) = req.into_parts();
         let limit = AppState::from_ref(state).config.max_body_bytes;
-        let bytes = Bytes::from_request(req, state)
+        let bytes = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|e| body_rejection(e, limit))?;
         if bytes.is_empty() {
             return Ok(None);
         }
-        parse_json(&bytes).map(|v| Some(Self(v)))
+        let req = Request::from_parts(parts, axum::body::Body::from(bytes));
+        <Self as FromRequest<S>>::from_request(req, state)
+            .await
+            .map(Some)
     }
 }
 

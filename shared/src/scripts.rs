@@ -117,7 +117,11 @@ write_script!(
 write_script!(
     /// Cache entry store, a hash of value, ETag and compute time; compare-and-set under
     /// `If-Match` / `If-None-Match`.
-    CACHE_PUT = "scripts/cache_put.lua"
+    CACHE_PUT = "scripts/cache_condition.lua" "scripts/cache_put.lua"
+);
+write_script!(
+    /// Cache entry delete under `If-Match` / `If-None-Match` (compare-and-delete).
+    CACHE_DELETE = "scripts/cache_condition.lua" "scripts/cache_delete.lua"
 );
 write_script!(
     /// One key deleted (with an Idempotency-Key; else `UNLINK`).
@@ -161,16 +165,16 @@ write_script!(
     QUEUE_SCHEDULE = "scripts/queue_schedule.lua"
 );
 write_script!(
-    /// Dead letters back to the queue.
-    QUEUE_REPLAY = "scripts/queue_replay.lua"
+    /// Requeue expired claims (dead-letter final ones), then dead letters back to the queue.
+    QUEUE_REPLAY = "scripts/queue_requeue_expired.lua" "scripts/queue_replay.lua"
 );
 write_script!(
-    /// A list deleted, with its length (a queue's dead letters).
-    LIST_DELETE = "scripts/list_delete.lua"
+    /// Requeue expired claims (dead-letter final ones), then delete the dead letters.
+    QUEUE_DEAD_CLEAR = "scripts/queue_requeue_expired.lua" "scripts/queue_dead_clear.lua"
 );
 script!(
-    /// One page of a queue's dead letters.
-    QUEUE_DEAD_PAGE = "scripts/queue_peek.lua"
+    /// Requeue expired claims (dead-letter final ones), then one page of the dead letters.
+    QUEUE_DEAD_PAGE = "scripts/queue_requeue_expired.lua" "scripts/queue_peek.lua"
 );
 
 /// Whether a script may be sent again after its reply was lost: running it twice has the
@@ -208,6 +212,7 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*USER_UPDATE,
                 &*USER_CREATE,
                 &*CACHE_PUT,
+                &*CACHE_DELETE,
                 &*UNLINK,
                 &*QUEUE_PUSH,
                 &*OUTCOME,
@@ -217,7 +222,7 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
                 &*QUEUE_NACK,
                 &*QUEUE_SCHEDULE,
                 &*QUEUE_REPLAY,
-                &*LIST_DELETE,
+                &*QUEUE_DEAD_CLEAR,
                 &*RATE_LIMIT,
             ]
             .iter()

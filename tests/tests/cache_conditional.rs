@@ -379,3 +379,88 @@ async fn xfetch_parameters_are_checked() {
     )
     .await;
 }
+
+/// DELETE evaluates its preconditions too (RFC 9110 §13.1.1), in the same script as the
+/// delete: a stale tag or a malformed header deletes nothing.
+#[tokio::test]
+async fn delete_with_if_match_is_a_compare_and_delete() {
+    let app = TestApp::new().await;
+    let tag = put(&app, "cd", json!(1), &[])
+        .await
+        .header("etag")
+        .to_owned();
+    let stale = "\"0000000000000000000000000000000000000000\"";
+    let r = send(
+        &app,
+        Method::DELETE,
+        "/cache/cd",
+        None,
+        &[("if-match", stale)],
+    )
+    .await;
+    r.assert_problem(412, Some("If-Match"));
+    assert_eq!(
+        format!("\"{}\"", r.body["current_etag"].as_str().unwrap()),
+        tag
+    );
+    send(
+        &app,
+        Method::DELETE,
+        "/cache/cd",
+        None,
+        &[("if-match", "garbage")],
+    )
+    .await
+    .assert_problem(400, Some("If-Match"));
+    assert_eq!(read(&app, "cd", &[]).await.status, 200, "still there");
+    let r = send(
+        &app,
+        Method::DELETE,
+        "/cache/cd",
+        None,
+        &[("if-match", &tag)],
+    )
+    .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    read(&app, "cd", &[]).await.assert_problem(404, None);
+    // Missing: a 404 whatever the preconditions.
+    send(
+        &app,
+        Method::DELETE,
+        "/cache/cd",
+        None,
+        &[("if-match", &tag)],
+    )
+    .await
+    .assert_problem(404, None);
+}
+
+/// Reads stay answers while a key turns from a plain string (an earlier version's entry)
+/// into this version's hash under them, and a string of non-UTF-8 bytes reads too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn legacy_strings_read_during_a_rolling_upgrade_and_as_bytes() {
+    let app = Arc::new(TestApp::new().await);
+    let mut conn = app.redis_conn().await;
+    let () = conn
+        .set("demo_api:cache:bytes", &b"\xff\xfe"[..])
+        .await
+        .unwrap();
+    let r = read(&app, "bytes", &[]).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let () = conn.set("demo_api:cache:flip", "\"old\"").await.unwrap();
+    let mut readers = api_tests::spawn_each(&app, 3, |app, _| async move {
+        let mut statuses = Vec::new();
+        for _ in 0..200 {
+            statuses.push(read(&app, "flip", &[]).await.status.as_u16());
+        }
+        statuses
+    });
+    for i in 0..200 {
+        let () = conn.set("demo_api:cache:flip", "\"old\"").await.unwrap();
+        put(&app, "flip", json!(i), &[]).await;
+    }
+    while let Some(done) = readers.join_next().await {
+        let statuses = done.unwrap();
+        assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    }
+}

@@ -15,11 +15,12 @@ use serde_json::json;
 
 /// The GET routes whose handler changes Redis: pops, hit/miss counters, rate-limit counts,
 /// lapsed claims moved back.
-const STATE_CHANGING_GETS: [&str; 6] = [
+const STATE_CHANGING_GETS: [&str; 7] = [
     "/queue",
     "/queue/{name}",
     "/queue/{name}/batch",
     "/queue/{name}/all",
+    "/queue/{name}/dead",
     "/rate-limit/check",
     "/users/{user_id}",
 ];

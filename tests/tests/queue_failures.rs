@@ -326,3 +326,56 @@ async fn bad_failure_parameters_are_422s_naming_the_field() {
         .await
         .assert_problem(422, Some("ids"));
 }
+
+/// With no consumer left to claim, a claim that lapsed as its task's last delivery is a dead
+/// letter as soon as someone looks at the dead letters (each dead-letter call runs the
+/// queue's prologue), and an empty body with a JSON Content-Type replays all.
+#[tokio::test]
+async fn the_dead_letters_show_a_lapsed_last_delivery_without_another_claim() {
+    let app = TestApp::new().await;
+    app.post("/queue/l", task("lapsing")).await;
+    let c = claim(&app, "l", "visibility=1&max_deliveries=1").await;
+    assert_eq!(c.status, 200, "{c:?}");
+    let started = Instant::now();
+    loop {
+        let dead = app.get("/queue/l/dead").await;
+        assert_eq!(dead.status, 200, "{dead:?}");
+        assert_eq!(dead.header("cache-control"), "no-store");
+        if dead.body["dead_tasks"] == 1 {
+            assert_eq!(dead.body["tasks"][0]["id"], "lapsing");
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{dead:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let request = http::Request::post("/queue/l/dead/replay")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = app.request(request).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["replayed"], 1);
+}
+
+/// A claim replayed by its Idempotency-Key after it lapsed is a 409, not a task that is
+/// someone else's by now.
+#[tokio::test]
+async fn a_replayed_claim_that_lapsed_is_a_409() {
+    let app = TestApp::new().await;
+    app.post("/queue/r", task("t")).await;
+    let claim_with_key = || {
+        http::Request::post("/queue/r/claim?visibility=1")
+            .header("idempotency-key", "c1")
+            .body(axum::body::Body::empty())
+            .unwrap()
+    };
+    let first = app.request(claim_with_key()).await;
+    assert_eq!(first.status, 200, "{first:?}");
+    let again = app.request(claim_with_key()).await;
+    assert_eq!(again.status, 200, "a live claim replays: {again:?}");
+    assert_eq!(again.header("idempotent-replayed"), "true");
+    until_page(&app, "r", |p| p["queue_length"] == 1).await;
+    app.request(claim_with_key())
+        .await
+        .assert_problem(409, None);
+}

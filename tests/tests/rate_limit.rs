@@ -463,8 +463,9 @@ async fn retry_after_is_never_early_per_redis_time() {
 #[tokio::test]
 async fn sliding_window_work_per_call_is_bounded() {
     // 10,000 expired admissions (as a limit of 1,000,000 leaves behind): one call must not
-    // delete them all at once, yet must count only the live ones.
-    const TRIM_PER_CALL: u64 = 100;
+    // delete them all at once, yet must count only the live ones. A call deletes at most
+    // 100 plus its cost (1 here).
+    const TRIM_PER_CALL: u64 = 101;
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
     let key = app.state.keys.rate_limit("sliding_window", 10, "big");
@@ -499,4 +500,38 @@ async fn sliding_window_work_per_call_is_bounded() {
         app.get(&check("big", 2, 10, "sliding_window")).await.body["current_count"],
         2
     );
+}
+
+/// A caller of a large `cost` who keeps calling while old admissions expire: each call
+/// deletes at least as many expired entries as it adds, so the log never grows past what is
+/// live (it grew by cost - 100 per call before).
+#[tokio::test]
+async fn sliding_window_log_does_not_grow_under_a_large_cost() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let key = app.state.keys.rate_limit("sliding_window", 10, "heavy");
+    let path =
+        "/rate-limit/check?user_id=heavy&limit=1000&window=10&algorithm=sliding_window&cost=250";
+    assert_eq!(app.get(path).await.status, 200);
+    // Age those 250 and add 5,000 more expired ones.
+    let live: Vec<(String, f64)> = conn.zrange_withscores(&key, 0, -1).await.unwrap();
+    let old = live[0].1 - 20e6;
+    let members: Vec<(f64, String)> = (0..5000)
+        .map(|i| (old + i as f64, format!("old{i}")))
+        .collect();
+    let () = conn.zadd_multiple(&key, &members).await.unwrap();
+    let ages: Vec<(f64, String)> = live.iter().map(|(m, _)| (old, m.clone())).collect();
+    let () = conn.zadd_multiple(&key, &ages).await.unwrap();
+    let mut stored: u64 = conn.zcard(&key).await.unwrap();
+    for call in 0..4 {
+        let r = app.get(path).await;
+        assert_eq!(r.status, 200, "call {call}: {r:?}");
+        let after: u64 = conn.zcard(&key).await.unwrap();
+        assert!(
+            after <= stored,
+            "call {call}: the log grew from {stored} to {after}"
+        );
+        stored = after;
+    }
+    assert_eq!(app.get(path).await.status, 429);
 }

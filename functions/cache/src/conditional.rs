@@ -86,6 +86,36 @@ impl<S: Send + Sync> FromRequestParts<S> for Preconditions {
     }
 }
 
+impl Preconditions {
+    /// Whether the request carries any.
+    pub(crate) fn any(&self) -> bool {
+        self.if_match.is_some() || self.if_none_match.is_some()
+    }
+
+    /// The four arguments `cache_condition.lua` takes: each header's mode, then each one's
+    /// tags, comma-separated. A tag with a comma in it can never be one of ours (hex), so it
+    /// is left out: it could only fail to match anyway.
+    pub(crate) fn script_args(&self) -> [String; 4] {
+        let join = |tags: Vec<&str>| {
+            tags.into_iter()
+                .filter(|t| !t.contains(','))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (if_match, match_tags) = match &self.if_match {
+            None => ("any", String::new()),
+            Some(Tags::Any) => ("present", String::new()),
+            Some(tags) => ("match", join(tags.strong().collect())),
+        };
+        let (if_none_match, none_tags) = match &self.if_none_match {
+            None => ("any", String::new()),
+            Some(Tags::Any) => ("absent", String::new()),
+            Some(tags) => ("none-match", join(tags.all().collect())),
+        };
+        [if_match.into(), if_none_match.into(), match_tags, none_tags]
+    }
+}
+
 /// The entity tag `opaque` as the `ETag` header carries it.
 pub(crate) fn etag_header(opaque: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(&format!("\"{opaque}\"")).ok()

@@ -22,7 +22,7 @@ use axum::{
     response::{IntoResponse, Response},
     routing::get,
 };
-use conditional::{Preconditions, Tags, etag_header};
+use conditional::{Preconditions, etag_header};
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
@@ -98,32 +98,24 @@ async fn put_entry(
     // The value's own text, as received: re-encoding it would turn `1E2` into `100.0`.
     let text = body.value.get();
     let full = state.keys.cache(&body.key);
-    let (if_match, match_tags): (&str, Vec<&str>) = match &pre.if_match {
-        None => ("any", Vec::new()),
-        Some(Tags::Any) => ("present", Vec::new()),
-        Some(tags) => ("match", tags.strong().collect()),
-    };
-    let (if_none_match, none_tags): (&str, Vec<&str>) = match &pre.if_none_match {
-        None => ("any", Vec::new()),
-        Some(Tags::Any) => ("absent", Vec::new()),
-        Some(tags) => ("none-match", tags.all().collect()),
-    };
+    let conditions = pre.script_args();
     let stored: Outcome<(u8, Option<String>, String)> = idempotency
         .run(&state, &scripts::CACHE_PUT, &full, |s| {
             s.key(&full)
+                .arg(&conditions)
                 .arg(text)
                 .arg(ttl)
-                .arg(compute_ms.map(|ms| ms.to_string()).unwrap_or_default())
-                .arg(if_match)
-                .arg(if_none_match)
-                .arg(match_tags.len())
-                .arg(&match_tags)
-                .arg(&none_tags);
+                .arg(compute_ms.map(|ms| ms.to_string()).unwrap_or_default());
         })
         .await?;
     let (applied, etag, failed) = &stored.value;
     if *applied != 1 {
-        return Err(precondition_failed(failed, &body.key, etag.as_deref()));
+        return Err(precondition_failed(
+            failed,
+            &body.key,
+            etag.as_deref(),
+            "nothing was written",
+        ));
     }
     let mut response = stored.respond((
         StatusCode::CREATED,
@@ -139,17 +131,18 @@ async fn put_entry(
     Ok(response)
 }
 
-/// The 412 of a write whose `header` condition failed, with the entry's current tag.
-fn precondition_failed(header: &str, key: &str, current: Option<&str>) -> ApiError {
+/// The 412 of a write whose `header` condition failed, with the entry's current tag;
+/// `nothing` says what did not happen ("nothing was written").
+fn precondition_failed(header: &str, key: &str, current: Option<&str>, nothing: &str) -> ApiError {
     let detail = match (header, current) {
         ("If-None-Match", Some(tag)) => {
-            format!("If-None-Match: key '{key}' exists (ETag \"{tag}\"); nothing was written")
+            format!("If-None-Match: key '{key}' exists (ETag \"{tag}\"); {nothing}")
         }
         (_, Some(tag)) => format!(
             "If-Match: the entry under '{key}' changed since it was read (its ETag is now \
-             \"{tag}\"); nothing was written: read it again, then retry"
+             \"{tag}\"); {nothing}: read it again, then retry"
         ),
-        (_, None) => format!("If-Match: key '{key}' does not exist; nothing was written"),
+        (_, None) => format!("If-Match: key '{key}' does not exist; {nothing}"),
     };
     ApiError::precondition_failed(header, detail).with("current_etag", current)
 }
@@ -163,43 +156,83 @@ struct Stored {
 }
 
 /// An entry's hash fields as `HMGET k v e c` reads them (value, tag, compute time).
-type Fields = (Option<String>, Option<String>, Option<u64>);
+type Fields = (Option<Vec<u8>>, Option<String>, Option<u64>);
 
-/// Reads an entry and its PTTL in one round trip; `None` when there is none.
+/// Reads an entry and its PTTL in one round trip; `None` when there is none. A key that is
+/// not a hash (an entry an earlier version stored as a plain string, another client's) is
+/// read again in one transaction that looks at its type and reads it both ways, so a key
+/// that turns from one to the other meanwhile (a rolling upgrade) is still read; a string's
+/// bytes are taken as UTF-8 even when they are not.
 async fn read_entry(state: &AppState, full: &str) -> Result<Option<Stored>, ApiError> {
     let mut redis = state.redis.clone();
-    let read: redis::RedisResult<(Fields, i64)> = redis::pipe()
+    let hash: redis::RedisResult<(Fields, i64)> = redis::pipe()
         .cmd("HMGET")
         .arg(full)
         .arg(&["v", "e", "c"])
         .pttl(full)
         .query_async(&mut redis)
         .await;
-    let ((text, etag, compute_ms), pttl) = match read {
-        Ok(read) => read,
-        // An entry an earlier version stored as a plain string: read it as such.
-        Err(e) if shared::error::server_code(&e).as_deref() == Some("WRONGTYPE") => {
-            let (text, pttl): (Option<String>, i64) = redis::pipe()
-                .get(full)
-                .pttl(full)
-                .query_async(&mut redis)
-                .await?;
-            let etag = text
-                .as_deref()
-                .map(|t| sha1_smol::Sha1::from(t).digest().to_string());
-            ((text, etag, None), pttl)
-        }
-        Err(e) => return Err(e.into()),
+    let ((text, etag, compute_ms), pttl) = match hash {
+        Err(e) if wrong_type(&e) => read_any_type(&mut redis, full).await?,
+        other => other?,
     };
     let Some(text) = text else {
         return Ok(None);
     };
     Ok(Some(Stored {
         etag: etag.unwrap_or_else(|| sha1_smol::Sha1::from(&text).digest().to_string()),
-        text,
+        text: String::from_utf8(text)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         compute_ms,
         pttl,
     }))
+}
+
+/// `MULTI TYPE HMGET GET PTTL EXEC`: the key read as what it is at that instant (one of
+/// `HMGET` and `GET` fails with WRONGTYPE inside the transaction, and is ignored).
+async fn read_any_type(
+    redis: &mut shared::state::Redis,
+    full: &str,
+) -> Result<(Fields, i64), ApiError> {
+    let replies: Vec<redis::RedisResult<redis::Value>> = redis::pipe()
+        .atomic()
+        .ignore_errors()
+        .cmd("TYPE")
+        .arg(full)
+        .cmd("HMGET")
+        .arg(full)
+        .arg(&["v", "e", "c"])
+        .get(full)
+        .pttl(full)
+        .query_async(redis)
+        .await?;
+    let mut replies = replies.into_iter();
+    let mut next = || replies.next().unwrap_or(Ok(redis::Value::Nil));
+    let (kind, hash, plain, pttl) = (next()?, next(), next(), next()?);
+    let kind: String = redis::from_redis_value(kind).map_err(redis::RedisError::from)?;
+    let pttl: i64 = redis::from_redis_value(pttl).map_err(redis::RedisError::from)?;
+    let fields: Fields = match kind.as_str() {
+        "hash" => redis::from_redis_value(hash?).map_err(redis::RedisError::from)?,
+        "string" => {
+            let text: Option<Vec<u8>> =
+                redis::from_redis_value(plain?).map_err(redis::RedisError::from)?;
+            let etag = text
+                .as_deref()
+                .map(|t| sha1_smol::Sha1::from(t).digest().to_string());
+            (text, etag, None)
+        }
+        "none" => (None, None, None),
+        other => {
+            return Err(ApiError::Internal(format!(
+                "the cache key {full} holds a {other}, not a cache entry"
+            )));
+        }
+    };
+    Ok((fields, pttl))
+}
+
+fn wrong_type(e: &redis::RedisError) -> bool {
+    shared::error::server_code(e).as_deref() == Some("WRONGTYPE")
 }
 
 /// XFetch (Vattani, Chierichetti, Lowenstein, "Optimal Probabilistic Cache Stampede
@@ -296,19 +329,47 @@ async fn get_entry(
 #[utoipa::path(
     delete,
     path = "/cache/{key}",
-    summary = "Delete a cache value",
-    params(Key),
+    summary = "Delete a cache value (conditionally with If-Match / If-None-Match)",
+    description = "`UNLINK`; with `If-Match` (or `If-None-Match`) a compare-and-delete in one script: the entry is deleted only if its ETag still matches (412 otherwise, nothing deleted). A missing entry is a 404 whatever the preconditions.",
+    params(Key, WritePreconditions),
     responses(
         (status = 200, description = "Deleted", body = EntryDeleted),
-        (status = 404, description = "Not found")
+        (status = 404, description = "Not found"),
+        (status = 412, description = "A precondition failed: nothing was deleted; the problem names the header and carries `current_etag`")
     )
 )]
 async fn delete_entry(
     State(state): State<AppState>,
     idempotency: Idempotency,
+    pre: Preconditions,
     ApiPath(key): ApiPath<Key>,
 ) -> Result<Response, ApiError> {
-    let removed = idempotency.unlink(&state, &state.keys.cache(&key)).await?;
+    let full = state.keys.cache(&key);
+    let removed = if pre.any() {
+        let conditions = pre.script_args();
+        let deleted: Outcome<(u8, Option<String>, String)> = idempotency
+            .run(&state, &scripts::CACHE_DELETE, &full, |s| {
+                s.key(&full).arg(&conditions);
+            })
+            .await?;
+        let (applied, current, failed) = &deleted.value;
+        if *applied != 1 {
+            return Err(precondition_failed(
+                failed,
+                &key,
+                current.as_deref(),
+                "nothing was deleted",
+            ));
+        }
+        // `{1, 1, ''}` deleted, `{1, 0, ''}` not found: the second item is the count.
+        let count = u64::from(current.as_deref() == Some("1"));
+        Outcome {
+            value: count,
+            replayed: deleted.replayed,
+        }
+    } else {
+        idempotency.unlink(&state, &full).await?
+    };
     if removed.value == 0 {
         return Ok(removed.respond(ApiError::not_found(format!(
             "key '{key}' is not in the cache"

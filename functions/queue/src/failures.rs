@@ -5,7 +5,9 @@
 //! `max_deliveries` lapses or is nacked (`queue_requeue_expired.lua`, `queue_nack.lua`): a
 //! poison task stops coming back instead of failing forever. The dead letters are a list with
 //! no TTL, like the queue itself: a queue and what it could not process are kept until someone
-//! decides (replay, or delete).
+//! decides (replay, or delete). Every call here first runs the queue's prologue
+//! (`queue_requeue_expired.lua`), so a claim that lapsed as its task's last delivery is a dead
+//! letter by then even when no consumer is left to claim.
 
 use axum::{Json, extract::State, response::Response};
 use shared::{
@@ -82,7 +84,7 @@ pub(crate) async fn nack_task(
     get,
     path = "/queue/{name}/dead",
     summary = "Page through a queue's dead letters",
-    description = "`LRANGE` in small chunks, bounded by count and bytes like `GET /queue/{name}/all`; nothing is removed.",
+    description = "`LRANGE` in small chunks, bounded by count and bytes like `GET /queue/{name}/all`; nothing is removed. Like every call that reads the queue's state, it first moves lapsed claims back (or, when they were a task's last delivery, here), so it is never cached.",
     params(QueueName, PageQuery),
     responses(
         (status = 200, description = "One page; `dead_tasks` is the total", body = DeadPage)
@@ -98,11 +100,13 @@ pub(crate) async fn dead_page(
     let keys = state.keys.queue(&name);
     let mut redis = state.redis.clone();
     let (dead_tasks, tasks, _, _): (u64, Vec<String>, u64, u64) = scripts::QUEUE_DEAD_PAGE
-        .key(&keys[6])
+        .key(&keys)
         .arg(offset)
         .arg(limit)
         .arg(shared::lambda::RESPONSE_BODY_BUDGET)
         .arg(shared::lambda::PER_ITEM_BYTES)
+        // The dead letters, not the queue (`queue_peek.lua`).
+        .arg(7)
         .invoke_async(&mut redis)
         .await?;
     Ok(Json(DeadPage {
@@ -144,11 +148,7 @@ pub(crate) async fn replay_dead(
     let keys = state.keys.queue(&name);
     let replayed: Outcome<(u64, u64, u64)> = idempotency
         .run(&state, &scripts::QUEUE_REPLAY, &keys[0], |s| {
-            s.key(&keys[0])
-                .key(&keys[4])
-                .key(&keys[6])
-                .arg(REPLAY_MOST)
-                .arg(REPLAY_LOOK);
+            s.key(&keys).arg(REPLAY_MOST).arg(REPLAY_LOOK);
             for id in &ids {
                 s.arg(id.as_str());
             }
@@ -180,8 +180,8 @@ pub(crate) async fn clear_dead(
 ) -> Result<Response, ApiError> {
     let keys = state.keys.queue(&name);
     let removed: Outcome<u64> = idempotency
-        .run(&state, &scripts::LIST_DELETE, &keys[0], |s| {
-            s.key(&keys[6]);
+        .run(&state, &scripts::QUEUE_DEAD_CLEAR, &keys[0], |s| {
+            s.key(&keys);
         })
         .await?;
     Ok(removed.respond(Json(DeadCleared {

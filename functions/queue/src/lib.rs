@@ -71,7 +71,8 @@ pub fn api() -> OpenApiRouter<AppState> {
 
 /// The queue routes, with their state.
 pub fn router(state: AppState) -> Router {
-    // Pops hand tasks out, and every GET (a page too) moves lapsed claims back: no HEAD, never cached.
+    // Pops hand tasks out, and every GET (a page, the dead letters too) moves lapsed claims
+    // back: no HEAD, never cached.
     shared::http::guarded(
         api().split_for_parts(),
         &[
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> Router {
             "/queue/{name}",
             "/queue/{name}/batch",
             "/queue/{name}/all",
+            "/queue/{name}/dead",
         ],
         state,
     )
@@ -511,6 +513,18 @@ async fn claim_task(
     else {
         return Err(empty(&name));
     };
+    if claimed.replayed {
+        // The recorded claim is history once it lapsed (or was acked or nacked): handing it
+        // back would tell this client it holds a task that is someone else's now.
+        let mut redis = state.redis.clone();
+        let live: bool = redis.hexists(&keys[2], receipt).await?;
+        if !live {
+            return Err(ApiError::conflict(format!(
+                "the claim recorded under this Idempotency-Key has ended (lapsed, acked or \
+                 nacked): claim again with a new key to get a task of queue '{name}'"
+            )));
+        }
+    }
     Ok(claimed.respond(Json(TaskClaimed {
         task: json_or_string(task.clone()),
         receipt: receipt.clone(),

@@ -174,7 +174,10 @@ fn decision(p: &Policy, cost: u64, counted: bool, n: &[i64]) -> RateLimitDecisio
     let message = if counted {
         format!("Request allowed ({current}/{})", p.limit)
     } else if fits {
-        format!("Room for {cost} more ({current}/{})", p.limit)
+        format!(
+            "A request of cost {cost} would be allowed ({current}/{}, {remaining} left)",
+            p.limit
+        )
     } else {
         format!(
             "Rate limit exceeded: {} requests per {} s; retry in {retry_after_seconds} s",

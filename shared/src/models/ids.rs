@@ -377,6 +377,9 @@ mod tests {
             Err(ApiError::Validation { .. })
         ));
         assert!(QueueName::parse("tasks".to_owned()).is_ok());
-        assert_eq!(reserved_list(), "`all`, `batch`, `claim` or `ack`");
+        assert_eq!(
+            reserved_list(),
+            "`all`, `batch`, `claim`, `ack`, `nack` or `dead`"
+        );
     }
 }

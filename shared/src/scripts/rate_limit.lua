@@ -71,14 +71,16 @@ end
 -- nonce (plus the unit's number): a count or a time can repeat after a removal, and ZADD
 -- then moves a member instead of adding one. An entry is live while its score > now -
 -- window; live entries are ZCARD minus a ZCOUNT of the expired ones (O(log n)), and at most
--- TRIM expired ones, the oldest, are deleted per call (a limit of 1,000,000 can leave that
+-- TRIM + cost expired ones, the oldest, are deleted per call (a limit of 1,000,000 can leave that
 -- many, which one ZREMRANGEBYSCORE would delete in one go, blocking Redis).
 local sliding = {}
 function sliding.peek(p)
   p.window_us = p.window_ms * 1000
   p.expired = redis.call('ZCOUNT', p.key, '-inf', fmt(now - p.window_us))
   if counting and p.expired > 0 then
-    local trim = math.min(p.expired, TRIM)
+    -- TRIM plus the units this call may add: otherwise a caller of cost > TRIM who keeps
+    -- calling within the window grows the log by cost - TRIM per call, without end.
+    local trim = math.min(p.expired, TRIM + cost)
     redis.call('ZREMRANGEBYRANK', p.key, 0, trim - 1)
     p.expired = p.expired - trim
   end
