@@ -5,5 +5,10 @@
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init();
     let config = shared::Config::from_env()?;
-    shared::lambda::run(shared::http::finish(docs::router(), &config)).await
+    let app = shared::http::finish(docs::router(), &config);
+    if config.metrics {
+        shared::lambda::run_with_metrics(app).await
+    } else {
+        shared::lambda::run(app).await
+    }
 }
