@@ -13,7 +13,7 @@
 //! | `http_server_request_duration_seconds` | histogram | `method`, `route`, `status_class` |
 //! | `http_server_active_requests` | gauge | |
 //! | `http_server_unavailable_responses_total` | counter | `route` |
-//! | `redis_command_duration_seconds` | histogram | `command` |
+//! | `redis_command_duration_seconds` | histogram | `command` (`EVALSHA <script>`) |
 //! | `redis_errors_total` | counter | `kind`: `timeout`, `refused`, `other` |
 //! | `redis_cache_api_build_info` | gauge (1) | `version` |
 
@@ -36,7 +36,7 @@ use prometheus_client::{
     metrics::MetricType,
     registry::Registry,
 };
-use redis::RedisError;
+use redis::{Arg, Cmd, RedisError};
 
 pub use layer::{HttpMetrics, HttpMetricsLayer};
 
@@ -114,10 +114,25 @@ pub(crate) fn record_request(route: &RouteStats, method: usize, status: u16, ela
     }
 }
 
+/// The `command` label of `cmd`: its name, and for `EVALSHA` the script's
+/// ([`crate::scripts::metric_name`]).
+pub(crate) fn command_name(cmd: &Cmd) -> &str {
+    let mut args = cmd.args_iter();
+    let Some(Arg::Simple(name)) = args.next() else {
+        return "other";
+    };
+    if name.eq_ignore_ascii_case(b"EVALSHA")
+        && let Some(Arg::Simple(sha)) = args.next()
+        && let Some(script) = crate::scripts::metric_name(sha)
+    {
+        return script;
+    }
+    std::str::from_utf8(name).unwrap_or("other")
+}
+
 /// Counts one Redis command (or pipeline, named `PIPELINE`, or transaction, `MULTI`), and
-/// its error by kind. `EVALSHA` is one name for every script.
-pub(crate) fn record_command(name: &[u8], elapsed: Duration, error: Option<&RedisError>) {
-    let name = std::str::from_utf8(name).unwrap_or("other");
+/// its error by kind.
+pub(crate) fn record_command(name: &str, elapsed: Duration, error: Option<&RedisError>) {
     if let Some((name, histogram)) = METRICS.commands.get(name) {
         histogram.observe(elapsed);
         emf::note_command(name, elapsed);

@@ -8,7 +8,7 @@
 use std::{sync::Arc, time::Duration};
 
 use redis::{
-    Arg, Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value,
+    Cmd, ErrorKind, FromRedisValue, Pipeline, RedisError, RedisFuture, ServerErrorKind, Value,
     aio::ConnectionLike,
     cluster_async::ClusterConnection,
     cluster_routing::{
@@ -242,10 +242,7 @@ impl ConnectionLike for Redis {
             .await
             .unwrap_or_else(|_| Err(self.timed_out()));
             if self.metrics {
-                let name = match cmd.args_iter().next() {
-                    Some(Arg::Simple(name)) => name,
-                    _ => b"other",
-                };
+                let name = crate::metrics::command_name(cmd);
                 crate::metrics::record_command(name, started.elapsed(), answer.as_ref().err());
             }
             answer
@@ -288,10 +285,10 @@ impl ConnectionLike for Redis {
             .await
             .unwrap_or_else(|_| Err(self.timed_out()));
             if self.metrics {
-                let name: &[u8] = if pipeline.is_transaction() {
-                    b"MULTI"
+                let name = if pipeline.is_transaction() {
+                    "MULTI"
                 } else {
-                    b"PIPELINE"
+                    "PIPELINE"
                 };
                 crate::metrics::record_command(name, started.elapsed(), answer.as_ref().err());
             }
