@@ -1,5 +1,5 @@
 //! The `docs` Lambda function: `/`, `/openapi.json`, `/docs` and `/redoc` under
-//! `lambda_http`. Needs no Redis; reads `RUST_LOG` and `MAX_BODY_BYTES`.
+//! `lambda_http`. Needs no Redis; reads `RUST_LOG`, `MAX_BODY_BYTES` and `METRICS`.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
