@@ -44,7 +44,8 @@ CONNECTIONS = 64
 # Settings of the caller's shell that would change what a row measures: the runner and the
 # functions run with their defaults.
 DEFAULT_CONFIG_UNSET = ("RUST_LOG", "TOKIO_WORKER_THREADS", "MAX_IN_FLIGHT_REQUESTS",
-                        "MAX_CLIENT_CONNECTIONS", "REQUEST_TIMEOUT_MS", "API_KEY", "KEY_PREFIX")
+                        "MAX_CLIENT_CONNECTIONS", "REQUEST_TIMEOUT_MS", "API_KEY", "KEY_PREFIX",
+                        "METRICS")
 
 
 def free_port():
@@ -295,6 +296,10 @@ def main():
                     help="another local-runner binary (e.g. built from an earlier commit): its runner "
                          "rows are measured in the same run, each right after this build's, and "
                          "compared")
+    ap.add_argument("--baseline-env", metavar="NAME=VALUE", action="append", default=[],
+                    help="a setting of the baseline's runner (repeatable), e.g. METRICS=off; with no "
+                         "--baseline, the baseline is this build with those settings (an A/B of one "
+                         "setting in the same run)")
     ap.add_argument("--skip-functions", action="store_true",
                     help="leave out the Lambda sizes and cold starts (a quicker A/B of the runner)")
     args = ap.parse_args()
@@ -340,9 +345,13 @@ def main():
         rows += runner_rows
         if scale_results:
             results["scale"] = scale_results
-        if args.baseline:
-            base_rows, base_rss, _ = measure_runner(args.baseline, redis_port, args, scale_too=False)
-            results["baseline"] = {"binary": args.baseline, "peak_rss_mb": base_rss,
+        if args.baseline or args.baseline_env:
+            base_bin = args.baseline or runner_bin
+            base_env = dict(kv.split("=", 1) for kv in args.baseline_env)
+            base_rows, base_rss, _ = measure_runner(base_bin, redis_port, args, scale_too=False,
+                                                    extra_env=base_env)
+            label = " ".join([base_bin, *args.baseline_env])
+            results["baseline"] = {"binary": label, "peak_rss_mb": base_rss,
                                    "rows": [{"row": name, **{k: v for k, v in r.items() if k != "raw"}}
                                             for name, r in base_rows]}
 
@@ -374,14 +383,15 @@ def main():
     print(render(results))
 
 
-def measure_runner(runner_bin, redis_port, args, scale_too=True):
-    """The runner rows for one binary, on the shared Redis (emptied first)."""
+def measure_runner(runner_bin, redis_port, args, scale_too=True, extra_env=None):
+    """The runner rows for one binary (with `extra_env` settings), on the shared Redis (emptied
+    first)."""
     redis_cli(redis_port, "FLUSHALL")
     rows = []
     port = free_port()
     # The default configuration, as scripts/run.sh starts it: no RUST_LOG (so `info`), the
     # one server thread per CPU, the default limits; only where Redis is and the port.
-    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port)}
+    env = {"REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "PORT": str(port), **(extra_env or {})}
     with Proc([runner_bin], env=env, unset=DEFAULT_CONFIG_UNSET) as runner:
         wait_port(port)
         base = f"http://127.0.0.1:{port}"

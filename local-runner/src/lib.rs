@@ -18,8 +18,14 @@ pub mod watchdog;
 
 use std::{future::Future, sync::Arc};
 
-use axum::{Router, error_handling::HandleErrorLayer, http::HeaderName};
-use shared::{AppState, Config, error::ApiError};
+use axum::{
+    Router,
+    error_handling::HandleErrorLayer,
+    http::{HeaderName, header},
+    response::IntoResponse,
+    routing::get,
+};
+use shared::{AppState, Config, error::ApiError, metrics::HttpMetricsLayer};
 use tokio::sync::Semaphore;
 use tower::{ServiceBuilder, limit::GlobalConcurrencyLimitLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -36,7 +42,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// generated, and echoed in the response), and the cap on requests in flight (`MAX_IN_FLIGHT_REQUESTS`):
 /// past it a request is answered a `503` problem with `Retry-After` at once, before any
 /// handler or body read, rather than queued — a queue would only hold more bodies in memory
-/// while its clients time out.
+/// while its clients time out. With `METRICS=on` (the default), `GET /metrics` and the
+/// request figures ([`shared::metrics`]).
 pub fn app(state: AppState) -> Router {
     let in_flight = Arc::new(Semaphore::new(state.config.max_in_flight_requests));
     app_sharing(state, in_flight)
@@ -61,11 +68,34 @@ pub fn app_sharing(state: AppState, in_flight: Arc<Semaphore>) -> Router {
         .merge(queue::router(state.clone()))
         .merge(stats::router(state.clone()))
         .merge(docs::live_router());
-    shared::http::finish(routes, &state.config)
+    let metrics = state.config.metrics;
+    let routes = if metrics {
+        routes.route("/metrics", get(scrape))
+    } else {
+        routes
+    };
+    let app = shared::http::finish(routes, &state.config)
         .layer(in_flight)
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(AccessLogLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
+    if metrics {
+        // Outermost, so that the in-flight cap's 503s are timed and counted too.
+        app.layer(HttpMetricsLayer)
+    } else {
+        app
+    }
+}
+
+/// `GET /metrics`: every figure, in the Prometheus text format. Behind `API_KEY` like the
+/// API itself (it is not among [`shared::http::is_public`]'s routes): it tells traffic
+/// volumes and error rates, and Prometheus sends a bearer token
+/// (`authorization` in a scrape config) as easily as nothing.
+async fn scrape() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, shared::metrics::CONTENT_TYPE)],
+        shared::metrics::render(),
+    )
 }
 
 /// Serves `app` on `listener` with the default connection limits until `shutdown`

@@ -21,7 +21,7 @@ use redis::IntoConnectionInfo;
 
 mod parse;
 mod settings;
-use parse::{api_key, cors_origins, number, tls_files, topology};
+use parse::{api_key, cors_origins, number, on_off, tls_files, topology};
 pub use settings::{SETTINGS, Setting};
 
 /// The Redis URL used when `REDIS_URL` is not set.
@@ -82,6 +82,9 @@ pub struct Config {
     pub max_client_connections: usize,
     /// Runner only: requests handled at once; further ones are answered 503 at once.
     pub max_in_flight_requests: usize,
+    /// Whether the figures are taken (`METRICS`): the runner's `/metrics`, a function's EMF
+    /// lines.
+    pub metrics: bool,
 }
 
 /// How the service reaches Redis (`REDIS_MODE`).
@@ -274,6 +277,7 @@ impl Config {
                 1,
                 65_536,
             )?,
+            metrics: on_off(get("METRICS"), "METRICS", true)?,
         }
         .checked()
     }
@@ -325,6 +329,7 @@ impl fmt::Debug for Config {
             .field("header_read_timeout", &self.header_read_timeout)
             .field("max_client_connections", &self.max_client_connections)
             .field("max_in_flight_requests", &self.max_in_flight_requests)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }

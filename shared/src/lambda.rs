@@ -2,8 +2,10 @@
 //!
 //! [`serve`] is the whole of a Redis-backed function's `main`: JSON logs, the settings
 //! (environment, or the secret named by `SECRETS_ARN`), the Redis handle built once in the
-//! init phase and reused by every warm invocation, then the runtime loop ([`run`]). [`handler`] is the router exactly as the runtime calls it, so tests can
-//! drive it with API Gateway and Function URL events.
+//! init phase and reused by every warm invocation, then the runtime loop with each
+//! invocation's figures written as EMF lines ([`run_with_metrics`]). [`handler`] is the
+//! router exactly as the runtime calls it, so tests can drive it with API Gateway and
+//! Function URL events.
 
 use std::convert::Infallible;
 
@@ -33,7 +35,27 @@ pub async fn serve(router: fn(crate::AppState) -> Router) -> Result<(), lambda_h
     crate::telemetry::init();
     let state = crate::AppState::new(crate::secrets::config().await?)?;
     let app = crate::http::finish(router(state.clone()), &state.config);
-    run(app).await
+    if state.config.metrics {
+        run_with_metrics(app).await
+    } else {
+        run(app).await
+    }
+}
+
+/// Runs `router` under the Lambda runtime until the process is stopped, each invocation
+/// timed and counted ([`crate::metrics::HttpMetricsLayer`]) and its figures written as
+/// EMF lines ([`crate::metrics::emf`]) with the function's name, which Lambda gives in
+/// `AWS_LAMBDA_FUNCTION_NAME` (<https://docs.aws.amazon.com/lambda/latest/dg/configuration-envvars.html>).
+pub async fn run_with_metrics(router: Router) -> Result<(), lambda_http::Error> {
+    let function: std::sync::Arc<str> = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .unwrap_or_default()
+        .into();
+    let service =
+        handler(router.layer(crate::metrics::HttpMetricsLayer)).map_future(move |invocation| {
+            let function = function.clone();
+            async move { crate::metrics::emf::scoped(&function, invocation).await }
+        });
+    lambda_http::run(service).await
 }
 
 /// Runs `router` under the Lambda runtime until the process is stopped. Never returns an

@@ -15,6 +15,7 @@
 //! - [`idempotency`]: `Idempotency-Key`: a retried write answers its first outcome;
 //! - [`info`]: reading Redis `INFO` text, and the eviction-policy warning;
 //! - [`lambda`]: running a router under the Lambda runtime;
+//! - [`metrics`]: request and Redis figures, for `/metrics` and CloudWatch EMF lines;
 //! - [`lifecycle`]: the process stopping, the invocation's deadline;
 //! - [`validate`]: value checks failing with a 422 naming the field, and the JSON Schemas
 //!   stating the same rules (from the same constants);
@@ -30,6 +31,7 @@ pub mod info;
 pub mod keys;
 pub mod lambda;
 pub mod lifecycle;
+pub mod metrics;
 pub mod models;
 pub mod query_guard;
 pub mod scripts;

@@ -8,7 +8,7 @@
 //! the effect and the record of its outcome are one atomic step (see
 //! [`crate::idempotency`]).
 
-use std::sync::LazyLock;
+use std::{collections::HashMap, sync::LazyLock};
 
 use redis::Script;
 
@@ -231,4 +231,94 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
         safe
     });
     SAFE.iter().any(|hash| hash.as_bytes() == sha)
+}
+
+/// The name `redis_command_duration_seconds` gives a script's `EVALSHA`: `EVALSHA
+/// QUEUE_CLAIM`, and `EVALSHA QUEUE_CLAIM idempotent` for the form inside the idempotency
+/// envelope; `None` for a SHA that is none of these scripts.
+pub fn metric_name(sha: &[u8]) -> Option<&'static str> {
+    METRIC_NAMES.get(std::str::from_utf8(sha).ok()?).copied()
+}
+
+/// [`metric_name`]'s table, by SHA.
+static METRIC_NAMES: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| {
+    let mut names = HashMap::new();
+    macro_rules! plain {
+            ($($script:ident),+) => {$(
+                names.insert(
+                    $script.get_hash().to_owned(),
+                    concat!("EVALSHA ", stringify!($script)),
+                );
+            )+};
+        }
+    macro_rules! write {
+            ($($script:ident),+) => {$(
+                names.insert(
+                    $script.plain.get_hash().to_owned(),
+                    concat!("EVALSHA ", stringify!($script)),
+                );
+                names.insert(
+                    $script.idempotent.get_hash().to_owned(),
+                    concat!("EVALSHA ", stringify!($script), " idempotent"),
+                );
+            )+};
+        }
+    plain!(
+        RATE_LIMIT_STATUS,
+        RATE_LIMIT_RESET,
+        SEMAPHORE_STATUS,
+        QUEUE_POP,
+        QUEUE_PEEK,
+        QUEUE_DEAD_PAGE
+    );
+    write!(
+        RATE_LIMIT,
+        LOCK_ACQUIRE,
+        LOCK_RELEASE,
+        LOCK_EXTEND,
+        LOCK_HOLD_DONE,
+        LOCK_PROTECTED_WRITE,
+        SEMAPHORE_ACQUIRE,
+        SEMAPHORE_RELEASE,
+        SEMAPHORE_EXTEND,
+        USER_UPDATE,
+        USER_CREATE,
+        CACHE_PUT,
+        UNLINK,
+        QUEUE_PUSH,
+        OUTCOME,
+        QUEUE_CLAIM,
+        QUEUE_ACK,
+        QUEUE_CLEAR,
+        QUEUE_NACK,
+        QUEUE_SCHEDULE,
+        QUEUE_REPLAY,
+        LIST_DELETE
+    );
+    names
+});
+
+#[cfg(test)]
+mod metric_name_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn every_script_has_a_metric_name() {
+        // Every `script!`/`write_script!` declaration and the hand-written static: a script
+        // added without a name in `METRIC_NAMES` would be counted as a bare `EVALSHA`.
+        let source = include_str!("scripts.rs");
+        let plain = source.matches("\nscript!(").count() + source.matches("\npub static ").count();
+        let write = source.matches("\nwrite_script!(").count();
+        assert_eq!(METRIC_NAMES.len(), plain + 2 * write, "{:?}", *METRIC_NAMES);
+        assert_eq!(
+            metric_name(QUEUE_CLAIM.idempotent.get_hash().as_bytes()),
+            Some("EVALSHA QUEUE_CLAIM idempotent")
+        );
+        assert_eq!(
+            metric_name(RATE_LIMIT_STATUS.get_hash().as_bytes()),
+            Some("EVALSHA RATE_LIMIT_STATUS")
+        );
+        assert_eq!(metric_name(b"0000"), None);
+    }
 }

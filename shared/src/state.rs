@@ -130,6 +130,7 @@ impl AppState {
                 backend,
                 deadline: config.response_timeout,
                 last_use: retry::LastUse::default(),
+                metrics: config.metrics,
             },
             keys: Keys::new(&config.key_prefix),
             config: Arc::new(config),

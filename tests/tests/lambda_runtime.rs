@@ -194,3 +194,145 @@ async fn cache_function_binary_answers_through_the_runtime_api() {
         "the function did not recover after Redis came back"
     );
 }
+
+/// Checks `line` against the embedded metric format specification
+/// (<https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>):
+/// an `_aws` member with a millisecond `Timestamp` and `CloudWatchMetrics` directives, each
+/// with a `Namespace`, `Dimensions` (arrays of at most 30 names, each a string member of the
+/// root) and `Metrics` (at most 100, each `Name` a root member holding a number or an array
+/// of at most 100 numbers, `Unit` one CloudWatch knows). Returns the parsed line.
+fn parse_emf(line: &str) -> Value {
+    const UNITS: &[&str] = &[
+        "Seconds",
+        "Microseconds",
+        "Milliseconds",
+        "Bytes",
+        "Count",
+        "Percent",
+        "None",
+    ];
+    let root: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let aws = &root["_aws"];
+    let timestamp = aws["Timestamp"].as_u64().expect("a Timestamp in ms");
+    assert!(
+        timestamp > 1_600_000_000_000,
+        "not epoch milliseconds: {line}"
+    );
+    let directives = aws["CloudWatchMetrics"]
+        .as_array()
+        .expect("CloudWatchMetrics");
+    assert!(!directives.is_empty(), "{line}");
+    for directive in directives {
+        let namespace = directive["Namespace"].as_str().expect("a Namespace");
+        assert!(!namespace.is_empty(), "{line}");
+        for set in directive["Dimensions"].as_array().expect("Dimensions") {
+            let set = set.as_array().expect("a dimension set");
+            assert!(set.len() <= 30, "{line}");
+            for name in set {
+                let name = name.as_str().expect("a dimension name");
+                assert!(
+                    root[name].is_string(),
+                    "dimension {name} is no string member: {line}"
+                );
+            }
+        }
+        let metrics = directive["Metrics"].as_array().expect("Metrics");
+        assert!(!metrics.is_empty() && metrics.len() <= 100, "{line}");
+        for metric in metrics {
+            let name = metric["Name"].as_str().expect("a metric Name");
+            if let Some(unit) = metric.get("Unit") {
+                assert!(UNITS.contains(&unit.as_str().unwrap()), "{line}");
+            }
+            match &root[name] {
+                Value::Number(_) => {}
+                Value::Array(values) => {
+                    assert!(!values.is_empty() && values.len() <= 100, "{line}");
+                    assert!(values.iter().all(Value::is_number), "{line}");
+                }
+                other => panic!("metric {name} has no numeric member ({other}): {line}"),
+            }
+        }
+    }
+    root
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_invocation_writes_emf_lines() {
+    let binary = tokio::task::spawn_blocking(|| release_binary("cache"))
+        .await
+        .unwrap();
+    let app = TestApp::new().await;
+    let runtime = RuntimeApi::start().await;
+    let limit = Duration::from_secs(10);
+    let function = Function::start(&binary, &runtime, &app.redis.url());
+    let body = json!({"key": "emf", "value": "v", "ttl": 300}).to_string();
+    let post = Call {
+        method: "POST",
+        path: "/cache",
+        body: Some(&body),
+        ..Call::default()
+    };
+    let get = Call {
+        method: "GET",
+        path: "/cache/emf",
+        ..Call::default()
+    };
+    for call in [&post, &get] {
+        let r = runtime
+            .invoke(event(Source::HttpV2, call), limit)
+            .await
+            .expect("a response");
+        assert!(r["statusCode"] == 201 || r["statusCode"] == 200, "{r}");
+    }
+
+    // The lines are written after each answer: wait for the GET's.
+    let emf = |logs: &[String]| -> Vec<Value> {
+        logs.iter()
+            .filter(|l| l.contains("\"_aws\""))
+            .map(|l| parse_emf(l))
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let lines = loop {
+        let lines = emf(&function.logs.lock().unwrap());
+        if lines.iter().any(|l| l["route"] == "/cache/{key}") {
+            break lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no EMF line for GET /cache/{{key}}: {:?}",
+            function.logs.lock().unwrap()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let requests: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get("http_server_request_duration_seconds").is_some())
+        .collect();
+    assert_eq!(
+        requests.len(),
+        2,
+        "one request line per invocation: {lines:?}"
+    );
+    for (line, route, status) in [
+        (requests[0], "/cache", 201),
+        (requests[1], "/cache/{key}", 200),
+    ] {
+        assert_eq!(line["function"], "cache", "{line}");
+        assert_eq!(line["route"], route, "{line}");
+        assert_eq!(line["status"], status, "{line}");
+        assert_eq!(line["http_server_unavailable_responses"], 0, "{line}");
+        let dimensions = &line["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+        assert_eq!(dimensions, &json!([["function", "route"]]), "{line}");
+    }
+    let commands: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l.get("redis_command_duration_seconds").is_some())
+        .collect();
+    assert!(
+        commands
+            .iter()
+            .any(|l| l["route"] == "/cache/{key}" && l["command"].is_string()),
+        "no Redis command line for the GET: {lines:?}"
+    );
+}

@@ -31,6 +31,24 @@ where
     }
 }
 
+/// A switch: `on` or `off` (any case), `default` when unset.
+pub(super) fn on_off(
+    raw: Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(str::trim) {
+        None => Ok(default),
+        Some(v) if v.eq_ignore_ascii_case("on") => Ok(true),
+        Some(v) if v.eq_ignore_ascii_case("off") => Ok(false),
+        Some(_) => Err(ConfigError {
+            variable,
+            value: raw.unwrap_or_default(),
+            expected: format!("on or off (default {})", if default { "on" } else { "off" }),
+        }),
+    }
+}
+
 /// `API_KEY`: unset, or 16 to 512 characters (shorter keys are too easy to guess).
 pub(super) fn api_key(raw: Option<String>) -> Result<Option<String>, ConfigError> {
     match raw {

@@ -162,6 +162,12 @@ pub const SETTINGS: &[Setting] = &[
         "Runner only: most requests handled at once; further ones get a 503 with Retry-After, \
          1..=65536",
     ),
+    setting(
+        "METRICS",
+        Some("on"),
+        "Request and Redis figures: on (the runner serves GET /metrics, a Lambda function \
+         writes CloudWatch EMF lines to its log) or off",
+    ),
 ];
 
 #[cfg(test)]

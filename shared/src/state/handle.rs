@@ -2,7 +2,8 @@
 //! (`super::single`, a cluster connection, `super::sentinel`) behind one end-to-end deadline
 //! per operation (`REDIS_RESPONSE_TIMEOUT_MS`) that also covers waiting for a reconnect or a
 //! lookup, with the resend rules of `super::retry`: with Redis down, a request answers 503
-//! in bounded time instead of hanging.
+//! in bounded time instead of hanging. Each command's duration and failure is counted
+//! ([`crate::metrics`]).
 
 use std::{sync::Arc, time::Duration};
 
@@ -31,6 +32,8 @@ pub struct Redis {
     pub(super) backend: Backend,
     pub(super) deadline: Duration,
     pub(super) last_use: retry::LastUse,
+    /// Whether each command is counted (`METRICS`).
+    pub(super) metrics: bool,
 }
 
 #[derive(Clone)]
@@ -222,7 +225,8 @@ impl ConnectionLike for Redis {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         let deadline = self.deadline;
         Box::pin(async move {
-            tokio::time::timeout(deadline, async {
+            let started = std::time::Instant::now();
+            let answer = tokio::time::timeout(deadline, async {
                 let resendable = retry::resendable(cmd);
                 self.check_if_idle(resendable).await;
                 match &mut self.backend {
@@ -236,7 +240,12 @@ impl ConnectionLike for Redis {
                 }
             })
             .await
-            .unwrap_or_else(|_| Err(self.timed_out()))
+            .unwrap_or_else(|_| Err(self.timed_out()));
+            if self.metrics {
+                let name = crate::metrics::command_name(cmd);
+                crate::metrics::record_command(name, started.elapsed(), answer.as_ref().err());
+            }
+            answer
         })
     }
 
@@ -248,7 +257,8 @@ impl ConnectionLike for Redis {
     ) -> RedisFuture<'a, Vec<Value>> {
         let deadline = self.deadline;
         Box::pin(async move {
-            tokio::time::timeout(deadline, async {
+            let started = std::time::Instant::now();
+            let answer = tokio::time::timeout(deadline, async {
                 let resendable = retry::resendable_pipeline(pipeline);
                 self.check_if_idle(resendable).await;
                 match &mut self.backend {
@@ -273,7 +283,16 @@ impl ConnectionLike for Redis {
                 }
             })
             .await
-            .unwrap_or_else(|_| Err(self.timed_out()))
+            .unwrap_or_else(|_| Err(self.timed_out()));
+            if self.metrics {
+                let name = if pipeline.is_transaction() {
+                    "MULTI"
+                } else {
+                    "PIPELINE"
+                };
+                crate::metrics::record_command(name, started.elapsed(), answer.as_ref().err());
+            }
+            answer
         })
     }
 
