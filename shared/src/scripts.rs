@@ -145,7 +145,7 @@ write_script!(
     QUEUE_CLAIM = "scripts/queue_requeue_expired.lua" "scripts/queue_claim.lua"
 );
 script!(
-    /// Requeue expired claims, then one page of the queue.
+    /// Requeue expired claims, then one page of the queue (or of its dead letters).
     QUEUE_PEEK = "scripts/queue_requeue_expired.lua" "scripts/queue_peek.lua"
 );
 write_script!(
@@ -172,10 +172,6 @@ write_script!(
     /// Requeue expired claims (dead-letter final ones), then delete the dead letters.
     QUEUE_DEAD_CLEAR = "scripts/queue_requeue_expired.lua" "scripts/queue_dead_clear.lua"
 );
-script!(
-    /// Requeue expired claims (dead-letter final ones), then one page of the dead letters.
-    QUEUE_DEAD_PAGE = "scripts/queue_requeue_expired.lua" "scripts/queue_peek.lua"
-);
 
 /// Whether a script may be sent again after its reply was lost: running it twice has the
 /// effect of running it once and answers the same. True of the scripts that only read (or
@@ -186,7 +182,6 @@ pub fn safe_to_resend(sha: &[u8]) -> bool {
     static SAFE: LazyLock<Vec<String>> = LazyLock::new(|| {
         let mut safe: Vec<String> = [
             &*QUEUE_PEEK,
-            &*QUEUE_DEAD_PAGE,
             &*RATE_LIMIT_STATUS,
             &*RATE_LIMIT_RESET,
             &QUEUE_CLAIM.plain,
@@ -268,8 +263,7 @@ static METRIC_NAMES: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| 
         RATE_LIMIT_RESET,
         SEMAPHORE_STATUS,
         QUEUE_POP,
-        QUEUE_PEEK,
-        QUEUE_DEAD_PAGE
+        QUEUE_PEEK
     );
     write!(
         RATE_LIMIT,
@@ -284,6 +278,7 @@ static METRIC_NAMES: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| 
         USER_UPDATE,
         USER_CREATE,
         CACHE_PUT,
+        CACHE_DELETE,
         UNLINK,
         QUEUE_PUSH,
         OUTCOME,
@@ -293,7 +288,7 @@ static METRIC_NAMES: LazyLock<HashMap<String, &'static str>> = LazyLock::new(|| 
         QUEUE_NACK,
         QUEUE_SCHEDULE,
         QUEUE_REPLAY,
-        LIST_DELETE
+        QUEUE_DEAD_CLEAR
     );
     names
 });

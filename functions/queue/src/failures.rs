@@ -99,7 +99,7 @@ pub(crate) async fn dead_page(
     let offset = OFFSET.check("offset", query.offset)?;
     let keys = state.keys.queue(&name);
     let mut redis = state.redis.clone();
-    let (dead_tasks, tasks, _, _): (u64, Vec<String>, u64, u64) = scripts::QUEUE_DEAD_PAGE
+    let (dead_tasks, tasks, _, _): (u64, Vec<String>, u64, u64) = scripts::QUEUE_PEEK
         .key(&keys)
         .arg(offset)
         .arg(limit)
