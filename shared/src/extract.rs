@@ -147,9 +147,30 @@ where
         serde_path_to_error::deserialize(de).map(Self).map_err(|e| {
             let path = e.path().to_string();
             let message = e.into_inner().to_string();
-            ApiError::validation(field_name(&path, &message), message)
+            let field = field_name(&path, &message);
+            let message = number_message(&field, &message, query).unwrap_or(message);
+            ApiError::validation(field, message)
         })
     }
+}
+
+/// Rust's number-parsing messages ("invalid digit found in string") said in the API's words,
+/// with the value sent: the parameter's range is then given by the check it did not reach.
+fn number_message(field: &str, message: &str, query: &str) -> Option<String> {
+    let expected = match message {
+        "invalid digit found in string" => "a whole number, 0 or more",
+        "number too large to fit in target type" => "a smaller whole number",
+        "cannot parse integer from empty string" | "cannot parse float from empty string" => {
+            "a number, not empty"
+        }
+        "invalid float literal" => "a number",
+        _ => return None,
+    };
+    let sent = form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == field)
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    Some(format!("{field} must be {expected}, got `{sent}`"))
 }
 
 fn form_urlencoded_parse(query: &str) -> form_urlencoded::Parse<'_> {

@@ -92,6 +92,15 @@ impl Preconditions {
         self.if_match.is_some() || self.if_none_match.is_some()
     }
 
+    /// Whether `If-Match` names `current` only as a weak tag (so it failed for that alone).
+    pub(crate) fn only_weak_match(&self, current: Option<&str>) -> bool {
+        let (Some(Tags::List(tags)), Some(current)) = (&self.if_match, current) else {
+            return false;
+        };
+        tags.iter().any(|t| t.weak && t.opaque == current)
+            && !tags.iter().any(|t| !t.weak && t.opaque == current)
+    }
+
     /// The four arguments `cache_condition.lua` takes: each header's mode, then each one's
     /// tags, comma-separated. A tag with a comma in it can never be one of ours (hex), so it
     /// is left out: it could only fail to match anyway.

@@ -109,6 +109,9 @@ async fn put_entry(
         })
         .await?;
     let (applied, etag, failed) = &stored.value;
+    if *applied != 1 && failed == "If-Match" && pre.only_weak_match(etag.as_deref()) {
+        return Err(weak_if_match(&body.key));
+    }
     if *applied != 1 {
         return Err(precondition_failed(
             failed,
@@ -145,6 +148,19 @@ fn precondition_failed(header: &str, key: &str, current: Option<&str>, nothing: 
         (_, None) => format!("If-Match: key '{key}' does not exist; {nothing}"),
     };
     ApiError::precondition_failed(header, detail).with("current_etag", current)
+}
+
+/// The 412 of an `If-Match` that named the current tag, but weak (`W/"..."`): a weak tag
+/// never matches `If-Match` (RFC 9110's strong comparison), which the usual "changed since it
+/// was read" would hide.
+fn weak_if_match(key: &str) -> ApiError {
+    ApiError::precondition_failed(
+        "If-Match",
+        format!(
+            "If-Match: a weak entity tag (W/\"...\") never matches If-Match; send the entry's \
+             tag without W/ to write '{key}'"
+        ),
+    )
 }
 
 /// An entry as read: its text, entity tag, compute time and remaining life (PTTL, ms).
@@ -353,6 +369,9 @@ async fn delete_entry(
             })
             .await?;
         let (applied, current, failed) = &deleted.value;
+        if *applied != 1 && failed == "If-Match" && pre.only_weak_match(current.as_deref()) {
+            return Err(weak_if_match(&key));
+        }
         if *applied != 1 {
             return Err(precondition_failed(
                 failed,

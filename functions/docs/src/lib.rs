@@ -70,9 +70,12 @@ pub fn openapi() -> OpenApi {
         ),
         tag(
             "rate-limit",
-            "Lua scripts for atomic operations: three rate-limit algorithms",
+            "Lua scripts for atomic operations: four rate-limit algorithms, several policies at once",
         ),
-        tag("lock", "Distributed locking with tokens and fencing"),
+        tag(
+            "lock",
+            "Distributed locking with tokens and fencing, a fencing-token store, counting semaphores",
+        ),
         tag(
             "queue",
             "List operations for queues: reliable claim/ack, delivery counts, dead letters, delayed tasks",

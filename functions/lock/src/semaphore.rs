@@ -117,7 +117,7 @@ async fn acquire_permit(
             )))
         }
         0 => Err(ApiError::conflict(format!(
-            "all {permits} permits of '{name}' are held; one frees within {first} ms"
+            "'{name}' has no permit left (all {permits} held); one frees within {first} ms"
         ))
         .with("name", name)
         .with("permits", permits)

@@ -345,7 +345,7 @@ pub struct DeadCleared {
 
 /// `POST /queue/{name}/nack` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[schema(example = json!({"receipt": "…", "delay_ms": 5000}))]
+#[schema(example = json!({"receipt": "6a156c03ed9f731b862df596a29f63ba", "delay_ms": 5000}))]
 #[serde(deny_unknown_fields)]
 pub struct NackClaim {
     // Described by its type.

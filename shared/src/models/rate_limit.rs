@@ -101,8 +101,8 @@ pub struct CheckQuery {
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
-    /// Its name in the answer and the headers ([`POLICY_NAME`]); `p1`, `p2`... by
-    /// position when absent.
+    /// Its name in the answer and the headers: 1 to 32 characters, a letter first, then
+    /// letters, digits, `_`, `.` or `-`; `p1`, `p2`... by position when absent.
     #[schema(
         min_length = 1,
         max_length = 32,
@@ -135,8 +135,8 @@ pub struct MultiCheck {
     // Described by its type.
     #[schema(inline)]
     pub user_id: RateLimitUser,
-    /// The policies ([`POLICIES`]), each with its own algorithm and window (no two with the
-    /// same algorithm and window: they would be one counter).
+    /// The policies (1 to 8); no two with the same algorithm and window (they would be one
+    /// counter) or the same name: a 422 names the second.
     #[schema(min_items = 1, max_items = 8)]
     pub policies: Vec<Policy>,
     /// Units this request weighs in every policy (at most the smallest `limit`).
