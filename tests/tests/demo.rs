@@ -28,7 +28,7 @@ async fn demo_tour_runs_start_to_finish() {
         "→ PUT /lock/demo-ledger/protected",
         "stale fencing token",
         "→ POST /semaphore/demo-pool/acquire?permits=2&ttl=10",
-        "all 2 permits of 'demo-pool' are held",
+        "'demo-pool' has no permit left (all 2 held)",
         "5. A task queue on a list",
         "\"returned_to\":\"dead\"",
         "scheduled for queue 'demo-tasks' in 500 ms",
