@@ -173,7 +173,7 @@ fn cargo_lambda_watch_with_the_readme_overrides() {
             "{form}: the function did not write to REDIS_URL's Redis"
         );
         if form == "--env-var" {
-            binary::answers_the_readme(&base);
+            binary::answers_the_readme_but(&base, binary::ON_LAMBDA);
         }
     }
 }
