@@ -220,18 +220,29 @@ if counting then
   for _, p in ipairs(policies) do
     if allowed == 1 then p.impl.commit(p) else p.impl.repair(p) end
   end
-  -- Register every limiter key in the caller's index, scored by when it expires, so that a
-  -- reset finds them all; expired entries are trimmed (at most TRIM per call), and the
-  -- index lives as long as its longest-lived key.
+  -- Keep every limiter key listed in the caller's index, scored no earlier than the key
+  -- can expire, so that a reset finds them all. After this call no key outlives
+  -- now + window + 1 ms (GCRA: + limit µs, its emission interval rounded up), so that bound
+  -- is what the entry must cover. Use keeps pushing expiries forward; an entry is written
+  -- with one window of headroom, so it is rewritten about once a window, not on every call
+  -- (one ZSCORE a policy instead of a write). Only then are expired entries trimmed (at most
+  -- TRIM) and the index's own life extended to its latest entry.
   local now_ms = math.floor(now / 1000)
+  local listed = false
   for _, p in ipairs(policies) do
-    local pttl = redis.call('PTTL', p.key)
-    if pttl > 0 then redis.call('ZADD', KEYS[1], fmt(now_ms + pttl + 1), p.key) end
+    local bound = now_ms + p.window_ms + 1 + math.ceil(p.limit / 1000)
+    local score = tonumber(redis.call('ZSCORE', KEYS[1], p.key))
+    if not score or score < bound then
+      redis.call('ZADD', KEYS[1], fmt(bound + p.window_ms), p.key)
+      listed = true
+    end
   end
-  local stale = redis.call('ZCOUNT', KEYS[1], '-inf', fmt(now_ms))
-  if stale > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, math.min(stale, TRIM) - 1) end
-  local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-  if last[2] then redis.call('PEXPIREAT', KEYS[1], last[2]) end
+  if listed then
+    local stale = redis.call('ZCOUNT', KEYS[1], '-inf', fmt(now_ms))
+    if stale > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, math.min(stale, TRIM) - 1) end
+    local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+    redis.call('PEXPIREAT', KEYS[1], last[2])
+  end
 end
 local out = {allowed}
 for _, p in ipairs(policies) do

@@ -357,3 +357,59 @@ async fn multi_policy_bad_bodies_are_422_naming_the_field() {
     // Nothing of those was counted.
     assert!(app.keys("*ratelimit*").await.is_empty());
 }
+
+/// The reset finds a caller's keys through its index, so every limiter key must stay listed
+/// there, scored no earlier than the key expires, and the index must outlive its entries —
+/// also while use keeps pushing the keys' expiries forward (the script rewrites an entry only
+/// when a key's expiry could pass it, not on every call). Checked after every call, for 2.5
+/// windows of one second, with every algorithm at once.
+#[tokio::test]
+async fn the_index_keeps_listing_keys_whose_expiry_moves_forward() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let index = app.state.keys.rate_limit_index("mover");
+    let started = std::time::Instant::now();
+    let mut calls = 0;
+    while started.elapsed() < std::time::Duration::from_millis(2500) {
+        for algorithm in ALGORITHMS {
+            let r = app.get(&check("mover", 1000, 1, algorithm)).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let key = app.state.keys.rate_limit(algorithm, 1, "mover");
+            let expires: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let score: Option<f64> = redis::cmd("ZSCORE")
+                .arg(&index)
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            let index_expires: i64 = redis::cmd("PEXPIRETIME")
+                .arg(&index)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            assert_ne!(expires, -1, "{algorithm}: the key has no deadline");
+            if expires == -2 {
+                continue; // already gone (a token bucket full again after 1 ms)
+            }
+            let score = score.unwrap_or_else(|| panic!("{algorithm}: {key} is not in the index"));
+            assert!(
+                score >= expires as f64,
+                "{algorithm}, call {calls}: listed until {score}, the key lives until {expires}"
+            );
+            assert!(
+                index_expires as f64 >= score,
+                "{algorithm}, call {calls}: the index goes at {index_expires}, before its entry ({score})"
+            );
+        }
+        calls += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(calls > 10, "only {calls} rounds in 2.5 s");
+    let r = app.delete("/rate-limit/mover").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(app.keys("*{mover}*").await.is_empty(), "keys of mover left");
+}
