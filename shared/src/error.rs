@@ -338,6 +338,7 @@ impl From<redis::RedisError> for ApiError {
     /// 503s the client may retry; anything else is a bug or a misuse of Redis, hence a 500.
     fn from(e: redis::RedisError) -> Self {
         use redis::{ErrorKind, ServerErrorKind as S};
+        let e = cause(&e);
         let passing = e.is_io_error()
             || e.is_timeout()
             || e.is_connection_dropped()
@@ -397,6 +398,19 @@ impl From<redis::RedisError> for ApiError {
         }
         Self::Internal(format!("redis: {e}"))
     }
+}
+
+/// The error a transaction that Redis refused whole (`EXECABORT`) was refused for: that of
+/// its first refused command (`OOM`, `READONLY`, `MOVED`...), which, like the transaction,
+/// did not run. Any other error is its own cause.
+pub fn cause(e: &redis::RedisError) -> redis::RedisError {
+    if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ExecAbort)
+        && let Some(items) = e.clone().into_server_errors()
+        && let Some((_, first)) = items.first()
+    {
+        return redis::RedisError::from(first.clone());
+    }
+    e.clone()
 }
 
 /// The server's error code (`WRONGTYPE`, `OOM`...), a pipeline's included: its failure (GET +

@@ -311,6 +311,42 @@ async fn plain_string_entries_have_a_tag_too() {
     assert_eq!(read(&app, "old", &[]).await.body["value"], "w");
 }
 
+/// A write with no precondition and no Idempotency-Key (one `MULTI`, no script) replaces
+/// whatever the key held — a plain string of an earlier version, another client's list, an
+/// entry whose `compute_ms` must not outlive it — and tags the value as a script would: the
+/// write's `ETag` is the one reads carry and `If-Match` accepts.
+#[tokio::test]
+async fn an_unconditional_write_replaces_any_earlier_entry_whole() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let () = conn
+        .set("demo_api:cache:was-string", "\"old\"")
+        .await
+        .unwrap();
+    let () = conn.rpush("demo_api:cache:was-list", "x").await.unwrap();
+    let timed = json!({"key": "was-timed", "value": 0, "compute_ms": 500});
+    assert_eq!(
+        send(&app, Method::POST, "/cache", Some(timed), &[])
+            .await
+            .status,
+        201
+    );
+    for key in ["was-string", "was-list", "was-timed"] {
+        let w = put(&app, key, json!({"new": key}), &[]).await;
+        assert_eq!(w.status, 201, "{key}: {w:?}");
+        let text = serde_json::to_string(&json!({"new": key})).unwrap();
+        assert_eq!(w.header("etag"), tag_of(&text), "{key}");
+        let r = read(&app, key, &[]).await;
+        assert_eq!(r.status, 200, "{key}: {r:?}");
+        assert_eq!(r.body["value"], json!({"new": key}), "{key}");
+        assert_eq!(r.header("etag"), tag_of(&text), "{key}");
+        assert!(r.body.get("compute_ms").is_none(), "{key}: {r:?}");
+        assert!(r.body["ttl_seconds"].as_i64().unwrap() > 0, "{key}: {r:?}");
+        let w = put(&app, key, json!(2), &[("if-match", &tag_of(&text))]).await;
+        assert_eq!(w.status, 201, "{key}: {w:?}");
+    }
+}
+
 /// The share of reads of `key` (out of `n`) that recommend a refresh.
 async fn refresh_share(app: &TestApp, key: &str, beta: &str, n: usize) -> f64 {
     let mut yes = 0;

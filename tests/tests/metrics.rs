@@ -125,6 +125,8 @@ async fn every_family_is_scraped_with_route_templates() {
         .await;
     assert_eq!(put.status, 201, "{:?}", put.body);
     assert_eq!(app.get("/cache/metrics-raw-key").await.status, 200);
+    let check = app.get("/rate-limit/check?user_id=metrics").await;
+    assert_eq!(check.status, 200, "{:?}", check.body);
     assert_eq!(app.get("/nowhere/metrics-raw-path").await.status, 404);
     let bad = app
         .call(Method::from_bytes(b"PURGE").unwrap(), "/cache", None)
@@ -185,12 +187,17 @@ async fn every_family_is_scraped_with_route_templates() {
             .all(|s| matches!(s.value, PrometheusValue::Histogram(_))),
         "{text}"
     );
-    // The POST ran the cache's store script: named, not a bare EVALSHA.
+    // The check ran the rate-limit script: named, not a bare EVALSHA; the POST's
+    // transaction is one MULTI.
     assert!(
         commands
             .iter()
-            .any(|s| s.labels["command"].starts_with("EVALSHA CACHE_PUT")),
-        "the cache store script is not named:\n{text}"
+            .any(|s| s.labels["command"].starts_with("EVALSHA RATE_LIMIT")),
+        "the rate-limit script is not named:\n{text}"
+    );
+    assert!(
+        commands.iter().any(|s| s.labels["command"] == "MULTI"),
+        "the cache store transaction is not named MULTI:\n{text}"
     );
 
     let errors = "redis_errors_total";

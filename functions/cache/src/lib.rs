@@ -3,7 +3,7 @@
 //!
 //! | route | Redis |
 //! |---|---|
-//! | `POST /cache` | `cache_put.lua`: the entry as one hash (value, ETag, compute time) with its TTL; compare-and-set under `If-Match` / `If-None-Match` |
+//! | `POST /cache` | `MULTI DEL HSET EXPIRE EXEC`: the entry as one hash (value, ETag, compute time) with its TTL; `cache_put.lua` for a compare-and-set under `If-Match` / `If-None-Match` or with an `Idempotency-Key` |
 //! | `GET /cache/{key}` | `HMGET` + `PTTL`, pipelined: one round trip; 304 for `If-None-Match`; XFetch's `refresh_recommended` |
 //! | `DELETE /cache/{key}` | `UNLINK` |
 //! | `GET /cache?pattern=&count=&cursor=` | `SCAN ... MATCH` inside the namespace, then `TTL`s pipelined |
@@ -72,7 +72,7 @@ pub fn router(state: AppState) -> Router {
     post,
     path = "/cache",
     summary = "Set a cache value with a TTL (conditionally with If-Match / If-None-Match)",
-    description = "One script stores the entry (its value, its ETag and `compute_ms`) with its TTL. \
+    description = "One atomic step (a `MULTI`; a script under a precondition or an `Idempotency-Key`) stores the entry (its value, its ETag and `compute_ms`) with its TTL. \
         `value` is any JSON value and comes back exactly as sent. `If-Match: \"<etag>\"` makes the \
         write a compare-and-set: it is applied only if the entry still has that ETag (412 \
         otherwise, nothing changed); `If-None-Match: *` creates only (412 if the key exists).",
@@ -98,16 +98,21 @@ async fn put_entry(
     // The value's own text, as received: re-encoding it would turn `1E2` into `100.0`.
     let text = body.value.get();
     let full = state.keys.cache(&body.key);
-    let conditions = pre.script_args();
-    let stored: Outcome<(u8, Option<String>, String)> = idempotency
-        .run(&state, &scripts::CACHE_PUT, &full, |s| {
-            s.key(&full)
-                .arg(&conditions)
-                .arg(text)
-                .arg(ttl)
-                .arg(compute_ms.map(|ms| ms.to_string()).unwrap_or_default());
-        })
-        .await?;
+    let stored: Outcome<(u8, Option<String>, String)> = if pre.any() || idempotency.is_keyed() {
+        let conditions = pre.script_args();
+        idempotency
+            .run(&state, &scripts::CACHE_PUT, &full, |s| {
+                s.key(&full)
+                    .arg(&conditions)
+                    .arg(text)
+                    .arg(ttl)
+                    .arg(compute_ms.map(|ms| ms.to_string()).unwrap_or_default());
+            })
+            .await?
+    } else {
+        let etag = store(&state, &full, text, ttl, compute_ms).await?;
+        Outcome::fresh((1, Some(etag), String::new()))
+    };
     let (applied, etag, failed) = &stored.value;
     if *applied != 1 && failed == "If-Match" && pre.only_weak_match(etag.as_deref()) {
         return Err(weak_if_match(&body.key));
@@ -202,6 +207,39 @@ async fn read_entry(state: &AppState, full: &str) -> Result<Option<Stored>, ApiE
         compute_ms,
         pttl,
     }))
+}
+
+/// Stores an entry with no precondition and no `Idempotency-Key`: nothing to decide inside
+/// Redis, so one `MULTI` (`DEL`, `HSET`, `EXPIRE`) writes what `cache_put.lua` would, with the
+/// ETag (the SHA-1 of the text, as the script's `redis.sha1hex`) computed here. Plain
+/// commands cost Redis about half of a script run (`bench/run.sh`, `POST /cache`). `DEL`
+/// first: the key may hold an entry of an earlier version (a string) or a stale `c`. Out of
+/// memory, Redis refuses the whole `EXEC` (it holds a write), so nothing is half-written.
+/// Returns the new ETag.
+async fn store(
+    state: &AppState,
+    full: &str,
+    text: &str,
+    ttl: u64,
+    compute_ms: Option<u64>,
+) -> Result<String, ApiError> {
+    let etag = sha1_smol::Sha1::from(text).digest().to_string();
+    let mut pipe = redis::pipe();
+    pipe.atomic().del(full).ignore();
+    let hset = pipe
+        .cmd("HSET")
+        .arg(full)
+        .arg("v")
+        .arg(text)
+        .arg("e")
+        .arg(&etag);
+    if let Some(ms) = compute_ms {
+        hset.arg("c").arg(ms);
+    }
+    pipe.ignore().expire(full, ttl as i64).ignore();
+    let mut redis = state.redis.clone();
+    let () = pipe.query_async(&mut redis).await?;
+    Ok(etag)
 }
 
 /// `MULTI TYPE HMGET GET PTTL EXEC`: the key read as what it is at that instant (one of

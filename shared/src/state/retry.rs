@@ -199,7 +199,7 @@ pub(crate) async fn cluster_pipeline(
                 // whose commands were redirected is aborted whole), so it is sent again once
                 // the slot has settled; MOVED also refreshes the slot map.
                 let again = matches!(
-                    e.kind(),
+                    crate::error::cause(&e).kind(),
                     ErrorKind::Server(
                         ServerErrorKind::Moved
                             | ServerErrorKind::Ask

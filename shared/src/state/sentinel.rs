@@ -123,7 +123,7 @@ impl SentinelPrimary {
     /// `resendable` and failed on the connection.
     fn failed(&self, generation: u64, e: &RedisError, resendable: bool) -> bool {
         let read_only = matches!(
-            e.kind(),
+            crate::error::cause(e).kind(),
             ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
         );
         let again = read_only || super::retry::may_resend(e, resendable);
