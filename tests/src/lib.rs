@@ -436,7 +436,50 @@ impl TestApp {
 
     /// Sends `method path` with an optional JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// [`TestApp::call`] with `Idempotency-Key: key`.
+    pub async fn keyed(&self, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
+        self.call_with(method, path, body, &[("idempotency-key", key)])
+            .await
+    }
+
+    /// The same keyed request twice: the second must be the first's outcome, replayed
+    /// (same status and body, `Idempotent-Replayed: true` on it alone). The second answer.
+    pub async fn twice(&self, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
+        let first = self.keyed(method.clone(), path, body.clone(), key).await;
+        let second = self.keyed(method.clone(), path, body, key).await;
+        assert_eq!(
+            first.status, second.status,
+            "{method} {path}: {first:?} / {second:?}"
+        );
+        assert_eq!(first.body, second.body, "{method} {path}");
+        assert_eq!(
+            first.header("idempotent-replayed"),
+            "",
+            "{method} {path}: {first:?}"
+        );
+        assert_eq!(
+            second.header("idempotent-replayed"),
+            "true",
+            "{method} {path}: {second:?}"
+        );
+        second
+    }
+
+    /// [`TestApp::call`] with extra request headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let mut builder = Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
         let body = match body {
             Some(v) => {
                 builder = builder.header("content-type", "application/json");
