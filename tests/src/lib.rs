@@ -476,18 +476,8 @@ impl TestApp {
         body: Option<Value>,
         headers: &[(&str, &str)],
     ) -> Reply {
-        let mut builder = Request::builder().method(method).uri(path);
-        for (name, value) in headers {
-            builder = builder.header(*name, *value);
-        }
-        let body = match body {
-            Some(v) => {
-                builder = builder.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.request(builder.body(body).expect("request")).await
+        let request = json_request(method, path, body.as_ref(), headers).expect("request");
+        self.request(request).await
     }
 
     /// Each line `METHOD /path | body | field` of `table` is answered 422 naming `field`
@@ -705,4 +695,23 @@ pub async fn reply_of(response: reqwest::Response) -> Reply {
 fn parse_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// `method path` with `headers` and, if any, `body` as JSON (with its content type).
+pub fn json_request(
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Request<Body>, http::Error> {
+    let mut builder = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    match body {
+        Some(v) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string())),
+        None => builder.body(Body::empty()),
+    }
 }
