@@ -422,6 +422,13 @@ async fn a_replayed_grant_whose_lock_went_to_another_is_a_409_not_a_second_holde
         retry.body["fencing_token"], first.body["fencing_token"],
         "{retry:?}"
     );
+    let detail = format!(
+        "this Idempotency-Key's grant on 'stale' (fencing token {}) has expired or was \
+         released; acquire again with a new key",
+        first.body["fencing_token"]
+    );
+    assert_eq!(retry.body["detail"], detail.as_str(), "{retry:?}");
+    assert_eq!(retry.body["resource"], "stale", "{retry:?}");
     // While the recorded grant still holds, the retry is a plain replay.
     let again = app
         .keyed(Method::POST, "/lock/held/acquire?ttl=60", None, "h")
