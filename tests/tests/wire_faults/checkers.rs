@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 
 use super::{
     grants::{Contention, Held},
+    rate_limits::admitted,
     support::{rounds, seed, until_answered},
 };
 
@@ -266,27 +267,8 @@ pub async fn rate_limits(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, key
             let path = format!(
                 "/rate-limit/check?user_id={user}&limit={LIMIT}&window={window}&algorithm={algorithm}"
             );
-            let mut clients = JoinSet::new();
-            for _ in 0..CLIENTS {
-                let (api, path) = (api.clone(), path.clone());
-                clients.spawn(async move {
-                    let (mut allowed, mut answered, mut tries) = (0u64, 0u64, 0u64);
-                    while answered < ANSWERS_EACH && tries < 500 {
-                        tries += 1;
-                        match api.send(Method::GET, &path, None, None).await {
-                            Ok(r) if r.status == 200 => {
-                                (allowed, answered) = (allowed + 1, answered + 1)
-                            }
-                            Ok(r) if r.status == 429 => answered += 1,
-                            Ok(r) if r.status == 503 => {}
-                            Ok(r) => panic!("seed {seed}: {path}: {r:?}"),
-                            Err(_) => {}
-                        }
-                    }
-                    allowed
-                });
-            }
-            let allowed: u64 = clients.join_all().await.into_iter().sum();
+            let check = (Method::GET, path);
+            let allowed = admitted(api, check, None, (CLIENTS, ANSWERS_EACH), |_| {}).await;
             proxy.stop_random_resets();
             let key = keys.rate_limit(algorithm, window, &user);
             let counted = match algorithm {
