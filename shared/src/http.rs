@@ -361,11 +361,17 @@ async fn check_method(table: &HashMap<String, Methods>, request: Request, next: 
         refused
     };
     if route.state_changing_get && (method == Method::GET || method == Method::HEAD) {
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        no_store(&mut response);
     }
     response
+}
+
+/// Marks `response` `Cache-Control: no-store`: it is about a moment or a change, and a
+/// cache that kept it would answer it again instead of asking.
+pub fn no_store(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 async fn no_route(method: Method, uri: Uri) -> ApiError {

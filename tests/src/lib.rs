@@ -436,15 +436,48 @@ impl TestApp {
 
     /// Sends `method path` with an optional JSON body.
     pub async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
-        let mut builder = Request::builder().method(method).uri(path);
-        let body = match body {
-            Some(v) => {
-                builder = builder.header("content-type", "application/json");
-                Body::from(v.to_string())
-            }
-            None => Body::empty(),
-        };
-        self.request(builder.body(body).expect("request")).await
+        self.call_with(method, path, body, &[]).await
+    }
+
+    /// [`TestApp::call`] with `Idempotency-Key: key`.
+    pub async fn keyed(&self, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
+        self.call_with(method, path, body, &[("idempotency-key", key)])
+            .await
+    }
+
+    /// The same keyed request twice: the second must be the first's outcome, replayed
+    /// (same status and body, `Idempotent-Replayed: true` on it alone). The second answer.
+    pub async fn twice(&self, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
+        let first = self.keyed(method.clone(), path, body.clone(), key).await;
+        let second = self.keyed(method.clone(), path, body, key).await;
+        assert_eq!(
+            first.status, second.status,
+            "{method} {path}: {first:?} / {second:?}"
+        );
+        assert_eq!(first.body, second.body, "{method} {path}");
+        assert_eq!(
+            first.header("idempotent-replayed"),
+            "",
+            "{method} {path}: {first:?}"
+        );
+        assert_eq!(
+            second.header("idempotent-replayed"),
+            "true",
+            "{method} {path}: {second:?}"
+        );
+        second
+    }
+
+    /// [`TestApp::call`] with extra request headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let request = json_request(method, path, body.as_ref(), headers).expect("request");
+        self.request(request).await
     }
 
     /// Each line `METHOD /path | body | field` of `table` is answered 422 naming `field`
@@ -662,4 +695,23 @@ pub async fn reply_of(response: reqwest::Response) -> Reply {
 fn parse_body(bytes: &[u8]) -> Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// `method path` with `headers` and, if any, `body` as JSON (with its content type).
+pub fn json_request(
+    method: Method,
+    path: &str,
+    body: Option<&Value>,
+    headers: &[(&str, &str)],
+) -> Result<Request<Body>, http::Error> {
+    let mut builder = Request::builder().method(method).uri(path);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    match body {
+        Some(v) => builder
+            .header("content-type", "application/json")
+            .body(Body::from(v.to_string())),
+        None => builder.body(Body::empty()),
+    }
 }

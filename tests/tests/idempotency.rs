@@ -5,59 +5,23 @@
 
 use std::time::Duration;
 
-use api_tests::{Reply, TestApp};
-use http::{Method, Request};
+use api_tests::TestApp;
+use http::Method;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
-
-/// Sends `method path` with `body` and `Idempotency-Key: key`.
-async fn keyed(app: &TestApp, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("idempotency-key", key);
-    let body = match body {
-        Some(v) => {
-            builder = builder.header("content-type", "application/json");
-            axum::body::Body::from(v.to_string())
-        }
-        None => axum::body::Body::empty(),
-    };
-    app.request(builder.body(body).unwrap()).await
-}
-
-/// The same request twice with the same key: the second is the first's outcome, replayed.
-async fn twice(app: &TestApp, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
-    let first = keyed(app, method.clone(), path, body.clone(), key).await;
-    let second = keyed(app, method.clone(), path, body, key).await;
-    assert_eq!(
-        first.status, second.status,
-        "{method} {path}: {first:?} / {second:?}"
-    );
-    assert_eq!(first.body, second.body, "{method} {path}");
-    assert_eq!(
-        first.header("idempotent-replayed"),
-        "",
-        "{method} {path}: {first:?}"
-    );
-    assert_eq!(
-        second.header("idempotent-replayed"),
-        "true",
-        "{method} {path}: {second:?}"
-    );
-    second
-}
 
 #[tokio::test]
 async fn a_retried_write_with_the_same_key_answers_its_first_outcome_once() {
     let app = TestApp::new().await;
     let put = json!({"key": "k", "value": 1, "ttl": 60});
-    let r = twice(&app, Method::POST, "/cache", Some(put.clone()), "put-1").await;
+    let r = app
+        .twice(Method::POST, "/cache", Some(put.clone()), "put-1")
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
 
     // The same key for another request is refused, and changes nothing.
     let other = json!({"key": "k", "value": 2, "ttl": 60});
-    keyed(&app, Method::POST, "/cache", Some(other), "put-1")
+    app.keyed(Method::POST, "/cache", Some(other), "put-1")
         .await
         .assert_problem(422, Some("Idempotency-Key"));
     assert_eq!(app.get("/cache/k").await.body["value"], 1);
@@ -72,7 +36,7 @@ async fn a_retried_write_with_the_same_key_answers_its_first_outcome_once() {
     }
 
     // A delete retried is the first 200 again, not a false 404.
-    let r = twice(&app, Method::DELETE, "/cache/k", None, "del-1").await;
+    let r = app.twice(Method::DELETE, "/cache/k", None, "del-1").await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -81,98 +45,99 @@ async fn every_state_changing_route_replays_and_acts_once() {
     let app = TestApp::new().await;
     let profile = json!({"user_id": "u1", "name": "A", "email": "a@example.com"});
     assert_eq!(
-        twice(&app, Method::POST, "/users", Some(profile), "u-c")
+        app.twice(Method::POST, "/users", Some(profile), "u-c")
             .await
             .status,
         201
     );
     let patch = json!({"city": "Oslo"});
     assert_eq!(
-        twice(&app, Method::PATCH, "/users/u1", Some(patch), "u-p")
+        app.twice(Method::PATCH, "/users/u1", Some(patch), "u-p")
             .await
             .status,
         200
     );
     assert_eq!(
-        twice(&app, Method::DELETE, "/users/u1", None, "u-d")
+        app.twice(Method::DELETE, "/users/u1", None, "u-d")
             .await
             .status,
         200
     );
 
     let task = json!({"id": "t1", "title": "one"});
-    let r = twice(&app, Method::POST, "/queue/q", Some(task), "q-push").await;
+    let r = app
+        .twice(Method::POST, "/queue/q", Some(task), "q-push")
+        .await;
     assert_eq!(r.body["queue_length"], 1, "{r:?}");
     let batch = json!([{"id": "t2", "title": "two"}, {"id": "t3", "title": "three"}]);
-    let r = twice(&app, Method::POST, "/queue/q/batch", Some(batch), "q-batch").await;
+    let r = app
+        .twice(Method::POST, "/queue/q/batch", Some(batch), "q-batch")
+        .await;
     assert_eq!(r.body["queue_length"], 3, "{r:?}");
-    let r = twice(
-        &app,
-        Method::POST,
-        "/queue/q/claim?visibility=30",
-        None,
-        "q-claim",
-    )
-    .await;
+    let r = app
+        .twice(
+            Method::POST,
+            "/queue/q/claim?visibility=30",
+            None,
+            "q-claim",
+        )
+        .await;
     assert_eq!(r.body["task"]["id"], "t1", "{r:?}");
     assert_eq!(r.body["remaining_tasks"], 2, "claimed once: {r:?}");
     let receipt = r.body["receipt"].clone();
-    let r = twice(
-        &app,
-        Method::POST,
-        "/queue/q/ack",
-        Some(json!({"receipt": receipt})),
-        "q-ack",
-    )
-    .await;
+    let r = app
+        .twice(
+            Method::POST,
+            "/queue/q/ack",
+            Some(json!({"receipt": receipt})),
+            "q-ack",
+        )
+        .await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = twice(&app, Method::DELETE, "/queue/q", None, "q-clear").await;
+    let r = app.twice(Method::DELETE, "/queue/q", None, "q-clear").await;
     assert_eq!(r.body["deleted_count"], 2, "{r:?}");
-    let r = twice(
-        &app,
-        Method::POST,
-        "/queue",
-        Some(json!({"id": "d", "title": "d"})),
-        "qd",
-    )
-    .await;
+    let r = app
+        .twice(
+            Method::POST,
+            "/queue",
+            Some(json!({"id": "d", "title": "d"})),
+            "qd",
+        )
+        .await;
     assert_eq!(r.body["queue_length"], 1, "{r:?}");
     assert_eq!(
-        twice(&app, Method::DELETE, "/queue", None, "qd-clear")
+        app.twice(Method::DELETE, "/queue", None, "qd-clear")
             .await
             .status,
         200
     );
 
-    let r = twice(&app, Method::POST, "/lock/r/acquire?ttl=30", None, "l-acq").await;
+    let r = app
+        .twice(Method::POST, "/lock/r/acquire?ttl=30", None, "l-acq")
+        .await;
     assert_eq!(r.status, 201, "{r:?}");
     let token = r.body["token"].clone();
     let body = json!({"token": token, "ttl": 40});
     assert_eq!(
-        twice(&app, Method::POST, "/lock/r/extend", Some(body), "l-ext")
+        app.twice(Method::POST, "/lock/r/extend", Some(body), "l-ext")
             .await
             .status,
         200
     );
     let body = json!({"token": token});
     assert_eq!(
-        twice(&app, Method::POST, "/lock/r/release", Some(body), "l-rel")
+        app.twice(Method::POST, "/lock/r/release", Some(body), "l-rel")
             .await
             .status,
         200
     );
-    let r = twice(
-        &app,
-        Method::POST,
-        "/lock/demo?processing_time=0",
-        None,
-        "l-hold",
-    )
-    .await;
+    let r = app
+        .twice(Method::POST, "/lock/demo?processing_time=0", None, "l-hold")
+        .await;
     assert_eq!(r.body["released"], true, "{r:?}");
 
     app.post("/cache", json!({"key": "x", "value": 1})).await;
-    let r = twice(&app, Method::POST, "/stats/reset", None, "reset").await;
+    let r = app.twice(Method::POST, "/stats/reset", None, "reset").await;
     assert_eq!(r.status, 200, "{r:?}");
 }
 
@@ -181,7 +146,7 @@ async fn a_malformed_idempotency_key_is_a_400_naming_it() {
     let app = TestApp::new().await;
     let put = Some(json!({"key": "k", "value": 1}));
     for bad in ["", "has space", &"x".repeat(256)] {
-        keyed(&app, Method::POST, "/cache", put.clone(), bad)
+        app.keyed(Method::POST, "/cache", put.clone(), bad)
             .await
             .assert_problem(400, Some("Idempotency-Key"));
     }
@@ -400,14 +365,17 @@ async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_sa
     // Warm the connection and the script cache first (a script Redis has not seen yet would
     // answer NOSCRIPT after the pause, to a request that has stopped waiting: not applied).
     let warm = json!({"id": "0", "title": "warm"});
-    keyed(&app, Method::POST, "/queue/q", Some(warm), "warm").await;
+    app.keyed(Method::POST, "/queue/q", Some(warm), "warm")
+        .await;
     let () = redis::cmd("CLIENT")
         .arg(&["PAUSE", "1500", "WRITE"])
         .query_async(&mut admin)
         .await
         .unwrap();
     let task = json!({"id": "1", "title": "paused"});
-    let r = keyed(&app, Method::POST, "/queue/q", Some(task.clone()), "push-1").await;
+    let r = app
+        .keyed(Method::POST, "/queue/q", Some(task.clone()), "push-1")
+        .await;
     r.assert_problem(503, None);
     let detail = r.body["detail"].as_str().unwrap();
     assert!(detail.contains("may have been applied"), "{detail}");
@@ -416,7 +384,9 @@ async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_sa
     // Once Redis resumes, the push it had received runs; the retry replays it.
     let mut replay = None;
     for _ in 0..100 {
-        let r = keyed(&app, Method::POST, "/queue/q", Some(task.clone()), "push-1").await;
+        let r = app
+            .keyed(Method::POST, "/queue/q", Some(task.clone()), "push-1")
+            .await;
         if r.status == 201 {
             replay = Some(r);
             break;
@@ -434,7 +404,9 @@ async fn a_timed_out_write_says_it_may_have_been_applied_and_a_keyed_retry_is_sa
 #[tokio::test]
 async fn a_replayed_grant_whose_lock_went_to_another_is_a_409_not_a_second_holder() {
     let app = TestApp::new().await;
-    let first = keyed(&app, Method::POST, "/lock/stale/acquire?ttl=60", None, "g").await;
+    let first = app
+        .keyed(Method::POST, "/lock/stale/acquire?ttl=60", None, "g")
+        .await;
     assert_eq!(first.status, 201, "{first:?}");
     // The grant lapses (as after its TTL) and someone else takes the lock.
     let (lock, _) = app.state.keys.lock("stale");
@@ -442,15 +414,28 @@ async fn a_replayed_grant_whose_lock_went_to_another_is_a_409_not_a_second_holde
     let () = conn.del(&lock).await.unwrap();
     let other = app.post("/lock/stale/acquire?ttl=60", json!(null)).await;
     assert_eq!(other.status, 201, "{other:?}");
-    let retry = keyed(&app, Method::POST, "/lock/stale/acquire?ttl=60", None, "g").await;
+    let retry = app
+        .keyed(Method::POST, "/lock/stale/acquire?ttl=60", None, "g")
+        .await;
     retry.assert_problem(409, None);
     assert_eq!(
         retry.body["fencing_token"], first.body["fencing_token"],
         "{retry:?}"
     );
+    let detail = format!(
+        "this Idempotency-Key's grant on 'stale' (fencing token {}) has expired or was \
+         released; acquire again with a new key",
+        first.body["fencing_token"]
+    );
+    assert_eq!(retry.body["detail"], detail.as_str(), "{retry:?}");
+    assert_eq!(retry.body["resource"], "stale", "{retry:?}");
     // While the recorded grant still holds, the retry is a plain replay.
-    let again = keyed(&app, Method::POST, "/lock/held/acquire?ttl=60", None, "h").await;
-    let replay = keyed(&app, Method::POST, "/lock/held/acquire?ttl=60", None, "h").await;
+    let again = app
+        .keyed(Method::POST, "/lock/held/acquire?ttl=60", None, "h")
+        .await;
+    let replay = app
+        .keyed(Method::POST, "/lock/held/acquire?ttl=60", None, "h")
+        .await;
     assert_eq!(again.body, replay.body);
     assert_eq!(replay.header("idempotent-replayed"), "true");
 }
@@ -461,7 +446,7 @@ async fn a_retry_racing_the_running_demo_is_a_409_then_replays_its_outcome() {
     let path = "/lock/race?processing_time=1&wait_ms=3000";
     let first = {
         let app = app.clone();
-        tokio::spawn(async move { keyed(&app, Method::POST, path, None, "demo").await })
+        tokio::spawn(async move { app.keyed(Method::POST, path, None, "demo").await })
     };
     let (lock, _) = app.state.keys.lock("race");
     let mut conn = app.redis_conn().await;
@@ -471,7 +456,7 @@ async fn a_retry_racing_the_running_demo_is_a_409_then_replays_its_outcome() {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    let racing = keyed(&app, Method::POST, path, None, "demo").await;
+    let racing = app.keyed(Method::POST, path, None, "demo").await;
     racing.assert_problem(409, None);
     assert!(
         racing.body["detail"]
@@ -482,7 +467,7 @@ async fn a_retry_racing_the_running_demo_is_a_409_then_replays_its_outcome() {
     );
     let first = first.await.unwrap();
     assert_eq!(first.status, 200, "{first:?}");
-    let after = keyed(&app, Method::POST, path, None, "demo").await;
+    let after = app.keyed(Method::POST, path, None, "demo").await;
     assert_eq!(
         after.body, first.body,
         "the retry answers the first outcome"
@@ -498,10 +483,14 @@ async fn a_retry_racing_the_running_demo_is_a_409_then_replays_its_outcome() {
 async fn a_reset_keeps_idempotency_records_so_retries_still_replay() {
     let app = TestApp::new().await;
     let task = json!({"id": "1", "title": "a"});
-    let r = keyed(&app, Method::POST, "/queue/rq", Some(task.clone()), "push").await;
+    let r = app
+        .keyed(Method::POST, "/queue/rq", Some(task.clone()), "push")
+        .await;
     assert_eq!(r.status, 201);
     assert_eq!(app.post("/stats/reset", json!(null)).await.status, 200);
-    let retry = keyed(&app, Method::POST, "/queue/rq", Some(task), "push").await;
+    let retry = app
+        .keyed(Method::POST, "/queue/rq", Some(task), "push")
+        .await;
     assert_eq!(retry.header("idempotent-replayed"), "true", "{retry:?}");
     assert_eq!(
         app.get("/queue/rq/all").await.body["queue_length"],
@@ -509,9 +498,13 @@ async fn a_reset_keeps_idempotency_records_so_retries_still_replay() {
         "not queued again"
     );
     // A delete of something missing changed nothing: not recorded, so not replayed.
-    let first = keyed(&app, Method::DELETE, "/cache/missing", None, "del").await;
+    let first = app
+        .keyed(Method::DELETE, "/cache/missing", None, "del")
+        .await;
     first.assert_problem(404, None);
-    let second = keyed(&app, Method::DELETE, "/cache/missing", None, "del").await;
+    let second = app
+        .keyed(Method::DELETE, "/cache/missing", None, "del")
+        .await;
     second.assert_problem(404, None);
     assert_eq!(second.header("idempotent-replayed"), "");
 }

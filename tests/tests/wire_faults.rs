@@ -10,6 +10,7 @@
 mod wire_faults {
     mod cache_checks;
     pub mod checkers;
+    pub mod grants;
     mod proxy_checks;
     mod queue_failures_checks;
     pub mod rate_limits;
@@ -19,10 +20,13 @@ mod wire_faults {
 
 use std::time::Duration;
 
-use api_tests::proxy::{
-    FaultProxy,
-    apps::{Api, Runner, proxied_app},
-    resp::arg_bytes,
+use api_tests::{
+    Reply,
+    proxy::{
+        FaultProxy,
+        apps::{Api, Runner, proxied_app},
+        resp::arg_bytes,
+    },
 };
 use http::Method;
 use redis::AsyncCommands;
@@ -52,24 +56,22 @@ async fn claim_with_lost_reply_is_replayed_and_strands_nothing() {
     }
     let [pending, processing, claims, leases, ..] = app.state.keys.queue("q");
     // Only the claim script (of what follows) names the leases key.
-    proxy.drop_reply_of_next(&arg_bytes(leases.as_bytes()));
     let claim = "/queue/q/claim?visibility=30";
-    let first = tokio::time::timeout(GUARD, api.send(Method::POST, claim, None, Some("k1")))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!proxy.drop_armed(), "the claim never reached Redis");
-    assert_applied_or_maybe(&first, 200);
+    let (first, again) = lost_reply_then_retry(
+        &api,
+        &proxy,
+        leases.as_bytes(),
+        (Method::POST, claim),
+        None,
+        "k1",
+        200,
+    )
+    .await;
     if first.status == 200 {
         assert_eq!(first.body["task"]["id"], "t1", "{first:?}");
-    }
-    let again = until_answered(&api, Method::POST, claim, None, "k1").await;
-    assert_eq!(again.status, 200, "{again:?}");
-    assert_eq!(again.body["task"]["id"], "t1", "{again:?}");
-    assert_replayed(&again);
-    if first.status == 200 {
         assert_eq!(again.body["receipt"], first.body["receipt"]);
     }
+    assert_eq!(again.body["task"]["id"], "t1", "{again:?}");
     let ack = json!({"receipt": again.body["receipt"]});
     let r = until_answered(&api, Method::POST, "/queue/q/ack", Some(&ack), "a1").await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -98,25 +100,7 @@ async fn claim_with_lost_reply_is_replayed_and_strands_nothing() {
 async fn acquire_with_lost_reply_is_granted_once_not_refused_by_itself() {
     let (app, proxy, api) = warmed_app().await;
     let (lock, fence) = app.state.keys.lock("r");
-    // Only the acquire script names the fencing counter.
-    proxy.drop_reply_of_next(&arg_bytes(fence.as_bytes()));
-    let acquire = "/lock/r/acquire?ttl=30";
-    let first = tokio::time::timeout(GUARD, api.send(Method::POST, acquire, None, Some("g1")))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!proxy.drop_armed(), "the acquire never reached Redis");
-    assert_applied_or_maybe(&first, 201);
-    let again = until_answered(&api, Method::POST, acquire, None, "g1").await;
-    assert_eq!(
-        again.status, 201,
-        "refused by its own lost grant: {again:?}"
-    );
-    assert_replayed(&again);
-    if first.status == 201 {
-        assert_eq!(again.body["token"], first.body["token"]);
-        assert_eq!(again.body["fencing_token"], first.body["fencing_token"]);
-    }
+    let again = acquire_with_lost_reply(&api, &proxy, &fence, "/lock/r/acquire?ttl=30").await;
     let mut redis = app.redis_conn().await;
     let holder: Option<String> = redis.get(&lock).await.unwrap();
     assert_eq!(
@@ -138,25 +122,13 @@ async fn acquire_with_lost_reply_is_granted_once_not_refused_by_itself() {
 async fn semaphore_acquire_with_lost_reply_is_granted_once() {
     let (app, proxy, api) = warmed_app().await;
     let [holders, _, fence] = app.state.keys.semaphore("s");
-    // Only the acquire script names the fencing counter.
-    proxy.drop_reply_of_next(&arg_bytes(fence.as_bytes()));
-    let acquire = "/semaphore/s/acquire?permits=1&ttl=30";
-    let first = tokio::time::timeout(GUARD, api.send(Method::POST, acquire, None, Some("g1")))
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(!proxy.drop_armed(), "the acquire never reached Redis");
-    assert_applied_or_maybe(&first, 201);
-    let again = until_answered(&api, Method::POST, acquire, None, "g1").await;
-    assert_eq!(
-        again.status, 201,
-        "refused by its own lost grant: {again:?}"
-    );
-    assert_replayed(&again);
-    if first.status == 201 {
-        assert_eq!(again.body["token"], first.body["token"]);
-        assert_eq!(again.body["fencing_token"], first.body["fencing_token"]);
-    }
+    let again = acquire_with_lost_reply(
+        &api,
+        &proxy,
+        &fence,
+        "/semaphore/s/acquire?permits=1&ttl=30",
+    )
+    .await;
     let mut redis = app.redis_conn().await;
     let members: Vec<String> = redis.zrange(&holders, 0, -1).await.unwrap();
     assert_eq!(
@@ -223,20 +195,17 @@ async fn protected_write_with_lost_reply_is_accepted_on_retry() {
 async fn push_with_lost_reply_is_queued_once() {
     let (app, proxy, api) = warmed_app().await;
     let [pending, ..] = app.state.keys.queue("q");
-    proxy.drop_reply_of_next(&arg_bytes(pending.as_bytes()));
     let task = json!({"id": "only", "title": "once"});
-    let first = tokio::time::timeout(
-        GUARD,
-        api.send(Method::POST, "/queue/q", Some(&task), Some("p1")),
+    lost_reply_then_retry(
+        &api,
+        &proxy,
+        pending.as_bytes(),
+        (Method::POST, "/queue/q"),
+        Some(&task),
+        "p1",
+        201,
     )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!proxy.drop_armed(), "the push never reached Redis");
-    assert_applied_or_maybe(&first, 201);
-    let again = until_answered(&api, Method::POST, "/queue/q", Some(&task), "p1").await;
-    assert_eq!(again.status, 201, "{again:?}");
-    assert_replayed(&again);
+    .await;
     let queued = waiting(&app, "q").await;
     assert_eq!(queued.len(), 1, "copies queued: {queued:?}");
 }
@@ -266,9 +235,10 @@ async fn ack_release_delete_with_lost_reply_answer_the_recorded_200() {
         &api,
         &proxy,
         receipt.as_bytes(),
-        "/queue/q/ack",
+        (Method::POST, "/queue/q/ack"),
         Some(&ack),
         "ack",
+        200,
     )
     .await;
     let [_, processing, ..] = app.state.keys.queue("q");
@@ -285,9 +255,10 @@ async fn ack_release_delete_with_lost_reply_answer_the_recorded_200() {
         &api,
         &proxy,
         token.as_bytes(),
-        "/lock/r/release",
+        (Method::POST, "/lock/r/release"),
         Some(&release),
         "rel",
+        200,
     )
     .await;
     let (lock, _) = app.state.keys.lock("r");
@@ -299,47 +270,70 @@ async fn ack_release_delete_with_lost_reply_answer_the_recorded_200() {
     let r = until_answered(&api, Method::POST, "/cache", Some(&entry), "s").await;
     assert_eq!(r.status, 201, "{r:?}");
     let key = app.state.keys.cache("doomed");
-    proxy.drop_reply_of_next(&arg_bytes(key.as_bytes()));
-    let first = tokio::time::timeout(
-        GUARD,
-        api.send(Method::DELETE, "/cache/doomed", None, Some("del")),
+    lost_reply_then_retry(
+        &api,
+        &proxy,
+        key.as_bytes(),
+        (Method::DELETE, "/cache/doomed"),
+        None,
+        "del",
+        200,
     )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(!proxy.drop_armed(), "the delete never reached Redis");
-    assert_applied_or_maybe(&first, 200);
-    let again = until_answered(&api, Method::DELETE, "/cache/doomed", None, "del").await;
-    assert_eq!(
-        again.status, 200,
-        "false 404 for a delete that happened: {again:?}"
-    );
-    assert_replayed(&again);
+    .await;
 }
 
-/// POSTs `path` with its reply dropped (the command carrying `needle`), then retries with
-/// the same key: the first answer is 200 or "may have been applied", the retry the 200.
+/// Acquires at `acquire` (a lock's or a semaphore's) with the reply of the script, which
+/// alone names the fencing counter `fence`, dropped; the retry with the same key must hand
+/// over that grant (the same token and fencing token), not be refused by it. The grant.
+async fn acquire_with_lost_reply(
+    api: &Api,
+    proxy: &FaultProxy,
+    fence: &str,
+    acquire: &str,
+) -> Reply {
+    let (first, again) = lost_reply_then_retry(
+        api,
+        proxy,
+        fence.as_bytes(),
+        (Method::POST, acquire),
+        None,
+        "g1",
+        201,
+    )
+    .await;
+    if first.status == 201 {
+        assert_eq!(again.body["token"], first.body["token"]);
+        assert_eq!(again.body["fencing_token"], first.body["fencing_token"]);
+    }
+    again
+}
+
+/// Sends `method path` with `key` and the reply of the command carrying `needle` dropped,
+/// then retries with the same key: the first answer is `success` or "may have been
+/// applied", the retry `success`, replayed. Both answers.
 async fn lost_reply_then_retry(
     api: &Api,
     proxy: &FaultProxy,
     needle: &[u8],
-    path: &str,
+    (method, path): (Method, &str),
     body: Option<&serde_json::Value>,
     key: &str,
-) {
+    success: u16,
+) -> (Reply, Reply) {
     proxy.drop_reply_of_next(&arg_bytes(needle));
-    let first = tokio::time::timeout(GUARD, api.send(Method::POST, path, body, Some(key)))
+    let first = tokio::time::timeout(GUARD, api.send(method.clone(), path, body, Some(key)))
         .await
         .unwrap()
         .unwrap();
-    assert!(!proxy.drop_armed(), "{path} never reached Redis");
-    assert_applied_or_maybe(&first, 200);
-    let again = until_answered(api, Method::POST, path, body, key).await;
+    assert!(!proxy.drop_armed(), "{method} {path} never reached Redis");
+    assert_applied_or_maybe(&first, success);
+    let again = until_answered(api, method.clone(), path, body, key).await;
     assert_eq!(
-        again.status, 200,
-        "false answer for {path} that happened: {again:?}"
+        again.status, success,
+        "{method} {path} ran, its reply was lost; the retry got: {again:?}"
     );
     assert_replayed(&again);
+    (first, again)
 }
 
 /// A link slower than the response time-out: the push runs, its reply comes too late. The

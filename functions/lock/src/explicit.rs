@@ -21,7 +21,7 @@ use shared::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::acquire;
+use super::{acquire, lapsed_grant};
 
 /// The explicit lock routes.
 pub(crate) fn api() -> OpenApiRouter<AppState> {
@@ -53,15 +53,13 @@ async fn acquire_lock(
     WAIT_MS.check("wait_ms", query.wait_ms)?;
     let grant = acquire(&state, &idempotency, &resource, ttl * 1000, query.wait_ms).await?;
     if grant.replayed && !still_holds(&state, &resource, &grant.value.token).await? {
-        // The recorded grant is history: its lock expired or was released (and may be
-        // someone else's now). Replaying "201, you hold it" would make two holders.
-        return Err(ApiError::conflict(format!(
-            "this Idempotency-Key's grant on '{resource}' (fencing token {}) has expired or \
-             was released; acquire again with a new key",
-            grant.value.fencing_token
-        ))
-        .with("resource", resource)
-        .with("fencing_token", grant.value.fencing_token));
+        let grant_on = format!("grant on '{resource}'");
+        let fencing_token = grant.value.fencing_token;
+        return Err(lapsed_grant(
+            &grant_on,
+            ("resource", resource.into()),
+            fencing_token,
+        ));
     }
     Ok(grant.respond((
         StatusCode::CREATED,

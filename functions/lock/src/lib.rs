@@ -59,6 +59,19 @@ struct Grant {
     fencing_token: u64,
 }
 
+/// The 409 for a grant an Idempotency-Key recorded that is history: its lock or permit
+/// expired or was released (and may be someone else's now), so replaying "201, you hold
+/// it" would make one holder too many. `grant` names it in the sentence ("grant on 'r'"),
+/// `(member, name)` in the problem.
+fn lapsed_grant(grant: &str, (member, name): (&str, String), fencing_token: u64) -> ApiError {
+    ApiError::conflict(format!(
+        "this Idempotency-Key's {grant} (fencing token {fencing_token}) has expired or was \
+         released; acquire again with a new key"
+    ))
+    .with(member, name)
+    .with("fencing_token", fencing_token)
+}
+
 /// Takes the lock on `resource` for `ttl_ms`, polling for up to `wait_ms` while it is held.
 /// With an Idempotency-Key the grant is recorded (a refusal is not: it changed nothing), so
 /// a retry after a lost answer gets the same grant back.

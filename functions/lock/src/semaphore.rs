@@ -29,6 +29,8 @@ use shared::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::lapsed_grant;
+
 /// The semaphore routes.
 pub(crate) fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -92,13 +94,12 @@ async fn acquire_permit(
                     .iter()
                     .find(|h| h.fencing_token == fencing_token)
                 else {
-                    return Err(ApiError::conflict(format!(
-                        "this Idempotency-Key's permit of '{name}' (fencing token \
-                         {fencing_token}) has expired or was released; acquire again with a \
-                         new key"
-                    ))
-                    .with("name", name)
-                    .with("fencing_token", fencing_token));
+                    let permit_of = format!("permit of '{name}'");
+                    return Err(lapsed_grant(
+                        &permit_of,
+                        ("name", name.into()),
+                        fencing_token,
+                    ));
                 };
                 // As it is now: it may have been extended since.
                 (ttl_ms, expires_at_ms) = (holder.ttl_ms, holder.expires_at_ms);

@@ -25,7 +25,7 @@ use shared::{
     scripts,
 };
 
-use crate::task_id;
+use crate::{on_queue, task_id};
 
 /// `POST /queue/{name}/nack`: the consumer gives its claimed task back.
 #[utoipa::path(
@@ -47,11 +47,9 @@ pub(crate) async fn nack_task(
     ApiJson(body): ApiJson<NackClaim>,
 ) -> Result<Response, ApiError> {
     let delay_ms = DELAY_MS.check("delay_ms", body.delay_ms.unwrap_or(0))?;
-    let keys = state.keys.queue(&name);
-    let nacked: Outcome<Option<(String, String, u64, u64)>> = idempotency
-        .run(&state, &scripts::QUEUE_NACK, &keys[0], |s| {
-            s.key(&keys)
-                .arg(body.receipt.as_str())
+    let nacked: Outcome<Option<(String, String, u64, u64)>> =
+        on_queue(&state, &idempotency, &scripts::QUEUE_NACK, &name, |s| {
+            s.arg(body.receipt.as_str())
                 .arg(delay_ms)
                 .arg(random_token());
         })
@@ -145,10 +143,9 @@ pub(crate) async fn replay_dead(
         }
         None => Vec::new(),
     };
-    let keys = state.keys.queue(&name);
-    let replayed: Outcome<(u64, u64, u64)> = idempotency
-        .run(&state, &scripts::QUEUE_REPLAY, &keys[0], |s| {
-            s.key(&keys).arg(REPLAY_MOST).arg(REPLAY_LOOK);
+    let replayed: Outcome<(u64, u64, u64)> =
+        on_queue(&state, &idempotency, &scripts::QUEUE_REPLAY, &name, |s| {
+            s.arg(REPLAY_MOST).arg(REPLAY_LOOK);
             for id in &ids {
                 s.arg(id.as_str());
             }
@@ -178,12 +175,14 @@ pub(crate) async fn clear_dead(
     idempotency: Idempotency,
     ApiPath(name): ApiPath<QueueName>,
 ) -> Result<Response, ApiError> {
-    let keys = state.keys.queue(&name);
-    let removed: Outcome<u64> = idempotency
-        .run(&state, &scripts::QUEUE_DEAD_CLEAR, &keys[0], |s| {
-            s.key(&keys);
-        })
-        .await?;
+    let removed: Outcome<u64> = on_queue(
+        &state,
+        &idempotency,
+        &scripts::QUEUE_DEAD_CLEAR,
+        &name,
+        |_| {},
+    )
+    .await?;
     Ok(removed.respond(Json(DeadCleared {
         message: format!("Dead letters of '{name}' deleted"),
         deleted_count: removed.value,

@@ -30,7 +30,7 @@
 mod failures;
 
 use axum::{Json, Router, extract::State, http::StatusCode, response::Response};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, FromRedisValue, ScriptInvocation};
 use serde_json::Value;
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
@@ -47,7 +47,9 @@ use shared::{
         },
         random_token,
     },
-    scripts, validate,
+    scripts,
+    scripts::WriteScript,
+    validate,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -117,6 +119,25 @@ pub(crate) fn task_id(stored: &str) -> String {
 
 fn empty(name: &str) -> ApiError {
     ApiError::not_found(format!("queue '{name}' is empty"))
+}
+
+/// Runs `script` on every key of queue `name` (in the order of `Keys::queue`, which the
+/// queue scripts expect), with the arguments `args` adds. The waiting list decides where an
+/// Idempotency-Key's record goes.
+pub(crate) async fn on_queue<T: FromRedisValue>(
+    state: &AppState,
+    idempotency: &Idempotency,
+    script: &WriteScript,
+    name: &str,
+    args: impl FnOnce(&mut ScriptInvocation<'_>),
+) -> Result<Outcome<T>, ApiError> {
+    let keys = state.keys.queue(name);
+    idempotency
+        .run(state, script, &keys[0], |s| {
+            s.key(&keys);
+            args(s);
+        })
+        .await
 }
 
 /// Appends `payloads` (RPUSH; the scripted twin with an Idempotency-Key) and returns the
@@ -220,12 +241,8 @@ async fn clear(
     idempotency: Idempotency,
     name: QueueName,
 ) -> Result<Response, ApiError> {
-    let keys = state.keys.queue(&name);
-    let deleted: Outcome<u64> = idempotency
-        .run(&state, &scripts::QUEUE_CLEAR, &keys[0], |s| {
-            s.key(&keys);
-        })
-        .await?;
+    let deleted: Outcome<u64> =
+        on_queue(&state, &idempotency, &scripts::QUEUE_CLEAR, &name, |_| {}).await?;
     Ok(deleted.respond(Json(QueueCleared {
         message: format!("Queue '{name}' cleared"),
         deleted_count: deleted.value,
@@ -500,11 +517,9 @@ async fn claim_task(
 ) -> Result<Response, ApiError> {
     let visibility = VISIBILITY_SECS.check("visibility", query.visibility)?;
     let max_deliveries = MAX_DELIVERIES.check("max_deliveries", query.max_deliveries)?;
-    let keys = state.keys.queue(&name);
-    let claimed: Outcome<Option<Claim>> = idempotency
-        .run(&state, &scripts::QUEUE_CLAIM, &keys[0], |s| {
-            s.key(&keys)
-                .arg(random_token())
+    let claimed: Outcome<Option<Claim>> =
+        on_queue(&state, &idempotency, &scripts::QUEUE_CLAIM, &name, |s| {
+            s.arg(random_token())
                 .arg(visibility * 1000)
                 .arg(max_deliveries);
         })
@@ -516,8 +531,9 @@ async fn claim_task(
     if claimed.replayed {
         // The recorded claim is history once it lapsed (or was acked or nacked): handing it
         // back would tell this client it holds a task that is someone else's now.
+        let [_, _, claims, ..] = state.keys.queue(&name);
         let mut redis = state.redis.clone();
-        let live: bool = redis.hexists(&keys[2], receipt).await?;
+        let live: bool = redis.hexists(&claims, receipt).await?;
         if !live {
             return Err(ApiError::conflict(format!(
                 "the claim recorded under this Idempotency-Key has ended (lapsed, acked or \
@@ -552,10 +568,9 @@ async fn ack_task(
     ApiPath(name): ApiPath<QueueName>,
     ApiJson(body): ApiJson<AckClaim>,
 ) -> Result<Response, ApiError> {
-    let keys = state.keys.queue(&name);
-    let acked: Outcome<Option<String>> = idempotency
-        .run(&state, &scripts::QUEUE_ACK, &keys[0], |s| {
-            s.key(&keys).arg(body.receipt.as_str());
+    let acked: Outcome<Option<String>> =
+        on_queue(&state, &idempotency, &scripts::QUEUE_ACK, &name, |s| {
+            s.arg(body.receipt.as_str());
         })
         .await?;
     let task = acked.value.clone().ok_or_else(|| {

@@ -21,12 +21,13 @@ use std::collections::HashSet;
 use axum::{
     Json, Router,
     extract::State,
-    http::{HeaderValue, StatusCode, header},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
 };
 use decide::{Mode, Policy};
 use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
+    http::no_store,
     idempotency::Outcome,
     models::{
         ids::RateLimitCaller,
@@ -72,6 +73,31 @@ fn query_policy(query: &CheckQuery) -> Result<Policy, ApiError> {
     Ok(policy)
 }
 
+/// The verdict of the GET routes' one policy in `mode`, and its header fields (those of a
+/// refusal when a check refused).
+async fn query_verdict(
+    state: &AppState,
+    idempotency: &Idempotency,
+    query: &CheckQuery,
+    mode: Mode,
+) -> Result<(decide::Verdict, HeaderMap), ApiError> {
+    let policy = query_policy(query)?;
+    let (user, cost) = (&query.user_id, query.cost);
+    let verdict = decide::run(state, idempotency, user, &[policy], cost, mode).await?;
+    let refused = mode == Mode::Check && !verdict.allowed;
+    let headers = decide::headers(&verdict.decisions, refused);
+    Ok((verdict, headers))
+}
+
+/// The decision of a one-policy verdict.
+fn only_decision(verdict: decide::Verdict) -> Result<RateLimitDecision, ApiError> {
+    verdict
+        .decisions
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::Internal("no decision for one policy".to_owned()))
+}
+
 /// `GET /rate-limit/check?user_id=&limit=&window=&algorithm=&cost=`.
 #[utoipa::path(
     get,
@@ -110,18 +136,12 @@ async fn check_rate_limit(
     idempotency: Idempotency,
     ApiQuery(query): ApiQuery<CheckQuery>,
 ) -> Result<Response, ApiError> {
-    let policy = query_policy(&query)?;
-    let (user, cost) = (&query.user_id, query.cost);
-    let verdict = decide::run(&state, &idempotency, user, &[policy], cost, Mode::Check).await?;
-    let headers = decide::headers(&verdict.decisions, !verdict.allowed);
+    let (verdict, headers) = query_verdict(&state, &idempotency, &query, Mode::Check).await?;
     if !verdict.allowed {
         let problem = decide::refusal(&verdict.decisions, true)?;
         return Ok((headers, problem).into_response());
     }
-    let Some(decision) = verdict.decisions.into_iter().next() else {
-        return Err(ApiError::Internal("no decision for one policy".to_owned()));
-    };
-    Ok((StatusCode::OK, headers, Json(decision)).into_response())
+    Ok((StatusCode::OK, headers, Json(only_decision(verdict)?)).into_response())
 }
 
 /// `POST /rate-limit/check`: several policies, all or nothing.
@@ -243,14 +263,9 @@ async fn rate_limit_status(
     idempotency: Idempotency,
     ApiQuery(query): ApiQuery<CheckQuery>,
 ) -> Result<Response, ApiError> {
-    let policy = query_policy(&query)?;
-    let (user, cost) = (&query.user_id, query.cost);
-    let verdict = decide::run(&state, &idempotency, user, &[policy], cost, Mode::Status).await?;
-    let headers = decide::headers(&verdict.decisions, false);
-    let Some(decision) = verdict.decisions.into_iter().next() else {
-        return Err(ApiError::Internal("no decision for one policy".to_owned()));
-    };
-    let mut response = (StatusCode::OK, headers, Json(decision)).into_response();
+    // A status is always 200: its headers describe the decision as if allowed.
+    let (verdict, headers) = query_verdict(&state, &idempotency, &query, Mode::Status).await?;
+    let mut response = (StatusCode::OK, headers, Json(only_decision(verdict)?)).into_response();
     no_store(&mut response);
     Ok(response)
 }
@@ -326,11 +341,4 @@ fn reset_done(user_id: &str, deleted: u64) -> Response {
     .into_response();
     no_store(&mut response);
     response
-}
-
-/// `Cache-Control: no-store`: the answer is about a moment, or about a change.
-fn no_store(response: &mut Response) {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }

@@ -116,11 +116,7 @@ pub struct ExtendLock {
 
 /// `ExtendLock::ttl`: [`LOCK_TTL_SECS`].
 fn extend_ttl_schema() -> ObjectBuilder {
-    let Defaulted { bounds, default } = LOCK_TTL_SECS;
-    bounds.nullable_schema().description(Some(format!(
-        "The lock's new time to live, seconds from now, {bounds} (default {default}): it \
-         replaces the time left, it is not added to it (so it may shorten the lock)."
-    )))
+    super::new_ttl_schema(LOCK_TTL_SECS, "lock", " (so it may shorten the lock)")
 }
 
 /// `POST /lock/{resource}/release` body.

@@ -33,6 +33,21 @@ pub fn raw_json_or_string(text: &str) -> Box<serde_json::value::RawValue> {
         .unwrap_or_else(|_| serde_json::value::to_raw_value(text).unwrap_or_default())
 }
 
+/// The schema of an extend body's optional `ttl` under `rule`, for a `holder` ("lock",
+/// "permit"); `note` ends the description. An extend sets the time left, which readers
+/// would otherwise take for an addition.
+pub(crate) fn new_ttl_schema(
+    rule: crate::validate::Defaulted<u64>,
+    holder: &str,
+    note: &str,
+) -> utoipa::openapi::schema::ObjectBuilder {
+    let crate::validate::Defaulted { bounds, default } = rule;
+    bounds.nullable_schema().description(Some(format!(
+        "The {holder}'s new time to live, seconds from now, {bounds} (default {default}): it \
+         replaces the time left, it is not added to it{note}."
+    )))
+}
+
 /// For `Option<Option<T>>` fields: absent is `None`, `null` is `Some(None)`, a value is
 /// `Some(Some(v))`. Lets a PATCH tell "leave alone" from "remove".
 pub(crate) fn double_option<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -87,11 +87,7 @@ pub struct ExtendPermit {
 
 /// `ExtendPermit::ttl`: [`SEMAPHORE_TTL_SECS`].
 fn extend_ttl_schema() -> ObjectBuilder {
-    let Defaulted { bounds, default } = SEMAPHORE_TTL_SECS;
-    bounds.nullable_schema().description(Some(format!(
-        "The permit's new time to live, seconds from now, {bounds} (default {default}): it \
-         replaces the time left, it is not added to it."
-    )))
+    super::new_ttl_schema(SEMAPHORE_TTL_SECS, "permit", "")
 }
 
 /// `POST /semaphore/{name}/release` body.

@@ -9,8 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::{Router, body::Body};
-use http::{Method, Request};
+use axum::Router;
+use http::Method;
 use shared::Config;
 use tower::ServiceExt;
 
@@ -160,20 +160,11 @@ impl Api {
     ) -> Result<Reply, String> {
         match self {
             Self::InProcess(router) => {
-                let mut request = Request::builder().method(method).uri(path);
-                for (name, value) in headers {
-                    request = request.header(*name, *value);
-                }
-                let body = match body {
-                    Some(v) => {
-                        request = request.header("content-type", "application/json");
-                        Body::from(v.to_string())
-                    }
-                    None => Body::empty(),
-                };
+                let request =
+                    crate::json_request(method, path, body, headers).map_err(|e| e.to_string())?;
                 let response = router
                     .clone()
-                    .oneshot(request.body(body).map_err(|e| e.to_string())?)
+                    .oneshot(request)
                     .await
                     .map_err(|e| e.to_string())?;
                 let status = response.status();

@@ -2,25 +2,9 @@
 //! decision instead of counting again, a refused one is not recorded (a retry asks again),
 //! and a keyed reset replays how many keys it deleted.
 
-use api_tests::{Reply, TestApp};
-use http::{Method, Request};
+use api_tests::TestApp;
+use http::Method;
 use serde_json::{Value, json};
-
-/// Sends `method path` with `body` and `Idempotency-Key: key`.
-async fn keyed(app: &TestApp, method: Method, path: &str, body: Option<Value>, key: &str) -> Reply {
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("idempotency-key", key);
-    let body = match body {
-        Some(v) => {
-            builder = builder.header("content-type", "application/json");
-            axum::body::Body::from(v.to_string())
-        }
-        None => axum::body::Body::empty(),
-    };
-    app.request(builder.body(body).unwrap()).await
-}
 
 /// How many units the status of `user`'s fixed window (limit 2, 60 s) says are counted.
 async fn counted(app: &TestApp, user: &str) -> Value {
@@ -35,54 +19,26 @@ async fn counted(app: &TestApp, user: &str) -> Value {
 #[tokio::test]
 async fn a_keyed_check_counts_once_and_replays_its_decision() {
     let app = TestApp::new().await;
+    let check = |body: &Value, key: &'static str| {
+        app.keyed(Method::POST, "/rate-limit/check", Some(body.clone()), key)
+    };
     let body = json!({"user_id": "k", "policies": [{"limit": 2, "window": 60}]});
-    let first = keyed(
-        &app,
-        Method::POST,
-        "/rate-limit/check",
-        Some(body.clone()),
-        "c1",
-    )
-    .await;
-    assert_eq!(first.status, 200, "{first:?}");
-    assert_eq!(first.header("idempotent-replayed"), "");
-    let again = keyed(
-        &app,
-        Method::POST,
-        "/rate-limit/check",
-        Some(body.clone()),
-        "c1",
-    )
-    .await;
+    let again = app
+        .twice(Method::POST, "/rate-limit/check", Some(body.clone()), "c1")
+        .await;
     assert_eq!(again.status, 200, "{again:?}");
-    assert_eq!(again.header("idempotent-replayed"), "true", "{again:?}");
-    assert_eq!(again.body, first.body);
     assert_eq!(counted(&app, "k").await, 1, "the retry counted again");
     // The same key for another request is a 422 naming the header.
     let other = json!({"user_id": "k", "policies": [{"limit": 3, "window": 60}]});
-    keyed(&app, Method::POST, "/rate-limit/check", Some(other), "c1")
+    check(&other, "c1")
         .await
         .assert_problem(422, Some("Idempotency-Key"));
     // A refusal changed nothing and is not recorded: its retry is decided afresh.
     for key in ["c2", "c3"] {
-        let r = keyed(
-            &app,
-            Method::POST,
-            "/rate-limit/check",
-            Some(body.clone()),
-            key,
-        )
-        .await;
+        let r = check(&body, key).await;
         assert_eq!(r.status, if key == "c2" { 200 } else { 429 }, "{r:?}");
     }
-    let r = keyed(
-        &app,
-        Method::POST,
-        "/rate-limit/check",
-        Some(body.clone()),
-        "c3",
-    )
-    .await;
+    let r = check(&body, "c3").await;
     assert_eq!(
         (r.status.as_u16(), r.header("idempotent-replayed")),
         (429, "")
@@ -97,11 +53,8 @@ async fn a_keyed_reset_replays_how_many_keys_it_deleted() {
         let path = format!("/rate-limit/check?user_id=r&limit=2&window={window}");
         assert_eq!(app.get(&path).await.status, 200);
     }
-    let first = keyed(&app, Method::DELETE, "/rate-limit/r", None, "d1").await;
-    assert_eq!(first.body["deleted_keys"], 3, "{first:?}");
-    let again = keyed(&app, Method::DELETE, "/rate-limit/r", None, "d1").await;
-    assert_eq!(again.header("idempotent-replayed"), "true", "{again:?}");
-    assert_eq!(again.body, first.body);
+    let again = app.twice(Method::DELETE, "/rate-limit/r", None, "d1").await;
+    assert_eq!(again.body["deleted_keys"], 3, "{again:?}");
     // Unkeyed, a second reset finds nothing left.
     let plain = app.delete("/rate-limit/r").await;
     assert_eq!(plain.body["deleted_keys"], 0, "{plain:?}");

@@ -14,13 +14,16 @@ use api_tests::{
     proxy::{FaultProxy, ProxyStats, apps::Api},
 };
 use http::Method;
-use rand::{Rng, SeedableRng, rngs::StdRng};
 use redis::AsyncCommands;
 use serde_json::json;
 use shared::keys::Keys;
 use tokio::task::JoinSet;
 
-use super::support::{rounds, seed, until_answered};
+use super::{
+    grants::{Contention, Held},
+    rate_limits::admitted,
+    support::{rounds, seed, until_answered},
+};
 
 /// Probability that a command resets its connection.
 pub(super) const RESET_P: f64 = 0.05;
@@ -181,90 +184,27 @@ async fn claim_and_ack(api: &Api, name: &str, series: &str) -> Option<String> {
     }
 }
 
-/// A lock grant as the client saw it: held for sure from `start` (the 201 arrived) to `end`
-/// (the earlier of the release being first sent and the TTL counted from the acquire's
-/// first send, before which Redis cannot have set the lock).
-#[derive(Debug)]
-struct Grant {
-    who: String,
-    start: Instant,
-    end: Instant,
-    fencing: u64,
-}
-
 /// Contenders acquire (`ttl=1`), hold a few ms and release one resource while the proxy
 /// resets connections. No two grants' intervals overlap; fencing tokens strictly increase in
 /// grant order; a release answered before the TTL could lapse must be a 200.
 pub async fn locks(api: &Api, proxy: &FaultProxy) {
-    const CONTENDERS: u64 = 4;
-    const CYCLES: u64 = 6;
-    const TTL: Duration = Duration::from_secs(1);
     let seed = seed();
     let at_start = proxy.stats();
     for round in 0..rounds() {
         let resource = format!("r{round}");
+        let contention = Contention {
+            acquire: format!("/lock/{resource}/acquire?ttl=1"),
+            release: format!("/lock/{resource}/release"),
+            name: resource,
+            contenders: 4,
+            cycles: 6,
+            ttl: Duration::from_secs(1),
+            what: "lock",
+        };
         let before = proxy.stats();
         // Twice the rate: releases are few, and a lost release reply is what this run hunts.
         proxy.set_random_resets(2.0 * RESET_P, seed.wrapping_add(round));
-        let mut contenders = JoinSet::new();
-        for c in 0..CONTENDERS {
-            let (api, resource) = (api.clone(), resource.clone());
-            contenders.spawn(async move {
-                let mut rng = StdRng::seed_from_u64(seed ^ (round << 32) ^ c);
-                let mut grants = Vec::new();
-                let acquire = format!("/lock/{resource}/acquire?ttl=1");
-                let release = format!("/lock/{resource}/release");
-                for k in 0..CYCLES {
-                    let who = format!("{resource}-c{c}-{k}");
-                    let began = Instant::now();
-                    let mut attempt = 0;
-                    let (sent, granted) = loop {
-                        attempt += 1;
-                        assert!(
-                            began.elapsed() < Duration::from_secs(20),
-                            "seed {seed}: {who} never got the lock"
-                        );
-                        let key = format!("acquire-{who}-{attempt}");
-                        let sent = Instant::now();
-                        let r = until_answered(&api, Method::POST, &acquire, None, &key).await;
-                        match r.status.as_u16() {
-                            201 => break (sent, r),
-                            // Held: poll again shortly with a new key (a new attempt).
-                            409 => tokio::time::sleep(Duration::from_millis(5)).await,
-                            _ => panic!("seed {seed}: acquire {who}: {r:?}"),
-                        }
-                    };
-                    let start = Instant::now();
-                    let fencing = granted.body["fencing_token"].as_u64().unwrap_or_else(|| {
-                        panic!("seed {seed}: {who}: no fencing token: {granted:?}")
-                    });
-                    tokio::time::sleep(Duration::from_millis(rng.random_range(1..=5))).await;
-                    let release_sent = Instant::now();
-                    let body = json!({"token": granted.body["token"]});
-                    let key = format!("release-{who}");
-                    let r = until_answered(&api, Method::POST, &release, Some(&body), &key).await;
-                    let lapsed_by = sent + TTL;
-                    match r.status.as_u16() {
-                        200 => {}
-                        409 => assert!(
-                            // Margin for the Redis clock's millisecond steps.
-                            Instant::now() + Duration::from_millis(50) >= lapsed_by,
-                            "seed {seed}: {who}'s release answered 409 while its lock could \
-                             not have lapsed yet (a false 'not the holder'): {r:?}"
-                        ),
-                        _ => panic!("seed {seed}: release {who}: {r:?}"),
-                    }
-                    grants.push(Grant {
-                        who,
-                        start,
-                        end: release_sent.min(lapsed_by),
-                        fencing,
-                    });
-                }
-                grants
-            });
-        }
-        let mut grants: Vec<Grant> = contenders.join_all().await.into_iter().flatten().collect();
+        let mut grants = contention.run(api, round).await;
         proxy.stop_random_resets();
         let stats = proxy.stats().since(&before);
         let context = format!("seed {seed}, round {round}; proxy {stats:?}");
@@ -276,8 +216,7 @@ pub async fn locks(api: &Api, proxy: &FaultProxy) {
             grants.len(),
             "a fencing token granted twice: {context}"
         );
-        // Grants whose TTL lapsed before their 201 arrived held nothing the client could use.
-        grants.retain(|g| g.start < g.end);
+        grants.retain(Held::usable);
         grants.sort_by_key(|g| g.start);
         for pair in grants.windows(2) {
             let (a, b) = (&pair[0], &pair[1]);
@@ -328,27 +267,8 @@ pub async fn rate_limits(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, key
             let path = format!(
                 "/rate-limit/check?user_id={user}&limit={LIMIT}&window={window}&algorithm={algorithm}"
             );
-            let mut clients = JoinSet::new();
-            for _ in 0..CLIENTS {
-                let (api, path) = (api.clone(), path.clone());
-                clients.spawn(async move {
-                    let (mut allowed, mut answered, mut tries) = (0u64, 0u64, 0u64);
-                    while answered < ANSWERS_EACH && tries < 500 {
-                        tries += 1;
-                        match api.send(Method::GET, &path, None, None).await {
-                            Ok(r) if r.status == 200 => {
-                                (allowed, answered) = (allowed + 1, answered + 1)
-                            }
-                            Ok(r) if r.status == 429 => answered += 1,
-                            Ok(r) if r.status == 503 => {}
-                            Ok(r) => panic!("seed {seed}: {path}: {r:?}"),
-                            Err(_) => {}
-                        }
-                    }
-                    allowed
-                });
-            }
-            let allowed: u64 = clients.join_all().await.into_iter().sum();
+            let check = (Method::GET, path);
+            let allowed = admitted(api, check, None, (CLIENTS, ANSWERS_EACH), |_| {}).await;
             proxy.stop_random_resets();
             let key = keys.rate_limit(algorithm, window, &user);
             let counted = match algorithm {

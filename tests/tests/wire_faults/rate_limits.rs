@@ -4,12 +4,12 @@
 //! request counted in some policies and not others, is not.
 
 use api_tests::{
-    RawRedis,
+    RawRedis, Reply,
     proxy::{FaultProxy, apps::Api},
 };
 use http::Method;
 use redis::AsyncCommands;
-use serde_json::json;
+use serde_json::{Value, json};
 use shared::keys::Keys;
 use tokio::task::JoinSet;
 
@@ -17,6 +17,41 @@ use super::{
     checkers::{RESET_P, assert_faults_injected},
     support::{rounds, seed},
 };
+
+/// `clients` clients each send `method path` (with `body`) until `answers` of their checks
+/// are decided, 200 or 429 (a 503 or a dropped connection, the proxy's doing, is tried again;
+/// at most 500 tries each). Every 429 must pass `refused`. How many were admitted.
+pub async fn admitted(
+    api: &Api,
+    (method, path): (Method, String),
+    body: Option<Value>,
+    (clients, answers): (u64, u64),
+    refused: fn(&Reply),
+) -> u64 {
+    let seed = seed();
+    let mut tasks = JoinSet::new();
+    for _ in 0..clients {
+        let (api, method, path, body) = (api.clone(), method.clone(), path.clone(), body.clone());
+        tasks.spawn(async move {
+            let (mut allowed, mut answered, mut tries) = (0u64, 0u64, 0u64);
+            while answered < answers && tries < 500 {
+                tries += 1;
+                match api.send(method.clone(), &path, body.as_ref(), None).await {
+                    Ok(r) if r.status == 200 => (allowed, answered) = (allowed + 1, answered + 1),
+                    Ok(r) if r.status == 429 => {
+                        refused(&r);
+                        answered += 1;
+                    }
+                    Ok(r) if r.status == 503 => {}
+                    Ok(r) => panic!("seed {seed}: {method} {path}: {r:?}"),
+                    Err(_) => {}
+                }
+            }
+            allowed
+        });
+    }
+    tasks.join_all().await.into_iter().sum()
+}
 
 /// Units a GCRA limiter holds, as its stored TAT says: how many emission intervals it is
 /// ahead of Redis's clock, rounded up (no unit can hide in a fraction).
@@ -48,33 +83,11 @@ pub async fn multi_policy(api: &Api, proxy: &FaultProxy, mut redis: RawRedis, ke
         ]});
         let before = proxy.stats();
         proxy.set_random_resets(RESET_P, seed.wrapping_add(1000 + round));
-        let mut clients = JoinSet::new();
-        for _ in 0..CLIENTS {
-            let (api, body) = (api.clone(), body.clone());
-            clients.spawn(async move {
-                let (mut allowed, mut answered, mut tries) = (0u64, 0u64, 0u64);
-                while answered < ANSWERS_EACH && tries < 500 {
-                    tries += 1;
-                    match api
-                        .send(Method::POST, "/rate-limit/check", Some(&body), None)
-                        .await
-                    {
-                        Ok(r) if r.status == 200 => {
-                            (allowed, answered) = (allowed + 1, answered + 1)
-                        }
-                        Ok(r) if r.status == 429 => {
-                            assert_eq!(r.body["violated-policies"], json!(["tight"]), "{r:?}");
-                            answered += 1;
-                        }
-                        Ok(r) if r.status == 503 => {}
-                        Ok(r) => panic!("seed {seed}: {r:?}"),
-                        Err(_) => {}
-                    }
-                }
-                allowed
-            });
-        }
-        let allowed: u64 = clients.join_all().await.into_iter().sum();
+        let check = (Method::POST, "/rate-limit/check".to_owned());
+        let allowed = admitted(api, check, Some(body), (CLIENTS, ANSWERS_EACH), |r| {
+            assert_eq!(r.body["violated-policies"], json!(["tight"]), "{r:?}");
+        })
+        .await;
         proxy.stop_random_resets();
         let tight = keys.rate_limit("gcra", 86_400, &user);
         let tight = gcra_counted(&mut redis, &tight, TIGHT, 86_400).await;

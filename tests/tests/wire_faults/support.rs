@@ -147,46 +147,35 @@ pub async fn waiting(app: &api_tests::TestApp, name: &str) -> Vec<String> {
 /// `Idempotency-Key`: Redis then has each script loaded, so the command whose reply a test
 /// drops really runs (a `NOSCRIPT` answer would be dropped instead, and the command re-sent).
 pub async fn warm_up(api: &Api) {
-    let expect = |r: &Reply, status: u16, what: &str| {
-        assert_eq!(r.status, status, "warm-up {what}: {r:?}");
-    };
     let task = json!({"id": "warm", "title": "warm"});
-    let r = until_answered(api, Method::POST, "/queue/warm", Some(&task), "warm-push").await;
-    expect(&r, 201, "push");
-    let r = until_answered(
-        api,
-        Method::POST,
-        "/queue/warm/claim?visibility=30",
-        None,
-        "warm-claim",
-    )
-    .await;
-    expect(&r, 200, "claim");
+    warm(api, (Method::POST, "/queue/warm"), Some(&task), 201).await;
+    let claim = (Method::POST, "/queue/warm/claim?visibility=30");
+    let r = warm(api, claim, None, 200).await;
     let ack = json!({"receipt": r.body["receipt"]});
-    let r = until_answered(api, Method::POST, "/queue/warm/ack", Some(&ack), "warm-ack").await;
-    expect(&r, 200, "ack");
-    let r = until_answered(
-        api,
-        Method::POST,
-        "/lock/warm/acquire?ttl=30",
-        None,
-        "warm-acquire",
-    )
-    .await;
-    expect(&r, 201, "acquire");
+    warm(api, (Method::POST, "/queue/warm/ack"), Some(&ack), 200).await;
+    let r = warm(api, (Method::POST, "/lock/warm/acquire?ttl=30"), None, 201).await;
     let release = json!({"token": r.body["token"]});
-    let r = until_answered(
+    warm(
         api,
-        Method::POST,
-        "/lock/warm/release",
+        (Method::POST, "/lock/warm/release"),
         Some(&release),
-        "warm-release",
+        200,
     )
     .await;
-    expect(&r, 200, "release");
     let entry = json!({"key": "warm", "value": 1});
-    let r = until_answered(api, Method::POST, "/cache", Some(&entry), "warm-set").await;
-    expect(&r, 201, "cache set");
-    let r = until_answered(api, Method::DELETE, "/cache/warm", None, "warm-delete").await;
-    expect(&r, 200, "cache delete");
+    warm(api, (Method::POST, "/cache"), Some(&entry), 201).await;
+    warm(api, (Method::DELETE, "/cache/warm"), None, 200).await;
+}
+
+/// One warm-up request (a key of its own), which must be answered `status`; the answer.
+async fn warm(
+    api: &Api,
+    (method, path): (Method, &str),
+    body: Option<&Value>,
+    status: u16,
+) -> Reply {
+    let key = format!("warm-{method}-{path}");
+    let r = until_answered(api, method.clone(), path, body, &key).await;
+    assert_eq!(r.status, status, "warm-up {method} {path}: {r:?}");
+    r
 }
