@@ -74,17 +74,18 @@ pub fn app_sharing(state: AppState, in_flight: Arc<Semaphore>) -> Router {
     } else {
         routes
     };
-    let app = shared::http::finish(routes, &state.config)
-        .layer(in_flight)
-        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
-        .layer(AccessLogLayer::new(REQUEST_ID))
-        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid));
-    if metrics {
-        // Outermost, so that the in-flight cap's 503s are timed and counted too.
-        app.layer(HttpMetricsLayer)
-    } else {
-        app
-    }
+    // One `Router::layer` call for the runner's layers (each call boxes every route once
+    // more). Outermost the metrics, so that the in-flight cap's 503s are timed and counted
+    // too; then the request id is set, the request logged, the id copied to the answer, and
+    // the in-flight cap applied.
+    shared::http::finish(routes, &state.config).layer(
+        ServiceBuilder::new()
+            .option_layer(metrics.then_some(HttpMetricsLayer))
+            .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+            .layer(AccessLogLayer::new(REQUEST_ID))
+            .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .layer(in_flight),
+    )
 }
 
 /// `GET /metrics`: every figure, in the Prometheus text format. Behind `API_KEY` like the

@@ -21,6 +21,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use subtle::ConstantTimeEq;
+use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
     cors::{AllowOrigin, CorsLayer},
@@ -40,23 +41,24 @@ pub fn finish(router: Router, config: &Config) -> Router {
         time_limit: config.request_timeout,
         body_limit: config.max_body_bytes,
     });
-    let router = router
+    // The layers in one `Router::layer` call: each call wraps every route in one more boxed
+    // service, cloned and allocated per request; a `ServiceBuilder` composes them without.
+    // Outermost CORS, so a preflight is answered before the API key, routing and the method
+    // guard (a browser sends no credentials with it), and every answer, errors included,
+    // carries the headers a browser needs to read it. Then the panic catcher, the body limit
+    // and one middleware for the four checks every request passes.
+    router
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        // One layer for the four checks every request passes (one boxed service per request
-        // rather than four: each layer of this kind costs a clone and an allocation).
-        .layer(middleware::from_fn(move |request: Request, next: Next| {
-            admit(admission.clone(), request, next)
-        }))
-        .layer(DefaultBodyLimit::max(config.max_body_bytes))
-        .layer(CatchPanicLayer::custom(panic_response));
-    // Outermost, so a preflight is answered before the API key, routing and the method
-    // guard (a browser sends no credentials with it), and every answer, errors included,
-    // carries the headers a browser needs to read it.
-    match cors(&config.cors_allow_origins) {
-        Some(cors) => router.layer(cors),
-        None => router,
-    }
+        .layer(
+            ServiceBuilder::new()
+                .option_layer(cors(&config.cors_allow_origins))
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(DefaultBodyLimit::max(config.max_body_bytes))
+                .layer(middleware::from_fn(move |request: Request, next: Next| {
+                    admit(admission.clone(), request, next)
+                })),
+        )
 }
 
 /// The CORS layer for `CORS_ALLOW_ORIGINS`, `None` when it is empty. The same rules as the
