@@ -26,7 +26,12 @@ pub async fn run(base: &str, api_key: Option<&str>, out: &mut dyn Write) -> Resu
         api_key: api_key.map(str::to_owned),
         out,
         step: 0,
+        // One caller per tour process, so two tours at once never share a limiter.
+        caller: format!("demo-{}", std::process::id()),
     };
+    // The dashboard draws this tour while it runs (the rate limit of its caller included).
+    let dashboard = format!("{}/dashboard?caller={}", tour.base, tour.caller);
+    tour.line(&format!("{NOTE}Watch it live:{NOTE:#} {dashboard}"))?;
     tour.cache().await?;
     tour.profiles().await?;
     tour.rate_limit().await?;
@@ -45,6 +50,8 @@ struct Tour<'a> {
     api_key: Option<String>,
     out: &'a mut dyn Write,
     step: usize,
+    /// The rate-limited caller's id.
+    caller: String,
 }
 
 impl Tour<'_> {
@@ -264,7 +271,7 @@ impl Tour<'_> {
             "Rate limiting in one Lua script",
             "12 calls at 10 per minute: the script counts and decides atomically, so exactly 10 pass.",
         )?;
-        let user = format!("demo-{}", std::process::id());
+        let user = self.caller.clone();
         for i in 1..=12 {
             let path = format!("/rate-limit/check?user_id={user}&limit=10&window=60");
             let (status, data) = self.send("GET", &path, None).await?;
@@ -442,6 +449,8 @@ impl Tour<'_> {
             "INFO, DBSIZE and the profile counters, pipelined in one round trip.",
         )?;
         self.call("GET", "/stats", None, &[200]).await?;
+        self.note("The queues, locks and semaphores under the prefix, by a bounded SCAN:")?;
+        self.call("GET", "/stats/patterns", None, &[200]).await?;
         self.call("GET", "/health", None, &[200]).await?;
         Ok(())
     }

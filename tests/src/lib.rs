@@ -29,7 +29,7 @@ use shared::{AppState, Config};
 use tower::ServiceExt;
 
 /// Every route of the OpenAPI document (plus the `/queue` default-name shortcuts).
-pub const ROUTES: [(&str, &str); 41] = [
+pub const ROUTES: [(&str, &str); 42] = [
     ("post", "/cache"),
     ("get", "/cache"),
     ("get", "/cache/{key}"),
@@ -70,6 +70,7 @@ pub const ROUTES: [(&str, &str); 41] = [
     ("post", "/queue/{name}/dead/replay"),
     ("get", "/stats"),
     ("post", "/stats/reset"),
+    ("get", "/stats/patterns"),
     ("get", "/health"),
 ];
 
