@@ -11,6 +11,7 @@
 //! or restart "the" Redis skip themselves there ([`TestApp::on_cluster`]).
 
 pub mod binary;
+pub mod browser;
 pub mod lambda;
 pub mod proxy;
 pub mod redis_process;

@@ -67,17 +67,26 @@ function draw(sectionId, store, now, opts = {}) {
   const body = document.querySelector(`#${sectionId} .body`);
   const W = 420, H = 150, L = 40, R = 6, T = 6, B = 16;
   const svg = el("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: "none" });
-  const lines = [...store.entries()].filter(([, p]) => p.length > 0);
-  let max = opts.max || 0;
-  for (const [, points] of lines) for (const [, v] of points) max = Math.max(max, v);
+  // The busiest `top` series only (by their sum over the window): a legend of every route
+  // would drown the chart.
+  const total = (points) => points.reduce((sum, [, v]) => sum + v, 0);
+  const lines = [...store.entries()].filter(([, p]) => p.length > 0)
+    .sort((a, b) => total(b[1]) - total(a[1])).slice(0, opts.top || 8);
+  let max = opts.max || 0, oldest = now;
+  for (const [, points] of lines) {
+    for (const [t, v] of points) { max = Math.max(max, v); oldest = Math.min(oldest, t); }
+  }
   if (max === 0) max = 1;
-  const x = (t) => L + (W - L - R) * (1 - Math.min(KEEP, now - t) / KEEP);
+  // The time axis spans the data (30 s at least, KEEP at most), so a fresh page is not a
+  // sliver at the right edge.
+  const span = Math.min(KEEP, Math.max(30, Math.ceil(now - oldest)));
+  const x = (t) => L + (W - L - R) * (1 - Math.min(span, now - t) / span);
   const y = (v) => T + (H - T - B) * (1 - v / max);
   for (const f of [0, 0.5, 1]) {
     el("line", { x1: L, x2: W - R, y1: y(max * f), y2: y(max * f), stroke: "#eee" }, svg);
     el("text", { x: 2, y: y(max * f) + 3 }, svg).textContent = format(max * f) + (opts.unit || "");
   }
-  el("text", { x: L, y: H - 3 }, svg).textContent = `${KEEP} s ago`;
+  el("text", { x: L, y: H - 3 }, svg).textContent = `${span} s ago`;
   el("text", { x: W - R - 20, y: H - 3 }, svg).textContent = "now";
   const legend = document.createElement("div");
   legend.className = "legend";
@@ -126,7 +135,9 @@ function rows(tbodyId, items, cells, empty) {
 /** route -> {count, sum} summed over methods and status classes. */
 function parseMetrics(text) {
   const routes = new Map();
-  const re = /^http_server_request_duration_seconds_(count|sum)\{([^}]*)\}\s+(\S+)/;
+  // Greedy up to the last "}": a route template's own braces (`/cache/{key}`) are inside
+  // the label values.
+  const re = /^http_server_request_duration_seconds_(count|sum)\{(.*)\}\s+(\S+)$/;
   for (const line of text.split("\n")) {
     const m = re.exec(line);
     if (!m) continue;
@@ -141,7 +152,7 @@ function parseMetrics(text) {
 }
 
 const rate = seriesStore(), latency = seriesStore(), hits = seriesStore(),
-  memory = seriesStore(), queueSeries = seriesStore(), limit = seriesStore();
+  memory = seriesStore(), ops = seriesStore(), queueSeries = seriesStore(), limit = seriesStore();
 let previous = null;
 
 function onMetrics(answer, t) {
@@ -176,6 +187,7 @@ function onStats(answer, t) {
   if (answer.status !== 200 || !s) {
     absent("hits", `GET /stats answered ${answer.status}`);
     absent("redis", `GET /stats answered ${answer.status}`);
+    absent("ops", `GET /stats answered ${answer.status}`);
     return;
   }
   const lookups = s.keyspace_hits + s.keyspace_misses;
@@ -186,10 +198,11 @@ function onStats(answer, t) {
   if (keyspace != null) push(hits, "keyspace %", t, keyspace * 100);
   draw("hits", hits, t, { max: 100, unit: "%" });
   $("memory").innerHTML = `${s.memory_used} <small>memory</small>`;
-  $("ops").innerHTML = `${s.operations_per_second} <small>ops/s</small>`;
-  push(memory, "memory MB", t, s.used_memory_bytes / 1048576);
-  push(memory, "ops/s", t, s.operations_per_second);
-  draw("redis", memory, t);
+  $("ops-now").innerHTML = `${s.operations_per_second} <small>ops/s</small>`;
+  push(memory, "used memory", t, s.used_memory_bytes / 1048576);
+  push(ops, "ops/s", t, s.operations_per_second);
+  draw("redis", memory, t, { unit: " MB" });
+  draw("ops", ops, t);
 }
 
 /** Walks /stats/patterns to the end (a few pages at most per poll). */
