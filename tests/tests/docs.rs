@@ -109,6 +109,7 @@ async fn root_lists_the_endpoints_and_docs_pages_are_served() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["docs"], "/docs");
     assert_eq!(r.body["redoc"], "/redoc");
+    assert_eq!(r.body["dashboard"], "/dashboard");
     assert_eq!(r.body["openapi"], "/openapi.json");
     assert_eq!(r.body["endpoints"].as_array().unwrap().len(), ROUTES.len());
     assert!(r.body["endpoints"][0]["summary"].is_string());

@@ -244,6 +244,7 @@ fn root(document: &[u8], index: &OnceLock<Value>) -> Result<Value, ApiError> {
                 "version": env!("CARGO_PKG_VERSION"),
                 "docs": "/docs",
                 "redoc": "/redoc",
+                "dashboard": "/dashboard",
                 "openapi": "/openapi.json",
                 "endpoints": endpoints,
             })
