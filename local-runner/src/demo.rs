@@ -65,6 +65,12 @@ impl Tour<'_> {
         self.line(&format!("   {NOTE}{why}{NOTE:#}"))
     }
 
+    /// Lets a state that the next step undoes (a full rate limit, a queue of three) last one
+    /// poll of the dashboard (it polls every second), so a watcher sees it.
+    async fn hold_for_the_dashboard(&self) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+
     fn note(&mut self, text: &str) -> Result<(), String> {
         self.line(&format!("   {NOTE}{text}{NOTE:#}"))
     }
@@ -286,6 +292,7 @@ impl Tour<'_> {
             };
             self.line(&text)?;
         }
+        self.hold_for_the_dashboard().await;
         self.note("A status answers the same without counting; a reset clears every limiter.")?;
         let status = format!("/rate-limit/status?user_id={user}&limit=10&window=60");
         self.call("GET", &status, None, &[200]).await?;
@@ -371,6 +378,7 @@ impl Tour<'_> {
             )
             .await?;
         }
+        self.hold_for_the_dashboard().await;
         self.call("GET", "/queue/demo-tasks/all", None, &[200])
             .await?;
         let claimed = self

@@ -43,16 +43,19 @@ impl Shared {
 /// What the page shows, read in the page: the points of each chart's lines by series, the
 /// names of the table rows, the figures' and rate limit's text, the request charts' notice.
 const READ_PAGE: &str = r##"
-const charts = {};
+const charts = {}, maxima = {};
 for (const section of ["requests", "latency", "hits", "redis", "ops", "queues", "rate-limit"]) {
   charts[section] = {};
+  maxima[section] = {};
   for (const path of document.querySelectorAll(`#${section} path[data-series]`)) {
     charts[section][path.dataset.series] = Number(path.dataset.points);
+    maxima[section][path.dataset.series] = Number(path.dataset.max);
   }
 }
 const rows = (id) => [...document.querySelectorAll(`#${id} tr[data-name]`)].map((r) => r.dataset.name);
 return {
   charts,
+  maxima,
   queues: rows("queue-rows"),
   locks: rows("lock-rows"),
   memory: document.getElementById("memory").textContent,
@@ -130,9 +133,12 @@ async fn the_dashboard_draws_the_demo_tour_offline() {
             "{url}"
         );
         client.goto(&url).await.unwrap();
-        // The per-route request chart moves as the tour's steps run.
+        // The per-route request chart moves as the tour's steps run, the tour's caller fills
+        // its limit and its queue holds three tasks (each state lasts one poll).
         until(&client, wait, |seen| {
             points(seen, "requests", "/cache") >= 2
+                && seen["maxima"]["rate-limit"]["used"] == 10
+                && seen["maxima"]["queues"]["demo-tasks pending"] == 3
         })
         .await;
         url

@@ -93,8 +93,9 @@ function draw(sectionId, store, now, opts = {}) {
   lines.forEach(([name, points], i) => {
     const color = COLORS[i % COLORS.length];
     const d = points.map(([t, v], j) => `${j ? "L" : "M"}${x(t).toFixed(1)} ${y(v).toFixed(1)}`).join(" ");
+    const top = Math.max(...points.map(([, v]) => v));
     el("path", { d, fill: "none", stroke: color, "stroke-width": 1.5, "data-series": name,
-      "data-points": points.length }, svg);
+      "data-points": points.length, "data-max": top }, svg);
     const item = document.createElement("span");
     const last = points[points.length - 1][1];
     item.innerHTML = `<i style="background:${color}"></i>`;
