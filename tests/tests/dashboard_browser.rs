@@ -3,7 +3,8 @@
 //! must fill from the tour's requests (requests per route, latency, hit rate, Redis memory,
 //! the rate limit of the tour's caller) and its tables show a queue and a lock; no request
 //! may leave loopback. Served by the docs function alone (as on Lambda, where `/metrics` is
-//! absent), the request charts say so in words.
+//! absent), the request charts say so in words. With `API_KEY` set, the page reads nothing
+//! until the key is typed into it.
 //!
 //! `UPDATE_SCREENSHOT=1` writes the screenshot the README shows (`docs/dashboard.png`).
 
@@ -17,6 +18,7 @@ use api_tests::{
     Server, TestApp,
     browser::{Driver, Sink, assert_offline, browser},
 };
+use fantoccini::Locator;
 use serde_json::{Value, json};
 
 /// The demo tour's output, readable while the tour still writes it.
@@ -201,6 +203,40 @@ async fn the_dashboard_draws_the_demo_tour_offline() {
     })
     .await;
     assert_offline(&sink, "/dashboard on the docs function");
+
+    // With API_KEY set the page is open, but what it reads is not until the key is typed in
+    // (kept in the tab, sent as x-api-key).
+    const KEY: &str = "dashboard-key-0123456789";
+    let keyed = TestApp::with_config(|c| c.api_key = Some(KEY.into())).await;
+    let keyed_server = keyed.serve().await;
+    client.goto(&keyed_server.url("/dashboard")).await.unwrap();
+    until(&client, wait, |seen| {
+        seen["absent"].as_str().is_some_and(|t| t.contains("401"))
+    })
+    .await;
+    let field = client.find(Locator::Id("api-key")).await.unwrap();
+    field.send_keys(KEY).await.unwrap();
+    // The key is stored on "change", which a field fires when it loses the focus.
+    client
+        .find(Locator::Id("rl-user"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&client, wait, |seen| {
+        points(seen, "requests", "/stats") >= 2 && points(seen, "redis", "memory") >= 2
+    })
+    .await;
+    let stored = client
+        .execute(
+            "return sessionStorage.getItem('redis-cache-api-dashboard-key');",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored, KEY);
+    assert_offline(&sink, "/dashboard with an API key");
 
     client.close().await.unwrap();
     let _ = std::fs::remove_dir_all(profile);
