@@ -27,7 +27,7 @@ cargo test --workspace --locked
 # own failure modes; tests/tests/sentinel.rs the Sentinel failover, in the run above).
 echo "==> API_TEST_REDIS=cluster cargo test (the API tests on Redis Cluster)"
 API_TEST_REDIS=cluster cargo test --locked -p api-tests \
-  --test cache --test users --test rate_limit --test lock --test queue --test stats \
+  --test cache --test users --test rate_limit --test lock --test queue --test stats --test stats_patterns \
   --test seed_examples --test idempotency --test http_methods --test contract --test contract_routes \
   --test cache_conditional --test queue_failures --test semaphore
 # The Lambda build of the README's Deploy section (seven fat-LTO release binaries, x86_64:

@@ -26,7 +26,12 @@ pub async fn run(base: &str, api_key: Option<&str>, out: &mut dyn Write) -> Resu
         api_key: api_key.map(str::to_owned),
         out,
         step: 0,
+        // One caller per tour process, so two tours at once never share a limiter.
+        caller: format!("demo-{}", std::process::id()),
     };
+    // The dashboard draws this tour while it runs (the rate limit of its caller included).
+    let dashboard = format!("{}/dashboard?caller={}", tour.base, tour.caller);
+    tour.line(&format!("{NOTE}Watch it live:{NOTE:#} {dashboard}"))?;
     tour.cache().await?;
     tour.profiles().await?;
     tour.rate_limit().await?;
@@ -45,6 +50,8 @@ struct Tour<'a> {
     api_key: Option<String>,
     out: &'a mut dyn Write,
     step: usize,
+    /// The rate-limited caller's id.
+    caller: String,
 }
 
 impl Tour<'_> {
@@ -56,6 +63,12 @@ impl Tour<'_> {
         self.step += 1;
         self.line(&format!("\n{TITLE}{}. {title}{TITLE:#}", self.step))?;
         self.line(&format!("   {NOTE}{why}{NOTE:#}"))
+    }
+
+    /// Lets a state that the next step undoes (a full rate limit, a queue of three) last one
+    /// poll of the dashboard (it polls every second), so a watcher sees it.
+    async fn hold_for_the_dashboard(&self) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
     }
 
     fn note(&mut self, text: &str) -> Result<(), String> {
@@ -264,7 +277,7 @@ impl Tour<'_> {
             "Rate limiting in one Lua script",
             "12 calls at 10 per minute: the script counts and decides atomically, so exactly 10 pass.",
         )?;
-        let user = format!("demo-{}", std::process::id());
+        let user = self.caller.clone();
         for i in 1..=12 {
             let path = format!("/rate-limit/check?user_id={user}&limit=10&window=60");
             let (status, data) = self.send("GET", &path, None).await?;
@@ -279,6 +292,7 @@ impl Tour<'_> {
             };
             self.line(&text)?;
         }
+        self.hold_for_the_dashboard().await;
         self.note("A status answers the same without counting; a reset clears every limiter.")?;
         let status = format!("/rate-limit/status?user_id={user}&limit=10&window=60");
         self.call("GET", &status, None, &[200]).await?;
@@ -364,6 +378,7 @@ impl Tour<'_> {
             )
             .await?;
         }
+        self.hold_for_the_dashboard().await;
         self.call("GET", "/queue/demo-tasks/all", None, &[200])
             .await?;
         let claimed = self
@@ -442,6 +457,8 @@ impl Tour<'_> {
             "INFO, DBSIZE and the profile counters, pipelined in one round trip.",
         )?;
         self.call("GET", "/stats", None, &[200]).await?;
+        self.note("The queues, locks and semaphores under the prefix, by a bounded SCAN:")?;
+        self.call("GET", "/stats/patterns", None, &[200]).await?;
         self.call("GET", "/health", None, &[200]).await?;
         Ok(())
     }

@@ -141,7 +141,7 @@ async fn serve(cli: &Cli) -> Result<(), Fatal> {
     let running = local_runner::shards::start(state, listener, threads)
         .await
         .map_err(|why| Fatal(why, 1))?;
-    tracing::info!(%addr, %redis, mode, threads, "Redis Cache API listening; docs at http://{addr}/docs");
+    tracing::info!(%addr, %redis, mode, threads, "Redis Cache API listening; docs at http://{addr}/docs, dashboard at http://{addr}/dashboard");
     // Stopping: work in flight that holds something (the lock demo) gives it back, then
     // every thread drains.
     running

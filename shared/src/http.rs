@@ -126,10 +126,14 @@ pub const CORS_EXPOSE_HEADERS: &[&str] = &[
 pub const CORS_MAX_AGE_SECS: u64 = 600;
 
 /// Routes anyone may call even when `API_KEY` is set: the health check (for load balancers)
-/// and the documentation.
+/// and the documentation, and the dashboard page (it holds no data: its requests carry the
+/// key typed into it).
 pub fn is_public(path: &str) -> bool {
-    matches!(path, "/" | "/health" | "/openapi.json" | "/docs" | "/redoc")
-        || path.starts_with("/docs/")
+    matches!(
+        path,
+        "/" | "/health" | "/openapi.json" | "/docs" | "/redoc" | "/dashboard"
+    ) || path.starts_with("/docs/")
+        || path.starts_with("/dashboard/")
         || path.starts_with("/redoc/")
 }
 

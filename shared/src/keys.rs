@@ -161,6 +161,68 @@ impl Keys {
     }
 }
 
+/// The pattern a key under the prefix belongs to, and the name it was built from (see
+/// [`Keys::pattern_of`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PatternKey {
+    /// One of a queue's keys ([`Keys::queue`]).
+    Queue(String),
+    /// One of a lock's keys ([`Keys::lock`], [`Keys::lock_protected`]).
+    Lock(String),
+    /// One of a semaphore's keys ([`Keys::semaphore`]).
+    Semaphore(String),
+}
+
+/// The groups [`Keys::pattern_of`] recognises, with the suffixes their keys carry after the
+/// tagged name ("" for the first key), as [`Keys::queue`], [`Keys::lock`] and
+/// [`Keys::semaphore`] build them.
+const PATTERN_GROUPS: [(&str, &[&str]); 3] = [
+    (
+        "queue:",
+        &[
+            "",
+            ":processing",
+            ":claims",
+            ":leases",
+            ":deliveries",
+            ":final",
+            ":dead",
+            ":scheduled",
+        ],
+    ),
+    ("lock:", &["", ":fence", ":protected"]),
+    ("semaphore:", &["", ":info", ":fence"]),
+];
+
+impl Keys {
+    /// The queue, lock or semaphore `key` (a full key, as SCAN returns it) belongs to, or
+    /// `None` for any other key. A key is recognised only if building the name's keys gives
+    /// it back exactly, so a name holding `:` or braces is never misread.
+    pub fn pattern_of(&self, key: &str) -> Option<PatternKey> {
+        let rest = key.strip_prefix(&*self.prefix)?;
+        PATTERN_GROUPS.iter().find_map(|(group, suffixes)| {
+            let tail = rest.strip_prefix(group)?;
+            suffixes.iter().find_map(|suffix| {
+                let name = untag(tail.strip_suffix(suffix)?)?;
+                let built = format!("{}{suffix}", tagged(&self.prefix, group, name));
+                (built == key).then(|| match *group {
+                    "queue:" => PatternKey::Queue(name.to_owned()),
+                    "lock:" => PatternKey::Lock(name.to_owned()),
+                    _ => PatternKey::Semaphore(name.to_owned()),
+                })
+            })
+        })
+    }
+}
+
+/// The name inside a [`tagged`] key's tail (`{name}` or `{#hash}:name`), unchecked.
+fn untag(tail: &str) -> Option<&str> {
+    if let Some(hashed) = tail.strip_prefix("{#") {
+        return hashed.split_once("}:").map(|(_, name)| name);
+    }
+    tail.strip_prefix('{')?.strip_suffix('}')
+}
+
 /// `{prefix}{group}{name}` with `name` as the Redis Cluster hash tag, so that every key
 /// built by appending to it lands in the same slot.
 ///
@@ -401,6 +463,34 @@ mod tests {
             assert!(!re.is_match(bad), "{bad}");
         }
         assert!(path_identifier("key", "a/b").unwrap_err().contains("'/'"));
+    }
+
+    #[test]
+    fn pattern_keys_give_back_their_names() {
+        use super::PatternKey::{Lock, Queue, Semaphore};
+        let keys = Keys::new("p:");
+        for name in ["jobs", "a:dead", "x}", "{y}:dead", "a{b"] {
+            for key in keys.queue(name) {
+                assert_eq!(keys.pattern_of(&key), Some(Queue(name.into())), "{key}");
+            }
+            let (lock, fence) = keys.lock(name);
+            for key in [lock, fence, keys.lock_protected(name)] {
+                assert_eq!(keys.pattern_of(&key), Some(Lock(name.into())), "{key}");
+            }
+            for key in keys.semaphore(name) {
+                assert_eq!(keys.pattern_of(&key), Some(Semaphore(name.into())), "{key}");
+            }
+        }
+        for other in [
+            keys.cache("queue:{x}"),
+            keys.user("u"),
+            keys.rate_limit("gcra", 60, "u"),
+            "q:queue:{jobs}".to_owned(),
+            "p:queue:{jobs}:other".to_owned(),
+            "p:queue:{#0000000000000000}:x}".to_owned(),
+        ] {
+            assert_eq!(keys.pattern_of(&other), None, "{other}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! or restart "the" Redis skip themselves there ([`TestApp::on_cluster`]).
 
 pub mod binary;
+pub mod browser;
 pub mod lambda;
 pub mod proxy;
 pub mod redis_process;
@@ -29,7 +30,7 @@ use shared::{AppState, Config};
 use tower::ServiceExt;
 
 /// Every route of the OpenAPI document (plus the `/queue` default-name shortcuts).
-pub const ROUTES: [(&str, &str); 41] = [
+pub const ROUTES: [(&str, &str); 42] = [
     ("post", "/cache"),
     ("get", "/cache"),
     ("get", "/cache/{key}"),
@@ -70,6 +71,7 @@ pub const ROUTES: [(&str, &str); 41] = [
     ("post", "/queue/{name}/dead/replay"),
     ("get", "/stats"),
     ("post", "/stats/reset"),
+    ("get", "/stats/patterns"),
     ("get", "/health"),
 ];
 

@@ -11,6 +11,13 @@ async fn demo_tour_runs_start_to_finish() {
         .await
         .unwrap();
     let out = String::from_utf8(out).unwrap();
+    // The dashboard's URL comes first, naming the tour's rate-limited caller.
+    let first = out.lines().next().unwrap_or_default();
+    let dashboard = format!("{}/dashboard?caller=demo-", server.url(""));
+    assert!(
+        first.contains("Watch it live:") && first.contains(&dashboard),
+        "no dashboard URL first in:\n{out}"
+    );
     for expected in [
         "1. Cache with expiry",
         "A second writer still holding the first tag: refused, nothing written.",
@@ -33,6 +40,7 @@ async fn demo_tour_runs_start_to_finish() {
         "\"returned_to\":\"dead\"",
         "scheduled for queue 'demo-tasks' in 500 ms",
         "6. Monitoring",
+        "→ GET /stats/patterns",
         "Tour complete.",
     ] {
         assert!(out.contains(expected), "missing {expected:?} in:\n{out}");

@@ -109,6 +109,7 @@ async fn root_lists_the_endpoints_and_docs_pages_are_served() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["docs"], "/docs");
     assert_eq!(r.body["redoc"], "/redoc");
+    assert_eq!(r.body["dashboard"], "/dashboard");
     assert_eq!(r.body["openapi"], "/openapi.json");
     assert_eq!(r.body["endpoints"].as_array().unwrap().len(), ROUTES.len());
     assert!(r.body["endpoints"][0]["summary"].is_string());
@@ -141,6 +142,40 @@ async fn root_lists_the_endpoints_and_docs_pages_are_served() {
     let r = app.get("/redoc/redoc.standalone.js").await;
     assert_eq!(r.status, 200);
     assert!(r.header("content-type").starts_with("text/javascript"));
+}
+
+/// The dashboard: its page and script from the docs function (the runner serves the same
+/// bytes), a policy that keeps every request on the page's origin, and no address elsewhere
+/// in either file (the SVG namespace is a name, never fetched).
+#[tokio::test]
+async fn the_dashboard_is_one_page_and_one_script_with_nothing_from_elsewhere() {
+    let router = docs::router();
+    let page = fetch(&router, "/dashboard", &[]).await;
+    assert_eq!(page.status, 200);
+    let csp = page.header("content-security-policy");
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    let html = String::from_utf8(page.body).unwrap();
+    assert!(html.contains("src=\"dashboard/dashboard.js\""), "{html}");
+    let script = fetch(&router, "/dashboard/dashboard.js", &[]).await;
+    assert_eq!(script.status, 200);
+    assert!(script.header("content-type").starts_with("text/javascript"));
+    let js = String::from_utf8(script.body).unwrap();
+    for text in [&html, &js] {
+        let elsewhere = text.replace("http://www.w3.org/2000/svg", "");
+        for scheme in ["http://", "https://", "//cdn", "@import", "url("] {
+            assert!(!elsewhere.contains(scheme), "{scheme} in the dashboard");
+        }
+    }
+    // The routes it polls, relative to the page (so under a stage path too).
+    for path in [
+        "\"metrics\"",
+        "\"stats\"",
+        "`stats/patterns?",
+        "`rate-limit/status?",
+    ] {
+        assert!(js.contains(path), "the dashboard does not poll {path}");
+    }
 }
 
 /// What the `docs` function (not the runner) answers, byte for byte.

@@ -60,6 +60,8 @@ async fn api_key_guards_every_route_but_health_and_docs() {
         "/docs/",
         "/redoc",
         "/redoc/redoc.standalone.js",
+        "/dashboard",
+        "/dashboard/dashboard.js",
     ] {
         assert_eq!(app.get(open).await.status, 200, "{open} must stay open");
     }

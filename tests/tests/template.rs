@@ -85,6 +85,8 @@ fn template_events_are_the_routers_paths_and_a_default_route() {
         "/docs/{proxy+}",
         "/redoc",
         "/redoc/redoc.standalone.js",
+        "/dashboard",
+        "/dashboard/dashboard.js",
         "$default",
     ]);
     assert_eq!(template_routes(), expected);
@@ -125,6 +127,8 @@ fn the_watch_router_table_is_the_routers_paths() {
         "/docs/{*rest}",
         "/redoc",
         "/redoc/redoc.standalone.js",
+        "/dashboard",
+        "/dashboard/dashboard.js",
         "/{*unmatched}",
     ]);
     assert_eq!(watch_routes(), expected);
@@ -296,6 +300,8 @@ async fn docs_function_serves_its_template_routes() {
         "/docs/swagger-ui.css",
         "/redoc",
         "/redoc/redoc.standalone.js",
+        "/dashboard",
+        "/dashboard/dashboard.js",
     ] {
         use tower::ServiceExt;
         let response = router

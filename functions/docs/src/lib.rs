@@ -6,6 +6,7 @@
 //! | `GET /openapi.json` | OpenAPI 3.1, generated from every function's handlers |
 //! | `GET /docs/` | Swagger UI (Swagger UI's release files, from `utoipa-swagger-ui-vendored`) |
 //! | `GET /redoc` | ReDoc (standalone bundle vendored in `assets/`) |
+//! | `GET /dashboard` | live charts of the API and Redis (`dashboard.html` + `dashboard.js`, plain SVG) |
 //!
 //! Each function contributes its own paths (`<function>::api()`); this crate only merges
 //! them and adds the document's header. It needs no Redis and reads no environment.
@@ -209,6 +210,8 @@ fn router_with(document: Bytes) -> Router {
         .route("/docs/", get(swagger_page))
         .route("/docs/swagger-initializer.js", get(swagger_initializer))
         .route("/redoc", get(redoc_page))
+        .route("/dashboard", get(dashboard_page))
+        .route("/dashboard/dashboard.js", get(dashboard_script))
         .merge(assets::router())
 }
 
@@ -241,6 +244,7 @@ fn root(document: &[u8], index: &OnceLock<Value>) -> Result<Value, ApiError> {
                 "version": env!("CARGO_PKG_VERSION"),
                 "docs": "/docs",
                 "redoc": "/redoc",
+                "dashboard": "/dashboard",
                 "openapi": "/openapi.json",
                 "endpoints": endpoints,
             })
@@ -278,6 +282,33 @@ async fn redoc_page() -> impl IntoResponse {
     (
         [(header::CONTENT_SECURITY_POLICY, PAGE_CSP)],
         Html(include_str!("redoc.html")),
+    )
+}
+
+/// The dashboard: one page and one script, both in this binary, drawing with plain SVG, so
+/// it works offline like the docs. It polls `/metrics`, `/stats`, `/stats/patterns` and
+/// `/rate-limit/status` relative to itself; the CSP keeps every request on this origin.
+async fn dashboard_page() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_SECURITY_POLICY, DASHBOARD_CSP),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Html(include_str!("dashboard.html")),
+    )
+}
+
+/// Stricter than [`PAGE_CSP`]: the dashboard runs no inline script, no worker, no font.
+const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'";
+
+async fn dashboard_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("dashboard.js"),
     )
 }
 

@@ -4,6 +4,7 @@
 //! |---|---|
 //! | `GET /stats` | `INFO` + `DBSIZE` of every primary + profile counters, concurrently; a bounded `SCAN` counts the prefix's keys |
 //! | `POST /stats/reset` | `SCAN MATCH {prefix}*` (every primary) + `UNLINK` in batches: never `FLUSHDB`, never a foreign key |
+//! | `GET /stats/patterns?count=&cursor=` | bounded `SCAN MATCH {prefix}*` (every primary), then the queues' lengths and locks' TTLs pipelined and `semaphore_status.lua` per semaphore |
 //! | `GET /health` | `PING`, timed |
 //!
 //! Reads the environment through `shared::Config`.
@@ -23,6 +24,8 @@ use shared::{
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+mod patterns;
+
 /// Keys one SCAN call is asked to look at.
 const SCAN_COUNT: u64 = 1000;
 /// SCAN calls a default `/stats` may spend counting the prefix's keys (so about 10,000 keys
@@ -34,6 +37,7 @@ pub fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(get_stats))
         .routes(routes!(reset_data))
+        .routes(routes!(patterns::get_patterns))
         .routes(routes!(health))
 }
 

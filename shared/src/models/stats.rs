@@ -2,6 +2,93 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cache::CursorParam;
+use crate::validate::{Defaulted, query_parameters};
+
+/// Keys one SCAN step of `GET /stats/patterns` is asked to look at (`count`), 1000 when
+/// absent. At most [`PATTERNS_STEPS`] steps are made per request.
+pub const PATTERNS_COUNT: Defaulted<u64> = Defaulted::new(1, 1000, 1000);
+
+/// SCAN steps one `GET /stats/patterns` request makes before it answers with a cursor: the
+/// work per request is bounded however many keys the prefix holds.
+pub const PATTERNS_STEPS: usize = 10;
+
+query_parameters! {
+    /// The schema of `GET /stats/patterns`'s `count` ([`PATTERNS_COUNT`]).
+    PatternsCountParam = PATTERNS_COUNT;
+}
+
+/// `GET /stats/patterns` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PatternsQuery {
+    /// Keys each SCAN step looks at (a hint to Redis); a request makes at most 10 steps.
+    #[serde(default = "default_patterns_count")]
+    #[param(inline, value_type = PatternsCountParam)]
+    pub count: u64,
+    /// Where to continue: 0 to start, then the `cursor` of the previous answer.
+    #[serde(default)]
+    #[param(inline, value_type = CursorParam)]
+    pub cursor: u64,
+}
+
+fn default_patterns_count() -> u64 {
+    PATTERNS_COUNT.default
+}
+
+/// `GET /stats/patterns` answer: the queues, locks and semaphores whose keys one bounded
+/// stretch of a SCAN of the prefix met.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Patterns {
+    /// Queues, by name.
+    pub queues: Vec<QueueLengths>,
+    /// Locks held now, by resource.
+    pub locks: Vec<LockHeld>,
+    /// Semaphores with a live holder, by name.
+    pub semaphores: Vec<SemaphoreHeld>,
+    /// Pass it back for the rest; 0 when the walk is complete. A name whose keys fall in
+    /// two stretches may appear in both answers (the later figures are the fresher).
+    pub cursor: u64,
+}
+
+/// One queue's lengths.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct QueueLengths {
+    /// The queue's name.
+    pub name: String,
+    /// Tasks waiting to be claimed.
+    pub pending: u64,
+    /// Tasks claimed and not yet acknowledged.
+    pub processing: u64,
+    /// Dead letters.
+    pub dead: u64,
+    /// Delayed tasks not yet due.
+    pub scheduled: u64,
+}
+
+/// One lock held.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct LockHeld {
+    /// The locked resource.
+    pub resource: String,
+    /// Milliseconds until the lock lapses.
+    pub ttl_ms: u64,
+    /// The fencing token of the latest acquisition (the holder's).
+    pub fencing_token: Option<u64>,
+}
+
+/// One semaphore with holders.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct SemaphoreHeld {
+    /// The semaphore's name.
+    pub name: String,
+    /// Live holders.
+    pub holders: u64,
+    /// Permits it counts.
+    pub permits: u64,
+}
+
 /// `GET /stats` query.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
