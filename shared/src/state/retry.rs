@@ -190,16 +190,39 @@ pub(crate) async fn cluster_pipeline(
 ) -> Result<Vec<Value>, RedisError> {
     let resendable = resendable_pipeline(pipeline);
     let mut attempt = 0;
+    let mut result = cluster.req_packed_commands(pipeline, offset, count).await;
     loop {
-        match cluster.req_packed_commands(pipeline, offset, count).await {
+        let e = match result {
             Ok(values) => return Ok(values),
-            Err(e) => {
-                attempt += 1;
-                // Redirected or refused during a resharding: nothing of it ran (a transaction
-                // whose commands were redirected is aborted whole), so it is sent again once
-                // the slot has settled; MOVED also refreshes the slot map.
+            Err(e) => e,
+        };
+        attempt += 1;
+        if attempt >= CLUSTER_ATTEMPTS {
+            return Err(unsettled(e));
+        }
+        // A transaction whose commands were redirected is refused whole (EXECABORT): its
+        // cause is the redirect, and nothing of it ran.
+        let cause = crate::error::cause(&e);
+        result = match (cause.kind(), node_of(&cause)) {
+            // The slot is being migrated and the keys have moved: the node named runs the
+            // pipeline once asked (`ASKING`), which a resend to the slot's owner never
+            // would, however long it waited.
+            (ErrorKind::Server(ServerErrorKind::Ask), Some(RoutingInfo::SingleNode(route))) => {
+                asked(cluster, pipeline, offset, count, route).await
+            }
+            (ErrorKind::Server(ServerErrorKind::Moved), Some(RoutingInfo::SingleNode(route))) => {
+                if attempt > 1 {
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                cluster
+                    .route_pipeline(pipeline.clone(), offset, count, route)
+                    .await
+            }
+            (kind, _) => {
+                // Refused during a resharding or a failover (nothing ran), or lost and safe to
+                // send again: once more after a pause, once the slot has settled.
                 let again = matches!(
-                    crate::error::cause(&e).kind(),
+                    kind,
                     ErrorKind::Server(
                         ServerErrorKind::Moved
                             | ServerErrorKind::Ask
@@ -211,13 +234,40 @@ pub(crate) async fn cluster_pipeline(
                 if !again {
                     return Err(e);
                 }
-                if attempt >= CLUSTER_ATTEMPTS {
-                    return Err(unsettled(e));
-                }
                 tokio::time::sleep(backoff(attempt)).await;
+                cluster.req_packed_commands(pipeline, offset, count).await
             }
-        }
+        };
     }
+}
+
+/// `pipeline` sent to the node an `ASK` named. A transaction is preceded by one `ASKING`
+/// (Redis keeps the flag while a `MULTI` is open, so it covers every queued command; the
+/// replies to skip grow by ASKING's `OK`). The commands of a plain pipeline are sent one by
+/// one, each with its own `ASKING`.
+async fn asked(
+    cluster: &mut ClusterConnection,
+    pipeline: &Pipeline,
+    offset: usize,
+    count: usize,
+    route: SingleNodeRoutingInfo,
+) -> Result<Vec<Value>, RedisError> {
+    if pipeline.is_transaction() {
+        let mut asking = redis::pipe();
+        asking.cmd("ASKING").cmd("MULTI");
+        for cmd in pipeline.cmd_iter() {
+            asking.add_command(cmd.clone());
+        }
+        asking.cmd("EXEC");
+        return cluster
+            .route_pipeline(asking, offset + 1, count, route)
+            .await;
+    }
+    let mut values = Vec::new();
+    for cmd in pipeline.cmd_iter() {
+        values.push(cluster_request(cluster, cmd).await?);
+    }
+    Ok(values.into_iter().skip(offset).take(count).collect())
 }
 
 /// The node a `MOVED`/`ASK` error names.
