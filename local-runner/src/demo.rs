@@ -16,10 +16,24 @@ const BAD: Style = AnsiColor::Red.on_default();
 
 mod locks;
 
+/// Who serves the API the tour walks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// An API someone runs (`--url`): it outlives the tour, so its dashboard can watch.
+    Running,
+    /// The tour's own API and Redis, stopped when it ends: nothing left to watch.
+    Own,
+}
+
 /// Walks the tour against the API at `base` (e.g. `http://127.0.0.1:8002`), writing to `out`.
 /// Fails with a sentence naming the step whose answer was not the expected one.
 /// `api_key`, when given, is sent with every request (`Authorization: Bearer`).
-pub async fn run(base: &str, api_key: Option<&str>, out: &mut dyn Write) -> Result<(), String> {
+pub async fn run(
+    base: &str,
+    api: Api,
+    api_key: Option<&str>,
+    out: &mut dyn Write,
+) -> Result<(), String> {
     let mut tour = Tour {
         http: reqwest::Client::new(),
         base: base.trim_end_matches('/').to_owned(),
@@ -31,7 +45,14 @@ pub async fn run(base: &str, api_key: Option<&str>, out: &mut dyn Write) -> Resu
     };
     // The dashboard draws this tour while it runs (the rate limit of its caller included).
     let dashboard = format!("{}/dashboard?caller={}", tour.base, tour.caller);
-    tour.line(&format!("{NOTE}Watch it live:{NOTE:#} {dashboard}"))?;
+    match api {
+        Api::Running => tour.line(&format!("{NOTE}Watch it live:{NOTE:#} {dashboard}"))?,
+        Api::Own => tour.line(&format!(
+            "{NOTE}This tour runs its own API and Redis, stopped when it ends.{NOTE:#} To watch \
+             it on the dashboard, start the API (scripts/run.sh) and run the tour with \
+             --url http://127.0.0.1:8002, then open the address it prints."
+        ))?,
+    }
     tour.cache().await?;
     tour.profiles().await?;
     tour.rate_limit().await?;

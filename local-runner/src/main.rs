@@ -182,7 +182,7 @@ async fn resolve_bind(bind: &str, port: u16) -> Result<SocketAddr, Fatal> {
 async fn demo(cli: &Cli, url: Option<&str>, api_key: Option<&str>) -> Result<(), Fatal> {
     let mut out = anstream::stdout();
     if let Some(url) = url {
-        return local_runner::demo::run(url, api_key, &mut out)
+        return local_runner::demo::run(url, local_runner::demo::Api::Running, api_key, &mut out)
             .await
             .map_err(|why| Fatal(why, 1));
     }
@@ -230,7 +230,8 @@ async fn demo(cli: &Cli, url: Option<&str>, api_key: Option<&str>) -> Result<(),
             let _ = stopped.await;
         },
     ));
-    let result = local_runner::demo::run(&base, api_key, &mut out).await;
+    let result =
+        local_runner::demo::run(&base, local_runner::demo::Api::Own, api_key, &mut out).await;
     let _ = stop.send(());
     let _ = server.await;
     // Dropping `redis` stops the tour's redis-server.

@@ -366,6 +366,9 @@ impl From<redis::RedisError> for ApiError {
                 "refused our credentials"
             } else if e.kind() == ErrorKind::MasterNameNotFoundBySentinel {
                 "has no primary right now (failover in progress)"
+            } else if e.kind() == ErrorKind::Server(S::ReadOnly) {
+                "answered as a read-only replica (a failover in progress, or REDIS_URL names a \
+                 replica)"
             } else if unknown {
                 "dropped the connection before answering"
             } else {
@@ -392,6 +395,15 @@ impl From<redis::RedisError> for ApiError {
             return Self::unavailable(
                 "Redis is out of memory (maxmemory reached); try again later.",
             );
+        }
+        if code.as_deref() == Some("NOREPLICAS") {
+            // min-replicas-to-write: the primary refuses writes until enough replicas are in
+            // sync (a replica restarting, a network split), before running anything.
+            return Self::unavailable(
+                "Redis refused the write: too few replicas in sync (min-replicas-to-write); \
+                 nothing was applied. Try again shortly.",
+            )
+            .with("outcome", "not_applied");
         }
         if let Some(hint) = misconfiguration(&e) {
             return Self::Internal(format!("redis: {e}. {hint}"));

@@ -63,6 +63,8 @@ return {
   memory: document.getElementById("memory").textContent,
   rate_limit: document.getElementById("rl-text").textContent,
   absent: [...document.querySelectorAll("#requests .absent")].map((p) => p.textContent).join(" "),
+  lock_table: document.getElementById("lock-rows").textContent,
+  status: document.getElementById("status").textContent,
 };
 "##;
 
@@ -116,7 +118,7 @@ async fn the_dashboard_draws_the_demo_tour_offline() {
     let output = Shared::default();
     let mut writer = output.clone();
     let base = server.url("");
-    let tour = local_runner::demo::run(&base, None, &mut writer);
+    let tour = local_runner::demo::run(&base, local_runner::demo::Api::Running, None, &mut writer);
     let watch = async {
         let started = Instant::now();
         let url = loop {
@@ -210,8 +212,11 @@ async fn the_dashboard_draws_the_demo_tour_offline() {
     let keyed = TestApp::with_config(|c| c.api_key = Some(KEY.into())).await;
     let keyed_server = keyed.serve().await;
     client.goto(&keyed_server.url("/dashboard")).await.unwrap();
+    // Every panel says what failed, none looks empty-but-current ("no lock held"), and the
+    // header names the failure instead of "updated".
     until(&client, wait, |seen| {
-        seen["absent"].as_str().is_some_and(|t| t.contains("401"))
+        let says_401 = |field: &str| seen[field].as_str().is_some_and(|t| t.contains("401"));
+        says_401("absent") && says_401("lock_table") && says_401("status")
     })
     .await;
     let field = client.find(Locator::Id("api-key")).await.unwrap();

@@ -7,9 +7,14 @@ async fn demo_tour_runs_start_to_finish() {
     let app = TestApp::new().await;
     let server = app.serve().await;
     let mut out = Vec::new();
-    local_runner::demo::run(&server.url(""), None, &mut out)
-        .await
-        .unwrap();
+    local_runner::demo::run(
+        &server.url(""),
+        local_runner::demo::Api::Running,
+        None,
+        &mut out,
+    )
+    .await
+    .unwrap();
     let out = String::from_utf8(out).unwrap();
     // The dashboard's URL comes first, naming the tour's rate-limited caller.
     let first = out.lines().next().unwrap_or_default();
@@ -50,8 +55,13 @@ async fn demo_tour_runs_start_to_finish() {
 #[tokio::test]
 async fn demo_tour_reports_an_unreachable_api() {
     let mut out = Vec::new();
-    let why = local_runner::demo::run("http://127.0.0.1:1", None, &mut out)
-        .await
-        .unwrap_err();
+    let why = local_runner::demo::run(
+        "http://127.0.0.1:1",
+        local_runner::demo::Api::Running,
+        None,
+        &mut out,
+    )
+    .await
+    .unwrap_err();
     assert!(why.contains("cannot reach the API"), "{why}");
 }

@@ -155,6 +155,9 @@ async fn the_dashboard_is_one_page_and_one_script_with_nothing_from_elsewhere() 
     let csp = page.header("content-security-policy");
     assert!(csp.contains("default-src 'none'"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
+    // No other site may frame it (clickjacking the key field) or rebase its script.
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert!(csp.contains("base-uri 'none'"), "{csp}");
     let html = String::from_utf8(page.body).unwrap();
     assert!(html.contains("src=\"dashboard/dashboard.js\""), "{html}");
     let script = fetch(&router, "/dashboard/dashboard.js", &[]).await;

@@ -287,7 +287,10 @@ fn demo_tours_a_private_api() {
     let command = readme::command("cargo run --release -p local-runner -- demo");
     // "On a private API and Redis": a Redis the user names is left alone.
     let users = start_redis(&[]);
-    demo(&command, &[("REDIS_URL", users.url().as_str())]);
+    let stdout = demo(&command, &[("REDIS_URL", users.url().as_str())]);
+    // Its API stops with it: no dashboard address that would be gone, but how to watch.
+    assert!(!stdout.contains("Watch it live"), "{stdout}");
+    assert!(stdout.contains("--url http://127.0.0.1:8002"), "{stdout}");
     let mut conn = redis::Client::open(users.url())
         .unwrap()
         .get_connection()
@@ -309,7 +312,14 @@ fn demo_tours_a_running_api() {
     );
     let command = readme::command("cargo run --release -p local-runner -- demo --url ...")
         .replace("http://127.0.0.1:8002", &runner.base());
-    demo(&command, &[]);
+    let stdout = demo(&command, &[]);
+    assert!(
+        stdout.contains(&format!(
+            "Watch it live: {}/dashboard?caller=demo-",
+            runner.base()
+        )),
+        "{stdout}"
+    );
     // The tour went through the running API: its request log shows the calls.
     runner.wait_for_log("path=/rate-limit/check", Duration::from_secs(5));
 }

@@ -14,7 +14,7 @@ use api_tests::{
 use axum::{Router, body::Body};
 use http::Request;
 use redis::AsyncCommands;
-use serde_json::json;
+use serde_json::{Value, json};
 
 const GUARD: Duration = Duration::from_secs(20);
 
@@ -82,6 +82,38 @@ async fn redis_out_of_memory_under_noeviction_is_a_503_with_retry_after() {
         .post("/cache", json!({"key": "small", "value": 1}))
         .await;
     assert_eq!(r.status, 201, "{r:?}");
+}
+
+/// A primary that wants replicas in sync before it writes (`min-replicas-to-write`) and has
+/// none refuses every write with NOREPLICAS: a passing state, answered 503 "nothing was
+/// applied", for a plain command, a MULTI and a script alike; reads still work.
+#[tokio::test]
+async fn too_few_replicas_in_sync_is_a_503_nothing_applied() {
+    let redis = start_redis(&["--min-replicas-to-write", "1"]);
+    let app = TestApp::with_redis(redis).await;
+    let writes = [
+        ("POST", "/cache", json!({"key": "k", "value": 1})),
+        (
+            "POST",
+            "/users",
+            json!({"user_id": "u", "name": "U", "email": "u@example.com"}),
+        ),
+        ("GET", "/rate-limit/check?user_id=u", Value::Null),
+        ("POST", "/queue/q", json!({"id": "1", "title": "t"})),
+    ];
+    for (method, path, body) in writes {
+        let r = if method == "GET" {
+            app.get(path).await
+        } else {
+            app.post(path, body).await
+        };
+        r.assert_problem(503, None);
+        assert_eq!(r.header("retry-after"), "1", "{path}: {r:?}");
+        let detail = r.body["detail"].as_str().unwrap();
+        assert!(detail.contains("replicas"), "{path}: {r:?}");
+        assert_eq!(r.body["outcome"], "not_applied", "{path}: {r:?}");
+    }
+    assert_eq!(app.get("/cache/k").await.status, 404);
 }
 
 /// The `i`th body of a kind of write.

@@ -155,9 +155,14 @@ async fn acl_user_confined_to_the_prefix_runs_the_whole_api() {
 
     let server = app.serve().await;
     let mut out = Vec::new();
-    local_runner::demo::run(&server.url(""), None, &mut out)
-        .await
-        .unwrap();
+    local_runner::demo::run(
+        &server.url(""),
+        local_runner::demo::Api::Running,
+        None,
+        &mut out,
+    )
+    .await
+    .unwrap();
 
     let long = "w".repeat(512);
     let weird = [

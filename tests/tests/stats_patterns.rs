@@ -160,3 +160,45 @@ async fn bad_parameters_are_problems_naming_them() {
         assert_eq!(r.body["field"], field, "{query}: {r:?}");
     }
 }
+
+/// A key under the prefix of a type the API never writes there (another client's) spoils only
+/// its own name: that name is left out, every other one is reported, the answer is a 200.
+#[tokio::test]
+async fn a_key_of_another_type_leaves_out_only_its_name() {
+    let app = TestApp::new().await;
+    for queue in ["good", "evil"] {
+        let r = app
+            .post(&format!("/queue/{queue}"), json!({"id": "1", "title": "t"}))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    for resource in ["good", "evil"] {
+        let r = app
+            .post(&format!("/lock/{resource}/acquire?ttl=60"), json!(null))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    for name in ["good", "evil"] {
+        let r = app
+            .post(&format!("/semaphore/{name}/acquire?permits=2"), json!(null))
+            .await;
+        assert_eq!(r.status, 201, "{r:?}");
+    }
+    let mut conn = app.redis_conn().await;
+    let [_, processing, ..] = app.state.keys.queue("evil");
+    let () = conn.set(&processing, "not a list").await.unwrap();
+    let (lock, _) = app.state.keys.lock("evil");
+    let () = conn.del(&lock).await.unwrap();
+    let () = conn.hset(&lock, "not", "a string").await.unwrap();
+    let [holders, ..] = app.state.keys.semaphore("evil");
+    let () = conn.del(&holders).await.unwrap();
+    let () = conn.set(&holders, "not a sorted set").await.unwrap();
+
+    let (found, _) = walk(&app, 1000).await;
+    let names: Vec<&str> = found.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        ["locks/good", "queues/good", "semaphores/good"],
+        "{found:?}"
+    );
+}

@@ -113,15 +113,19 @@ function absent(sectionId, why) {
   body.replaceChildren(p);
 }
 
+/** A row of one cell across the table, saying `text`. */
+function note(tbody, text) {
+  const td = tbody.insertRow().insertCell();
+  td.className = "empty";
+  td.colSpan = tbody.parentElement.tHead.rows[0].cells.length;
+  td.textContent = text;
+}
+
 function rows(tbodyId, items, cells, empty) {
   const tbody = $(tbodyId);
   tbody.replaceChildren();
   if (items.length === 0) {
-    const tr = tbody.insertRow();
-    const td = tr.insertCell();
-    td.className = "empty";
-    td.colSpan = 5;
-    td.textContent = empty;
+    note(tbody, empty);
     return;
   }
   for (const item of items) {
@@ -159,8 +163,9 @@ let previous = null;
 function onMetrics(answer, t) {
   if (answer.status !== 200) {
     const why = answer.status === 404
-      ? "No /metrics here: only the local runner serves it (on Lambda the functions write " +
-        "CloudWatch EMF lines instead), so requests per route cannot be drawn."
+      ? "No /metrics here: the local runner serves it unless started with METRICS=off; on " +
+        "Lambda (and under cargo lambda watch) the functions write CloudWatch EMF lines " +
+        "instead. So requests per route cannot be drawn."
       : `GET /metrics answered ${answer.status}` + (answer.status === 401 ? ": type the API key above." : ".");
     absent("requests", why);
     absent("latency", why);
@@ -206,11 +211,14 @@ function onStats(answer, t) {
   draw("ops", ops, t);
 }
 
-/** Walks /stats/patterns to the end (a few pages at most per poll). */
+/** Pages of /stats/patterns one poll walks at most (each at most 10 SCAN steps). */
+const PATTERN_PAGES = 20;
+
+/** Walks /stats/patterns to the end, or `partial` after PATTERN_PAGES pages. */
 async function patterns() {
-  const all = { queues: new Map(), locks: new Map(), semaphores: new Map() };
+  const all = { queues: new Map(), locks: new Map(), semaphores: new Map(), partial: false };
   let cursor = 0;
-  for (let page = 0; page < 20; page++) {
+  for (let page = 0; page < PATTERN_PAGES; page++) {
     const answer = await get(`stats/patterns?cursor=${cursor}`);
     const p = json(answer);
     if (answer.status !== 200 || !p) return { error: `GET /stats/patterns answered ${answer.status}` };
@@ -220,12 +228,14 @@ async function patterns() {
     cursor = p.cursor;
     if (cursor === 0) return all;
   }
+  all.partial = true;
   return all;
 }
 
 function onPatterns(p, t) {
   if (p.error) {
-    rows("queue-rows", [], () => [], p.error);
+    // Nothing shown may look current: every table says why it is empty.
+    for (const id of ["queue-rows", "lock-rows", "semaphore-rows"]) rows(id, [], () => [], p.error);
     return;
   }
   const queues = [...p.queues.values()];
@@ -240,6 +250,11 @@ function onPatterns(p, t) {
   draw("queues", queueSeries, t);
   rows("lock-rows", [...p.locks.values()], (l) => [l.resource, l.ttl_ms, l.fencing_token], "no lock held");
   rows("semaphore-rows", [...p.semaphores.values()], (s) => [s.name, s.holders, s.permits], "no semaphore held");
+  if (p.partial) {
+    const text = `partial: more keys under the prefix than ${PATTERN_PAGES} pages of ` +
+      "GET /stats/patterns walk in one poll; walk its cursor for the rest";
+    for (const id of ["queue-rows", "lock-rows", "semaphore-rows"]) note($(id), text);
+  }
 }
 
 async function onRateLimit(t) {
@@ -250,8 +265,9 @@ async function onRateLimit(t) {
   const answer = await get(`rate-limit/status?${q}`);
   const d = json(answer);
   if (answer.status !== 200 || !d) {
-    $("rl-text").textContent = `GET /rate-limit/status answered ${answer.status}` + (d && d.detail ? `: ${d.detail}` : "");
-    return;
+    const failed = `GET /rate-limit/status answered ${answer.status}`;
+    $("rl-text").textContent = failed + (d && d.detail ? `: ${d.detail}` : "");
+    return failed;
   }
   const share = Math.min(1, d.current_count / d.limit);
   const meter = $("rl-meter");
@@ -262,6 +278,7 @@ async function onRateLimit(t) {
   push(limit, "used", t, d.current_count);
   push(limit, "limit", t, d.limit);
   draw("rate-limit", limit, t);
+  return null;
 }
 
 async function poll() {
@@ -271,8 +288,16 @@ async function poll() {
     onMetrics(metrics, t);
     onStats(stats, t);
     onPatterns(pats, t);
-    await onRateLimit(t);
-    $("status").textContent = `updated ${new Date().toLocaleTimeString()}`;
+    const failed = [await onRateLimit(t)];
+    // A 404 from /metrics is its absence (said in the charts), not a failure.
+    if (metrics.status !== 200 && metrics.status !== 404) failed.push(`GET /metrics answered ${metrics.status}`);
+    if (stats.status !== 200) failed.push(`GET /stats answered ${stats.status}`);
+    if (pats.error) failed.push(pats.error);
+    const errors = failed.filter(Boolean);
+    const time = new Date().toLocaleTimeString();
+    $("status").textContent = errors.length === 0
+      ? `updated ${time}`
+      : `${time}: ${errors.join("; ")}` + (errors.some((e) => e.endsWith("401")) ? " (type the API key)" : "");
   } catch (e) {
     $("status").textContent = `cannot reach the API: ${e.message}`;
   }

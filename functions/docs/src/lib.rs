@@ -255,7 +255,7 @@ fn root(document: &[u8], index: &OnceLock<Value>) -> Result<Value, ApiError> {
 /// The pages load only what this API serves; nothing from elsewhere.
 const PAGE_CSP: &str = "default-src 'self'; script-src 'self' 'unsafe-inline' blob:; \
      worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; img-src 'self' data:; \
-     font-src 'self' data:; connect-src 'self'";
+     font-src 'self' data:; connect-src 'self'; base-uri 'self'; frame-ancestors 'none'";
 
 /// Swagger UI (`/docs/`): Swagger UI's own page, with its files and the document referred
 /// to relatively, so it also works under an API Gateway stage path.
@@ -300,7 +300,8 @@ async fn dashboard_page() -> impl IntoResponse {
 
 /// Stricter than [`PAGE_CSP`]: the dashboard runs no inline script, no worker, no font.
 const DASHBOARD_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; \
-     img-src 'self' data:; connect-src 'self'";
+     img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
 
 async fn dashboard_script() -> impl IntoResponse {
     (
