@@ -34,36 +34,43 @@ for i = 2, #KEYS do
   }
 end
 
+-- Only the algorithms this call uses get their functions defined: a script's body runs on
+-- every call, and defining all four algorithms' functions cost Redis about 1 µs a call.
+local used = {}
+for _, p in ipairs(policies) do used[p.algorithm] = true end
+
 -- Fixed window: a counter with a TTL (INCRBY + PEXPIRE). Redis expires a key once its
 -- clock is past the deadline, so the counter gets window - 1 ms: it then lives exactly
 -- `window`, and PTTL + 1 ms is when the next window opens.
 local fixed = {}
-function fixed.peek(p)
-  p.count = tonumber(redis.call('GET', p.key) or '0')
-  p.pttl = redis.call('PTTL', p.key)
-  p.fits = p.count + cost <= p.limit
-end
-function fixed.commit(p)
-  p.count = redis.call('INCRBY', p.key, cost)
-  if p.pttl < 0 then
-    p.pttl = p.window_ms - 1
-    redis.call('PEXPIRE', p.key, p.pttl)
+if used.fixed_window then
+  function fixed.peek(p)
+    p.count = tonumber(redis.call('GET', p.key) or '0')
+    p.pttl = redis.call('PTTL', p.key)
+    p.fits = p.count + cost <= p.limit
   end
-end
-function fixed.repair(p)
-  -- A counter that lost its TTL (PERSIST by hand): never leave it immortal.
-  if p.pttl == -1 then
-    p.pttl = p.window_ms - 1
-    redis.call('PEXPIRE', p.key, p.pttl)
+  function fixed.commit(p)
+    p.count = redis.call('INCRBY', p.key, cost)
+    if p.pttl < 0 then
+      p.pttl = p.window_ms - 1
+      redis.call('PEXPIRE', p.key, p.pttl)
+    end
   end
-end
-function fixed.answer(p)
-  local reset = p.window_ms
-  if p.pttl >= 0 then reset = p.pttl + 1 end
-  local retry = 0
-  if not p.fits then retry = reset end
-  -- After the limit was lowered the count can exceed it: remaining stays at 0.
-  return p.count, math.max(p.limit - p.count, 0), reset, retry
+  function fixed.repair(p)
+    -- A counter that lost its TTL (PERSIST by hand): never leave it immortal.
+    if p.pttl == -1 then
+      p.pttl = p.window_ms - 1
+      redis.call('PEXPIRE', p.key, p.pttl)
+    end
+  end
+  function fixed.answer(p)
+    local reset = p.window_ms
+    if p.pttl >= 0 then reset = p.pttl + 1 end
+    local retry = 0
+    if not p.fits then retry = reset end
+    -- After the limit was lowered the count can exceed it: remaining stays at 0.
+    return p.count, math.max(p.limit - p.count, 0), reset, retry
+  end
 end
 
 -- Sliding-window log: a sorted set of admitted units scored by their time; exact (at most
@@ -74,99 +81,103 @@ end
 -- TRIM + cost expired ones, the oldest, are deleted per call (a limit of 1,000,000 can leave that
 -- many, which one ZREMRANGEBYSCORE would delete in one go, blocking Redis).
 local sliding = {}
-function sliding.peek(p)
-  p.window_us = p.window_ms * 1000
-  p.expired = redis.call('ZCOUNT', p.key, '-inf', fmt(now - p.window_us))
-  if counting and p.expired > 0 then
-    -- TRIM plus the units this call may add: otherwise a caller of cost > TRIM who keeps
-    -- calling within the window grows the log by cost - TRIM per call, without end.
-    local trim = math.min(p.expired, TRIM + cost)
-    redis.call('ZREMRANGEBYRANK', p.key, 0, trim - 1)
-    p.expired = p.expired - trim
-  end
-  p.count = redis.call('ZCARD', p.key) - p.expired
-  p.fits = p.count + cost <= p.limit
-end
-function sliding.commit(p)
-  local members = {}
-  for unit = 1, cost do
-    members[#members + 1] = fmt(now)
-    members[#members + 1] = nonce .. ':' .. unit
-    -- ZADD in slices: unpack of a million arguments would overflow Lua's stack.
-    if #members >= 1000 or unit == cost then
-      redis.call('ZADD', p.key, unpack(members))
-      members = {}
+if used.sliding_window then
+  function sliding.peek(p)
+    p.window_us = p.window_ms * 1000
+    p.expired = redis.call('ZCOUNT', p.key, '-inf', fmt(now - p.window_us))
+    if counting and p.expired > 0 then
+      -- TRIM plus the units this call may add: otherwise a caller of cost > TRIM who keeps
+      -- calling within the window grows the log by cost - TRIM per call, without end.
+      local trim = math.min(p.expired, TRIM + cost)
+      redis.call('ZREMRANGEBYRANK', p.key, 0, trim - 1)
+      p.expired = p.expired - trim
     end
+    p.count = redis.call('ZCARD', p.key) - p.expired
+    p.fits = p.count + cost <= p.limit
   end
-  p.count = p.count + cost
-  -- The key outlives its newest entry: deadline rounded up to the millisecond.
-  redis.call('PEXPIREAT', p.key, fmt(math.ceil((now + p.window_us) / 1000)))
-end
-function sliding.repair(p)
-  if redis.call('PTTL', p.key) == -1 then redis.call('PEXPIRE', p.key, p.window_ms) end
-end
-function sliding.answer(p)
-  -- `cost` more fit when the live entry of rank count + cost - limit - 1 has slid out (the
-  -- oldest for cost 1, unless the limit was lowered meanwhile); for a request that fits,
-  -- reset is when the next slot frees. An entry slides out at score + window, rounded up
-  -- to the millisecond: never early.
-  local rank = p.expired + math.max(p.count - p.limit, 0)
-  if not p.fits then rank = p.expired + p.count + cost - p.limit - 1 end
-  local entry = redis.call('ZRANGE', p.key, rank, rank, 'WITHSCORES')
-  local reset = p.window_ms
-  if entry[2] then reset = math.ceil((tonumber(entry[2]) + p.window_us - now) / 1000) end
-  local retry = 0
-  if not p.fits then retry = reset end
-  return p.count, math.max(p.limit - p.count, 0), reset, retry
+  function sliding.commit(p)
+    local members = {}
+    for unit = 1, cost do
+      members[#members + 1] = fmt(now)
+      members[#members + 1] = nonce .. ':' .. unit
+      -- ZADD in slices: unpack of a million arguments would overflow Lua's stack.
+      if #members >= 1000 or unit == cost then
+        redis.call('ZADD', p.key, unpack(members))
+        members = {}
+      end
+    end
+    p.count = p.count + cost
+    -- The key outlives its newest entry: deadline rounded up to the millisecond.
+    redis.call('PEXPIREAT', p.key, fmt(math.ceil((now + p.window_us) / 1000)))
+  end
+  function sliding.repair(p)
+    if redis.call('PTTL', p.key) == -1 then redis.call('PEXPIRE', p.key, p.window_ms) end
+  end
+  function sliding.answer(p)
+    -- `cost` more fit when the live entry of rank count + cost - limit - 1 has slid out (the
+    -- oldest for cost 1, unless the limit was lowered meanwhile); for a request that fits,
+    -- reset is when the next slot frees. An entry slides out at score + window, rounded up
+    -- to the millisecond: never early.
+    local rank = p.expired + math.max(p.count - p.limit, 0)
+    if not p.fits then rank = p.expired + p.count + cost - p.limit - 1 end
+    local entry = redis.call('ZRANGE', p.key, rank, rank, 'WITHSCORES')
+    local reset = p.window_ms
+    if entry[2] then reset = math.ceil((tonumber(entry[2]) + p.window_us - now) / 1000) end
+    local retry = 0
+    if not p.fits then retry = reset end
+    return p.count, math.max(p.limit - p.count, 0), reset, retry
+  end
 end
 
 -- Token bucket: capacity = limit, refilled continuously at limit tokens per window. A hash
 -- {tokens, ts}, written with every digit (%.17g, %d). If Redis's clock went back (a
 -- failover, an NTP step) nothing is refilled and the later time is kept.
 local bucket = {}
-function bucket.peek(p)
-  local state = redis.call('HMGET', p.key, 'tokens', 'ts')
-  p.exists = state[2] ~= false
-  p.tokens = tonumber(state[1]) or p.limit
-  p.ts = tonumber(state[2]) or now
-  p.rate = p.limit / (p.window_ms * 1000)
-  if now > p.ts then
-    p.tokens = p.tokens + (now - p.ts) * p.rate
-    p.ts = now
+if used.token_bucket then
+  function bucket.peek(p)
+    local state = redis.call('HMGET', p.key, 'tokens', 'ts')
+    p.exists = state[2] ~= false
+    p.tokens = tonumber(state[1]) or p.limit
+    p.ts = tonumber(state[2]) or now
+    p.rate = p.limit / (p.window_ms * 1000)
+    if now > p.ts then
+      p.tokens = p.tokens + (now - p.ts) * p.rate
+      p.ts = now
+    end
+    -- Clamped on every call: the limit may have been lowered since the bucket was filled.
+    p.tokens = math.min(math.max(p.tokens, 0), p.limit)
+    p.fits = p.tokens >= cost
   end
-  -- Clamped on every call: the limit may have been lowered since the bucket was filled.
-  p.tokens = math.min(math.max(p.tokens, 0), p.limit)
-  p.fits = p.tokens >= cost
-end
--- Whole microseconds until the bucket holds `target` tokens, computed as the next call will
--- compute its refill (same numbers, same operations), so that waiting this long is enough.
-local function wait_us(p, target)
-  local us = math.max(math.ceil((target - p.tokens) / p.rate), 0)
-  while p.tokens + us * p.rate < target do us = us + 1 end
-  return us
-end
-local function bucket_store(p)
-  redis.call('HSET', p.key, 'tokens', string.format('%.17g', p.tokens), 'ts', fmt(p.ts))
-  -- Once full again the bucket holds no information: let it expire then.
-  redis.call('PEXPIREAT', p.key, fmt(math.ceil((now + wait_us(p, p.limit)) / 1000)))
-end
-function bucket.commit(p)
-  p.tokens = p.tokens - cost
-  bucket_store(p)
-end
-function bucket.repair(p)
-  -- The refill is stored (it counts nothing) so that the next call starts from the numbers
-  -- this answer's waits were computed from. No bucket is a full one: nothing to store.
-  if p.exists then bucket_store(p) end
-end
-function bucket.answer(p)
-  local remaining = math.floor(p.tokens)
-  local retry = 0
-  if not p.fits then retry = math.ceil(wait_us(p, cost) / 1000) end
-  -- reset: when the next whole token arrives (0 when the bucket is full).
-  local reset = 0
-  if p.tokens < p.limit then reset = math.ceil(wait_us(p, remaining + 1) / 1000) end
-  return p.limit - remaining, remaining, reset, retry
+  -- Whole microseconds until the bucket holds `target` tokens, computed as the next call will
+  -- compute its refill (same numbers, same operations), so that waiting this long is enough.
+  local function wait_us(p, target)
+    local us = math.max(math.ceil((target - p.tokens) / p.rate), 0)
+    while p.tokens + us * p.rate < target do us = us + 1 end
+    return us
+  end
+  local function bucket_store(p)
+    redis.call('HSET', p.key, 'tokens', string.format('%.17g', p.tokens), 'ts', fmt(p.ts))
+    -- Once full again the bucket holds no information: let it expire then.
+    redis.call('PEXPIREAT', p.key, fmt(math.ceil((now + wait_us(p, p.limit)) / 1000)))
+  end
+  function bucket.commit(p)
+    p.tokens = p.tokens - cost
+    bucket_store(p)
+  end
+  function bucket.repair(p)
+    -- The refill is stored (it counts nothing) so that the next call starts from the numbers
+    -- this answer's waits were computed from. No bucket is a full one: nothing to store.
+    if p.exists then bucket_store(p) end
+  end
+  function bucket.answer(p)
+    local remaining = math.floor(p.tokens)
+    local retry = 0
+    if not p.fits then retry = math.ceil(wait_us(p, cost) / 1000) end
+    -- reset: when the next whole token arrives (0 when the bucket is full).
+    local reset = 0
+    if p.tokens < p.limit then reset = math.ceil(wait_us(p, remaining + 1) / 1000) end
+    return p.limit - remaining, remaining, reset, retry
+  end
 end
 
 -- GCRA (generic cell rate algorithm, as redis-cell): one string, the theoretical arrival
@@ -176,31 +187,33 @@ end
 -- is an exact integer (no drift) and the rate errs on the slow side by under 1 µs per
 -- unit, while a cold start still admits exactly `limit` (limit * T <= limit * T).
 local gcra = {}
-function gcra.peek(p)
-  p.t = math.ceil(p.window_ms * 1000 / p.limit)
-  p.burst = p.limit * p.t
-  p.tat = math.max(tonumber(redis.call('GET', p.key) or '0'), now)
-  p.new_tat = p.tat + cost * p.t
-  p.fits = p.new_tat - now <= p.burst
-end
-function gcra.commit(p)
-  p.tat = p.new_tat
-  -- Once now reaches the TAT the key means what no key means: let it expire then.
-  redis.call('SET', p.key, fmt(p.tat), 'PXAT', fmt(math.ceil(p.tat / 1000)))
-end
-function gcra.repair(p)
-  if redis.call('PTTL', p.key) == -1 then
-    redis.call('PEXPIREAT', p.key, fmt(math.ceil(p.tat / 1000)))
+if used.gcra then
+  function gcra.peek(p)
+    p.t = math.ceil(p.window_ms * 1000 / p.limit)
+    p.burst = p.limit * p.t
+    p.tat = math.max(tonumber(redis.call('GET', p.key) or '0'), now)
+    p.new_tat = p.tat + cost * p.t
+    p.fits = p.new_tat - now <= p.burst
   end
-end
-function gcra.answer(p)
-  local ahead = p.tat - now
-  local remaining = math.min(math.max(math.floor((p.burst - ahead) / p.t), 0), p.limit)
-  local retry = 0
-  -- Fits once now >= new_tat - burst; rounded up to the millisecond, never early.
-  if not p.fits then retry = math.ceil((p.new_tat - p.burst - now) / 1000) end
-  -- reset: when the whole burst is available again.
-  return p.limit - remaining, remaining, math.ceil(ahead / 1000), retry
+  function gcra.commit(p)
+    p.tat = p.new_tat
+    -- Once now reaches the TAT the key means what no key means: let it expire then.
+    redis.call('SET', p.key, fmt(p.tat), 'PXAT', fmt(math.ceil(p.tat / 1000)))
+  end
+  function gcra.repair(p)
+    if redis.call('PTTL', p.key) == -1 then
+      redis.call('PEXPIREAT', p.key, fmt(math.ceil(p.tat / 1000)))
+    end
+  end
+  function gcra.answer(p)
+    local ahead = p.tat - now
+    local remaining = math.min(math.max(math.floor((p.burst - ahead) / p.t), 0), p.limit)
+    local retry = 0
+    -- Fits once now >= new_tat - burst; rounded up to the millisecond, never early.
+    if not p.fits then retry = math.ceil((p.new_tat - p.burst - now) / 1000) end
+    -- reset: when the whole burst is available again.
+    return p.limit - remaining, remaining, math.ceil(ahead / 1000), retry
+  end
 end
 
 local algorithms = {
