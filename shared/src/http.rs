@@ -15,12 +15,10 @@ use std::{any::Any, collections::HashMap, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::{HeaderMap, HeaderValue, Method, Uri, header},
-    middleware::{self, Next},
+    extract::DefaultBodyLimit,
+    http::{HeaderValue, Method, Uri, header},
     response::{IntoResponse, Response},
 };
-use subtle::ConstantTimeEq;
 use tower::ServiceBuilder;
 use tower_http::{
     catch_panic::CatchPanicLayer,
@@ -30,13 +28,16 @@ use utoipa::openapi::{OpenApi, PathItem};
 
 use crate::{config::Config, error::ApiError};
 
+mod admit;
+mod method_guard;
+
 /// Header that may carry the API key, besides `Authorization: Bearer`.
 pub const API_KEY_HEADER: &str = "x-api-key";
 
 /// Adds the fallbacks and layers shared by every deployment of a router. Call it once, on
 /// the final (merged) router.
 pub fn finish(router: Router, config: &Config) -> Router {
-    let admission = Arc::new(Admission {
+    let admission = Arc::new(admit::Admission {
         key: config.api_key.clone(),
         time_limit: config.request_timeout,
         body_limit: config.max_body_bytes,
@@ -46,7 +47,7 @@ pub fn finish(router: Router, config: &Config) -> Router {
     // Outermost CORS, so a preflight is answered before the API key, routing and the method
     // guard (a browser sends no credentials with it), and every answer, errors included,
     // carries the headers a browser needs to read it. Then the panic catcher, the body limit
-    // and one middleware for the four checks every request passes.
+    // and the four checks every request passes (`admit`).
     router
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -55,9 +56,7 @@ pub fn finish(router: Router, config: &Config) -> Router {
                 .option_layer(cors(&config.cors_allow_origins))
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(DefaultBodyLimit::max(config.max_body_bytes))
-                .layer(middleware::from_fn(move |request: Request, next: Next| {
-                    admit(admission.clone(), request, next)
-                })),
+                .layer(admit::AdmitLayer(admission)),
         )
 }
 
@@ -137,120 +136,6 @@ pub fn is_public(path: &str) -> bool {
         || path.starts_with("/redoc/")
 }
 
-/// What [`admit`] checks, from the configuration.
-struct Admission {
-    key: Option<String>,
-    time_limit: Duration,
-    body_limit: usize,
-}
-
-/// Every request, in this order: within `REQUEST_TIMEOUT_MS` (else a 503), the API key when
-/// one is configured (else a 401; public routes aside), the body within `MAX_BODY_BYTES`
-/// (else a 413), and the `Idempotency-Key` fingerprint of a state-changing request.
-async fn admit(admission: Arc<Admission>, request: Request, next: Next) -> Response {
-    let limit = admission.time_limit;
-    let checked = async move {
-        if let Some(key) = &admission.key
-            && !is_public(request.uri().path())
-            && !carries(request.headers(), key)
-        {
-            return ApiError::Unauthorized.into_response();
-        }
-        let request = match within_body_limit(admission.body_limit, request).await {
-            Ok(request) => request,
-            Err(refused) => return refused,
-        };
-        match crate::idempotency::fingerprint(admission.body_limit, request).await {
-            Ok(request) => next.run(request).await,
-            Err(refused) => refused,
-        }
-    };
-    match tokio::time::timeout(limit, checked).await {
-        Ok(response) => response,
-        Err(_) => ApiError::RequestTimeout {
-            limit_ms: limit.as_millis() as u64,
-        }
-        .into_response(),
-    }
-}
-
-/// Whether the headers carry `key`, compared in constant time so that response times do not
-/// reveal how much of a guess was right.
-fn carries(headers: &HeaderMap, key: &str) -> bool {
-    // The scheme is case-insensitive ("It uses a case-insensitive token to identify the
-    // authentication scheme", RFC 9110 §11.1): `bearer` and `BEARER` are `Bearer`.
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim_start().split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token);
-    let header = headers.get(API_KEY_HEADER).and_then(|v| v.to_str().ok());
-    [bearer, header]
-        .into_iter()
-        .flatten()
-        .any(|given| bool::from(given.trim().as_bytes().ct_eq(key.as_bytes())))
-}
-
-/// `MAX_BODY_BYTES` on every route, whether it reads a body or not: a body past the limit
-/// is a 413 problem and no handler runs (a route that takes no body would otherwise run with
-/// whatever arrived, and `DefaultBodyLimit` only binds the extractors that read one). A
-/// declared `Content-Length` over the limit is refused before a byte is read; any other body
-/// is read up to the limit here and handed on in memory, which the JSON routes do anyway.
-///
-/// On Lambda the effective limit is the smaller of this and what reaches the function: a
-/// synchronous invocation's payload is at most 6 MB ("For synchronous invocations, the
-/// maximum payload size is 6 MB", <https://docs.aws.amazon.com/lambda/latest/dg/API_Invoke.html>),
-/// and that payload is the JSON event around the body; an HTTP API takes at most 10 MB
-/// (<https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-quotas.html>).
-async fn within_body_limit(limit: usize, request: Request) -> Result<Request, Response> {
-    use axum::body::HttpBody as _;
-    use futures_util::StreamExt as _;
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(ApiError::PayloadTooLarge { limit }.into_response());
-    }
-    if request.body().size_hint().exact() == Some(0) {
-        return Ok(request);
-    }
-    let (parts, body) = request.into_parts();
-    let mut chunks = body.into_data_stream();
-    // A body that arrives in one chunk (most do) is handed on as it is, without a copy.
-    let mut first: Option<bytes::Bytes> = None;
-    let mut bytes = bytes::BytesMut::new();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = match chunk {
-            Ok(chunk) => chunk,
-            Err(e) => {
-                return Err(ApiError::BadRequest {
-                    detail: format!("the body could not be read: {e}"),
-                    field: None,
-                }
-                .into_response());
-            }
-        };
-        let held = first.as_ref().map_or(0, bytes::Bytes::len) + bytes.len();
-        if held + chunk.len() > limit {
-            return Err(ApiError::PayloadTooLarge { limit }.into_response());
-        }
-        match first.take() {
-            None if bytes.is_empty() => first = Some(chunk),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    bytes.extend_from_slice(&earlier);
-                }
-                bytes.extend_from_slice(&chunk);
-            }
-        }
-    }
-    let body = axum::body::Body::from(first.unwrap_or_else(|| bytes.freeze()));
-    Ok(Request::from_parts(parts, body))
-}
-
 /// What a route accepts, from its OpenAPI path item.
 #[derive(Debug)]
 struct Methods {
@@ -314,10 +199,7 @@ where
     // default fallback for its own, unwrapped: set it first, so it stays wrapped.
     router
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .route_layer(middleware::from_fn(move |request: Request, next: Next| {
-            let table = table.clone();
-            async move { check_method(&table, request, next).await }
-        }))
+        .route_layer(method_guard::MethodGuardLayer(table))
 }
 
 fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
@@ -343,33 +225,6 @@ fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
         state_changing_get,
         queries: Vec::new(),
     }
-}
-
-async fn check_method(table: &HashMap<String, Methods>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| table.get(path.as_str()));
-    let Some(route) = route else {
-        return next.run(request).await;
-    };
-    let method = request.method().clone();
-    let mut response = if route.allowed.contains(&method) {
-        match crate::query_guard::refusal(&route.queries, &request) {
-            None => next.run(request).await,
-            Some(refused) => refused,
-        }
-    } else {
-        let mut refused = ApiError::MethodNotAllowed.into_response();
-        refused
-            .headers_mut()
-            .insert(header::ALLOW, route.allow.clone());
-        refused
-    };
-    if route.state_changing_get && (method == Method::GET || method == Method::HEAD) {
-        no_store(&mut response);
-    }
-    response
 }
 
 /// Marks `response` `Cache-Control: no-store`: it is about a moment or a change, and a

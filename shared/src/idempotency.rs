@@ -49,19 +49,26 @@ pub struct Keyed {
     fingerprint: String,
 }
 
+/// Whether [`fingerprint`] has work to do: a state-changing request that carries
+/// `Idempotency-Key` (others pass untouched).
+pub fn is_keyed(request: &Request) -> bool {
+    request.headers().contains_key(HEADER)
+        && matches!(
+            *request.method(),
+            Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+        )
+}
+
 /// Hashes a state-changing request that carries `Idempotency-Key` (see the module header);
 /// others pass untouched. The body is read within `limit` bytes (a larger one is a 413, as
 /// it would be anyway) and handed on unchanged. `Err` is the answer to give instead.
 pub async fn fingerprint(limit: usize, request: Request) -> Result<Request, Response> {
+    if !is_keyed(&request) {
+        return Ok(request);
+    }
     let Some(value) = request.headers().get(HEADER) else {
         return Ok(request);
     };
-    if !matches!(
-        *request.method(),
-        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
-    ) {
-        return Ok(request);
-    }
     let key = match check(value) {
         Ok(key) => key.to_owned(),
         Err(e) => return Err(e.into_response()),
