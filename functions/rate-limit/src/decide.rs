@@ -105,7 +105,11 @@ pub(crate) async fn run(
     mode: Mode,
 ) -> Result<Verdict, ApiError> {
     let index = state.keys.rate_limit_index(user);
-    let nonce = random_token();
+    // The nonce names a sliding window's log entries; no other algorithm reads it.
+    let log = policies
+        .iter()
+        .any(|p| p.algorithm == Algorithm::SlidingWindow);
+    let nonce = if log { random_token() } else { String::new() };
     let args = |invocation: &mut ScriptInvocation<'_>| {
         invocation.key(&index);
         for p in policies {
@@ -207,20 +211,31 @@ fn secs_ceil(ms: i64) -> u64 {
 /// The header fields of an answer about `decisions` (see the module header); with
 /// `Retry-After` (the longest wait of a violated policy) when the request was refused.
 pub(crate) fn headers(decisions: &[RateLimitDecision], refused: bool) -> HeaderMap {
+    use std::fmt::Write as _;
     let mut headers = HeaderMap::new();
-    let list = |item: &dyn Fn(&RateLimitDecision) -> String| {
-        let joined = decisions.iter().map(item).collect::<Vec<_>>().join(", ");
+    // Each field written into one string, handed to the header value without a copy.
+    let list = |item: &dyn Fn(&mut String, &RateLimitDecision) -> std::fmt::Result| {
+        let mut joined = String::with_capacity(32 * decisions.len());
+        for (i, d) in decisions.iter().enumerate() {
+            if i > 0 {
+                joined.push_str(", ");
+            }
+            // Writing to a String cannot fail.
+            let _ = item(&mut joined, d);
+        }
         // Names are checked against POLICY_NAME: always a valid header value.
-        HeaderValue::from_str(&joined).unwrap_or(HeaderValue::from_static("\"default\""))
+        HeaderValue::from_maybe_shared(axum::body::Bytes::from(joined))
+            .unwrap_or(HeaderValue::from_static("\"default\""))
     };
     headers.insert(
         HeaderName::from_static("ratelimit-policy"),
-        list(&|d| format!("\"{}\";q={};w={}", d.policy, d.limit, d.window)),
+        list(&|out, d| write!(out, "\"{}\";q={};w={}", d.policy, d.limit, d.window)),
     );
     headers.insert(
         HeaderName::from_static("ratelimit"),
-        list(&|d| {
-            format!(
+        list(&|out, d| {
+            write!(
+                out,
                 "\"{}\";r={};t={}",
                 d.policy, d.remaining, d.reset_in_seconds
             )

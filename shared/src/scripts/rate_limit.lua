@@ -7,7 +7,8 @@
 --            millisecond each expires (DELETE /rate-limit/{user_id} reads it)
 -- KEYS[2..]  one limiter key per policy (all share the caller's hash tag)
 -- ARGV[1]    'check' (count if all fit) or 'status' (read only: run with flags=no-writes)
--- ARGV[2]    nonce: a random token, the sliding-window log member(s) of this request
+-- ARGV[2]    nonce: a random token, the sliding-window log member(s) of this request (empty
+--            when no policy is a sliding window: nothing else reads it)
 -- ARGV[3]    cost: units this request weighs (1..=each policy's limit)
 -- ARGV[4..]  per policy, three values: algorithm, limit, window in milliseconds
 -- Returns    {allowed (1|0), then per policy: fits (1|0), current_count, remaining,
@@ -36,14 +37,17 @@ end
 
 -- Only the algorithms this call uses get their functions defined: a script's body runs on
 -- every call, and defining all four algorithms' functions cost Redis about 1 µs a call.
+-- (Tables cost Redis about 0.1 µs each per call, so the unused algorithms get none either.)
 local used = {}
 for _, p in ipairs(policies) do used[p.algorithm] = true end
+local algorithms = {}
 
 -- Fixed window: a counter with a TTL (INCRBY + PEXPIRE). Redis expires a key once its
 -- clock is past the deadline, so the counter gets window - 1 ms: it then lives exactly
 -- `window`, and PTTL + 1 ms is when the next window opens.
-local fixed = {}
 if used.fixed_window then
+  local fixed = {}
+  algorithms.fixed_window = fixed
   function fixed.peek(p)
     p.count = tonumber(redis.call('GET', p.key) or '0')
     p.pttl = redis.call('PTTL', p.key)
@@ -80,8 +84,9 @@ end
 -- window; live entries are ZCARD minus a ZCOUNT of the expired ones (O(log n)), and at most
 -- TRIM + cost expired ones, the oldest, are deleted per call (a limit of 1,000,000 can leave that
 -- many, which one ZREMRANGEBYSCORE would delete in one go, blocking Redis).
-local sliding = {}
 if used.sliding_window then
+  local sliding = {}
+  algorithms.sliding_window = sliding
   function sliding.peek(p)
     p.window_us = p.window_ms * 1000
     p.expired = redis.call('ZCOUNT', p.key, '-inf', fmt(now - p.window_us))
@@ -132,8 +137,9 @@ end
 -- Token bucket: capacity = limit, refilled continuously at limit tokens per window. A hash
 -- {tokens, ts}, written with every digit (%.17g, %d). If Redis's clock went back (a
 -- failover, an NTP step) nothing is refilled and the later time is kept.
-local bucket = {}
 if used.token_bucket then
+  local bucket = {}
+  algorithms.token_bucket = bucket
   function bucket.peek(p)
     local state = redis.call('HMGET', p.key, 'tokens', 'ts')
     p.exists = state[2] ~= false
@@ -186,8 +192,9 @@ end
 -- to `limit`, then one unit per T. T is rounded UP to the microsecond, so every number
 -- is an exact integer (no drift) and the rate errs on the slow side by under 1 µs per
 -- unit, while a cold start still admits exactly `limit` (limit * T <= limit * T).
-local gcra = {}
 if used.gcra then
+  local gcra = {}
+  algorithms.gcra = gcra
   function gcra.peek(p)
     p.t = math.ceil(p.window_ms * 1000 / p.limit)
     p.burst = p.limit * p.t
@@ -216,9 +223,6 @@ if used.gcra then
   end
 end
 
-local algorithms = {
-  fixed_window = fixed, sliding_window = sliding, token_bucket = bucket, gcra = gcra,
-}
 local allowed = 1
 for _, p in ipairs(policies) do
   p.impl = algorithms[p.algorithm]
@@ -262,6 +266,7 @@ for _, p in ipairs(policies) do
   local current, remaining, reset, retry = p.impl.answer(p)
   local fits = 0
   if p.fits then fits = 1 end
-  for _, v in ipairs({fits, current, remaining, reset, retry}) do out[#out + 1] = v end
+  local n = #out
+  out[n + 1], out[n + 2], out[n + 3], out[n + 4], out[n + 5] = fits, current, remaining, reset, retry
 end
 return out
