@@ -154,10 +154,13 @@ def syscall_count(counter):
     return None
 
 
-def wrk(url, duration, script=None, allow_404=False, server_pid=None):
-    """One wrk row. With `server_pid`, also the server's CPU time per request (µs)."""
+def wrk(url, duration, script=None, allow_404=False, server_pid=None, redis_pid=None):
+    """One wrk row. With `server_pid`, also the server's CPU time per request (µs); with
+    `redis_pid`, Redis's (what the row's commands and scripts cost Redis: the two share the
+    cores, so a row whose Redis work is heavier serves fewer requests per second)."""
     args = ["wrk", "-t2", f"-c{CONNECTIONS}", f"-d{duration}s", "--latency", "--timeout", "5s"]
     cpu_before = cpu_seconds(server_pid) if server_pid else None
+    redis_before = cpu_seconds(redis_pid) if redis_pid else None
     tmp = None
     if script:
         tmp = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
@@ -171,6 +174,7 @@ def wrk(url, duration, script=None, allow_404=False, server_pid=None):
     if tmp:
         os.unlink(tmp.name)
     cpu = cpu_seconds(server_pid) - cpu_before if server_pid else None
+    redis_cpu = cpu_seconds(redis_pid) - redis_before if redis_pid else None
     syscalls = syscall_count(counter)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     requests = int(re.search(r"(\d+) requests in", out).group(1))
@@ -180,6 +184,8 @@ def wrk(url, duration, script=None, allow_404=False, server_pid=None):
     errors = sum(int(x) for x in re.findall(r"(?:connect|read|write|timeout) (\d+)", out))
     return {"rps": rps, "p50_ms": p50, "p99_ms": p99, "errors": errors, "non_2xx": non2xx,
             "cpu_us_per_request": cpu * 1e6 / requests if (cpu is not None and requests) else None,
+            "redis_cpu_us_per_request":
+                redis_cpu * 1e6 / requests if (redis_cpu is not None and requests) else None,
             "syscalls_per_request": syscalls / requests if (syscalls is not None and requests) else None,
             "raw": out if (errors or non2xx) else None}
 
@@ -318,8 +324,9 @@ def main():
                              f"{CONNECTIONS}; CPU = user + system time of the server process per "
                              "request; syscalls counted by perf where it works")}
     redis_port = free_port()
-    with redis_server(redis_port):
+    with redis_server(redis_port) as redis:
         wait_port(redis_port)
+        redis_pid = redis.p.pid
         ceiling = redis_benchmark(redis_port)
         rows += [("redis-benchmark GET (ceiling)", ceiling["GET"]), ("redis-benchmark SET (ceiling)", ceiling["SET"])]
 
@@ -335,21 +342,21 @@ def main():
                 redis_cli(redis_port, "SET", "bench:webdis", '"world"')
                 pid = webdis.p.pid
                 rows.append(("webdis GET", wrk(f"http://127.0.0.1:{webdis_port}/GET/bench:webdis",
-                                               args.duration, server_pid=pid)))
+                                               args.duration, server_pid=pid, redis_pid=redis_pid)))
                 rows.append(("webdis SET", wrk(f"http://127.0.0.1:{webdis_port}/SET/bench:webdis2/value",
-                                               args.duration, server_pid=pid)))
+                                               args.duration, server_pid=pid, redis_pid=redis_pid)))
             os.unlink(conf.name)
 
         runner_rows, results["runner_peak_rss_mb"], scale_results = measure_runner(
-            runner_bin, redis_port, args)
+            runner_bin, redis_port, redis_pid, args)
         rows += runner_rows
         if scale_results:
             results["scale"] = scale_results
         if args.baseline or args.baseline_env:
             base_bin = args.baseline or runner_bin
             base_env = dict(kv.split("=", 1) for kv in args.baseline_env)
-            base_rows, base_rss, _ = measure_runner(base_bin, redis_port, args, scale_too=False,
-                                                    extra_env=base_env)
+            base_rows, base_rss, _ = measure_runner(base_bin, redis_port, redis_pid, args,
+                                                    scale_too=False, extra_env=base_env)
             label = " ".join([base_bin, *args.baseline_env])
             results["baseline"] = {"binary": label, "peak_rss_mb": base_rss,
                                    "rows": [{"row": name, **{k: v for k, v in r.items() if k != "raw"}}
@@ -383,7 +390,7 @@ def main():
     print(render(results))
 
 
-def measure_runner(runner_bin, redis_port, args, scale_too=True, extra_env=None):
+def measure_runner(runner_bin, redis_port, redis_pid, args, scale_too=True, extra_env=None):
     """The runner rows for one binary (with `extra_env` settings), on the shared Redis (emptied
     first)."""
     redis_cli(redis_port, "FLUSHALL")
@@ -402,13 +409,15 @@ def measure_runner(runner_bin, redis_port, args, scale_too=True, extra_env=None)
         for _ in range(100):
             call(port, "POST", "/queue/tasks/batch", [{"id": str(i), "title": "t"} for i in range(1000)])
         pid = runner.p.pid
-        rows.append(("runner GET /cache/{key}", wrk(f"{base}/cache/bench", args.duration, server_pid=pid)))
-        rows.append(("runner POST /cache", wrk(f"{base}/cache", args.duration, "post_cache", server_pid=pid)))
-        rows.append(("runner GET /users/{id}", wrk(f"{base}/users/bench", args.duration, server_pid=pid)))
-        rows.append(("runner GET /rate-limit/check",
-                     wrk(f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1", args.duration,
-                         server_pid=pid)))
-        rows.append(("runner POST+GET /queue/tasks", wrk(base, args.duration, "queue", server_pid=pid)))
+
+        def row(name, url, script=None):
+            rows.append((name, wrk(url, args.duration, script, server_pid=pid, redis_pid=redis_pid)))
+
+        row("runner GET /cache/{key}", f"{base}/cache/bench")
+        row("runner POST /cache", f"{base}/cache", "post_cache")
+        row("runner GET /users/{id}", f"{base}/users/bench")
+        row("runner GET /rate-limit/check", f"{base}/rate-limit/check?user_id=bench&limit=1000000&window=1")
+        row("runner POST+GET /queue/tasks", base, "queue")
         rss = peak_rss_mb(runner.p.pid)
         scale_results = scale(redis_port, port) if (args.scale and scale_too) else None
     return rows, rss, scale_results
@@ -421,8 +430,8 @@ def render(results):
            f"Redis and the runner share the cores.", "",
            "Configuration: " + results["configuration"], "",
            "| row | req/s | p50 ms | p99 ms | errors | non-2xx | × webdis | × ceiling "
-           "| server CPU µs/req | CPU × webdis | syscalls/req |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "| server CPU µs/req | CPU × webdis | syscalls/req | Redis CPU µs/req |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
     def fmt(value, spec):
         return format(value, spec) if value is not None else "–"
@@ -431,7 +440,8 @@ def render(results):
         out.append(f"| {r['row']} | {r['rps']:,.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['errors']} | "
                    f"{r['non_2xx']} | {fmt(r['vs_webdis'], '.2f')} | {r['vs_ceiling']:.2f} | "
                    f"{fmt(r.get('cpu_us_per_request'), '.1f')} | {fmt(r.get('cpu_vs_webdis'), '.2f')} | "
-                   f"{fmt(r.get('syscalls_per_request'), '.1f')} |")
+                   f"{fmt(r.get('syscalls_per_request'), '.1f')} | "
+                   f"{fmt(r.get('redis_cpu_us_per_request'), '.1f')} |")
     out += ["", f"Runner peak RSS under this load: {results['runner_peak_rss_mb']:.1f} MB", "",
             "| Lambda function | binary (stripped) | cold start to first response (median) |",
             "|---|---:|---:|"]

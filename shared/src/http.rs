@@ -147,6 +147,10 @@ struct Methods {
     state_changing_get: bool,
     /// The query parameters each of its operations declares.
     queries: Vec<(Method, std::collections::HashSet<String>)>,
+    /// The methods whose operation declares a request body: its handler's extractor reads
+    /// the whole body before the handler runs. Any other request's body, if it has one, is
+    /// read by the guard first (see [`method_guard`]).
+    reads_body: Vec<Method>,
 }
 
 /// A function's router from its documented routes (`api().split_for_parts()`): [`guard`]
@@ -219,11 +223,26 @@ fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
         .collect();
     let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
     let allow = HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""));
+    let reads_body = [
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+        (Method::GET, &item.get),
+    ]
+    .into_iter()
+    .filter_map(|(method, op)| {
+        op.as_ref()
+            .is_some_and(|op| op.request_body.is_some())
+            .then_some(method)
+    })
+    .collect();
     Methods {
         allowed,
         allow,
         state_changing_get,
         queries: Vec::new(),
+        reads_body,
     }
 }
 

@@ -71,7 +71,21 @@ pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
 pub fn handler(
     router: Router,
 ) -> impl Service<Request, Response = Response, Error = Infallible, Future: Send> + Clone {
-    router.map_request(|request| with_deadline(strip_stage(request)))
+    router.map_request(|request| sized(with_deadline(strip_stage(request))))
+}
+
+/// The event's body as the router's body type, of exact size: the Lambda body type gives
+/// an empty body no size (`SizeHint::default()`), which the admission checks would have to
+/// read to find empty; an empty axum body says so.
+fn sized(request: Request) -> axum::extract::Request {
+    let (parts, body) = request.into_parts();
+    let body = match body {
+        lambda_http::Body::Empty => axum::body::Body::empty(),
+        lambda_http::Body::Text(text) => axum::body::Body::from(text),
+        lambda_http::Body::Binary(bytes) => axum::body::Body::from(bytes),
+        other => axum::body::Body::from(other.to_vec()),
+    };
+    axum::extract::Request::from_parts(parts, body)
 }
 
 /// Puts the invocation's deadline into the request, for work that must end before it (the
@@ -121,4 +135,25 @@ fn strip_stage(mut request: Request) -> Request {
         *request.uri_mut() = uri;
     }
     request
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::HttpBody as _;
+
+    use super::*;
+
+    /// Every event body reaches the router with its exact size, the empty one included (the
+    /// admission checks then know at once that there is nothing to read).
+    #[test]
+    fn event_bodies_have_their_exact_size() {
+        for (body, size) in [
+            (lambda_http::Body::Empty, 0),
+            (lambda_http::Body::Text("abc".to_owned()), 3),
+            (lambda_http::Body::Binary(vec![1, 2]), 2),
+        ] {
+            let request = sized(Request::new(body));
+            assert_eq!(request.body().size_hint().exact(), Some(size));
+        }
+    }
 }

@@ -155,6 +155,46 @@ async fn a_compressed_body_is_refused_as_unsupported() {
 /// Routes that read no body, each with a way to tell whether its handler ran.
 const BODYLESS_POSTS: [&str; 3] = ["/stats/reset", "/lock/x/acquire", "/queue/q/claim"];
 
+/// A request whose body never arrives whole changes nothing, on a route that reads no body
+/// too (its handler would otherwise act as soon as the head arrived): the time limit's 503.
+#[tokio::test]
+async fn a_request_stalled_mid_body_changes_nothing() {
+    let app =
+        TestApp::with_config(|c| c.request_timeout = std::time::Duration::from_millis(300)).await;
+    let mut redis = app.redis_conn().await;
+    let _: () = redis.set("demo_api:cache:keep", "1").await.unwrap();
+    let pushed = app
+        .post("/queue/q", serde_json::json!({"id": "t", "title": "kept"}))
+        .await;
+    assert_eq!(pushed.status, 201, "{pushed:?}");
+    let server = app.serve().await;
+    for (method, path) in [
+        ("DELETE", "/cache/keep"),
+        ("GET", "/queue/q"),
+        ("POST", "/stats/reset"),
+    ] {
+        let mut socket = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        // Ten bytes promised, three sent, then nothing.
+        let head = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
+        socket.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), socket.read(&mut answer))
+            .await
+            .expect("no hang")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(
+            answer.starts_with("HTTP/1.1 503"),
+            "{method} {path}: {answer}"
+        );
+        assert!(answer.contains("request-timeout"), "{answer}");
+    }
+    let kept: Option<String> = redis.get("demo_api:cache:keep").await.unwrap();
+    assert_eq!(kept.as_deref(), Some("1"), "the delete ran");
+    let queued: u64 = redis.llen("demo_api:queue:{q}").await.unwrap();
+    assert_eq!(queued, 1, "the pop ran");
+}
+
 #[tokio::test]
 async fn max_body_bytes_binds_routes_that_read_no_body() {
     let app = TestApp::with_config(|c| c.max_body_bytes = 1024).await;

@@ -5,9 +5,12 @@
 //!
 //! A hand-written service rather than an axum `from_fn` middleware: `from_fn` clones the
 //! wrapped route (a boxed service) and boxes its future on every request. Here a request
-//! whose checks need no I/O (no key to hash, a body of declared size: nearly every request)
-//! calls the route directly, under a timer, with nothing allocated; only a chunked body and
-//! an `Idempotency-Key` take the boxed path that reads the body first.
+//! whose checks need no I/O (no key to hash, a body of known size within the limit: nearly
+//! every request) goes on at once, under a timer, with nothing allocated; only a body of
+//! unknown size (chunked) and a keyed write take the boxed path that reads the body first.
+//! A body that goes on unread is read whole before any handler acts: by the extractor of an
+//! operation that takes one, by the method guard for the others
+//! (`shared/src/http/method_guard.rs`).
 
 use std::{
     convert::Infallible,

@@ -2,6 +2,13 @@
 //! before the route is called, and the answers of a state-changing GET are marked
 //! `no-store`. Hand-written rather than an axum `from_fn` middleware, which clones the route
 //! (a boxed service) and boxes its future on every request; here nothing is allocated.
+//!
+//! No handler acts on a request that has not fully arrived. An operation with a request
+//! body reads it whole in its extractor before the handler runs; for any other operation,
+//! a request that carries a body anyway (a `DELETE` or a pop with `Content-Length: 10`) has
+//! it read here first, so a client that stalls mid-body gets the time-limit 503 and changes
+//! nothing. (The admission checks refuse a body over `MAX_BODY_BYTES` before this, and read
+//! one of unknown size: what arrives here is bounded.)
 
 use std::{
     collections::HashMap,
@@ -13,12 +20,14 @@ use std::{
 };
 
 use axum::{
+    body::{Body, HttpBody as _},
     extract::{MatchedPath, Request},
     http::{Method, header},
     response::{IntoResponse, Response},
 };
+use futures_util::future::BoxFuture;
 use pin_project_lite::pin_project;
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt as _};
 
 use super::{Methods, no_store};
 use crate::error::ApiError;
@@ -47,7 +56,8 @@ pub(super) struct MethodGuard<S> {
 
 impl<S> Service<Request> for MethodGuard<S>
 where
-    S: Service<Request, Response = Response, Error = Infallible>,
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
@@ -75,10 +85,38 @@ where
                 .insert(header::ALLOW, route.allow.clone());
             return Guarded::answer(refused, uncacheable);
         }
-        match crate::query_guard::refusal(&route.queries, &request) {
-            Some(refused) => Guarded::answer(refused, uncacheable),
-            None => Guarded::route(self.inner.call(request), uncacheable),
+        if let Some(refused) = crate::query_guard::refusal(&route.queries, &request) {
+            return Guarded::answer(refused, uncacheable);
         }
+        let unread = request.body().size_hint().exact() != Some(0);
+        if unread && !route.reads_body.contains(request.method()) {
+            // The route that was made ready is the one called later; a clone takes its place.
+            let clone = self.inner.clone();
+            let inner = std::mem::replace(&mut self.inner, clone);
+            return Guarded::boxed(Box::pin(whole_first(inner, request)), uncacheable);
+        }
+        Guarded::route(self.inner.call(request), uncacheable)
+    }
+}
+
+/// Reads `request`'s body whole, then calls `route` with it (see the module header).
+async fn whole_first<S>(route: S, request: Request) -> Result<Response, Infallible>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let (parts, body) = request.into_parts();
+    // Bounded: the admission checks refused a larger declared body, and read any other.
+    match axum::body::to_bytes(body, usize::MAX).await {
+        Ok(bytes) => {
+            route
+                .oneshot(Request::from_parts(parts, Body::from(bytes)))
+                .await
+        }
+        Err(e) => Ok(ApiError::BadRequest {
+            detail: format!("the body could not be read: {e}"),
+            field: None,
+        }
+        .into_response()),
     }
 }
 
@@ -87,6 +125,7 @@ pin_project! {
     enum State<F> {
         Answered { response: Option<Response> },
         Route { #[pin] future: F },
+        Boxed { future: BoxFuture<'static, Result<Response, Infallible>> },
     }
 }
 
@@ -115,6 +154,13 @@ impl<F> Guarded<F> {
             uncacheable,
         }
     }
+
+    fn boxed(future: BoxFuture<'static, Result<Response, Infallible>>, uncacheable: bool) -> Self {
+        Self {
+            state: State::Boxed { future },
+            uncacheable,
+        }
+    }
 }
 
 impl<F> Future for Guarded<F>
@@ -130,6 +176,11 @@ where
                 ApiError::Internal("answer polled twice".to_owned()).into_response()
             }),
             StateProj::Route { future } => match future.poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(response)) => response,
+                Poll::Ready(Err(never)) => match never {},
+            },
+            StateProj::Boxed { future } => match future.as_mut().poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(response)) => response,
                 Poll::Ready(Err(never)) => match never {},
