@@ -223,20 +223,14 @@ fn methods_of(item: &PathItem, state_changing_get: bool) -> Methods {
         .collect();
     let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
     let allow = HeaderValue::from_str(&names.join(", ")).unwrap_or(HeaderValue::from_static(""));
-    let reads_body = [
-        (Method::POST, &item.post),
-        (Method::PUT, &item.put),
-        (Method::PATCH, &item.patch),
-        (Method::DELETE, &item.delete),
-        (Method::GET, &item.get),
-    ]
-    .into_iter()
-    .filter_map(|(method, op)| {
-        op.as_ref()
-            .is_some_and(|op| op.request_body.is_some())
-            .then_some(method)
-    })
-    .collect();
+    let reads_body = crate::query_guard::operations(item)
+        .into_iter()
+        .filter_map(|(method, op)| {
+            op.as_ref()
+                .is_some_and(|op| op.request_body.is_some())
+                .then_some(method)
+        })
+        .collect();
     Methods {
         allowed,
         allow,

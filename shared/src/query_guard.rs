@@ -18,10 +18,22 @@ use axum::{
 };
 use utoipa::openapi::{
     OpenApi, RefOr,
-    path::{Operation, ParameterIn},
+    path::{Operation, ParameterIn, PathItem},
 };
 
 use crate::error::ApiError;
+
+/// The operations of a path item by the method that calls them (HEAD calls GET's).
+pub(crate) fn operations(item: &PathItem) -> [(Method, &Option<Operation>); 6] {
+    [
+        (Method::GET, &item.get),
+        (Method::HEAD, &item.get),
+        (Method::POST, &item.post),
+        (Method::PUT, &item.put),
+        (Method::PATCH, &item.patch),
+        (Method::DELETE, &item.delete),
+    ]
+}
 
 /// The query parameters each path template declares, per method.
 pub(crate) type Declared = HashMap<String, Vec<(Method, HashSet<String>)>>;
@@ -32,15 +44,7 @@ pub(crate) type Declared = HashMap<String, Vec<(Method, HashSet<String>)>>;
 pub(crate) fn declared(openapi: &OpenApi) -> Declared {
     let mut declared = Declared::new();
     for (path, item) in &openapi.paths.paths {
-        let operations = [
-            (Method::GET, &item.get),
-            (Method::HEAD, &item.get),
-            (Method::POST, &item.post),
-            (Method::PUT, &item.put),
-            (Method::PATCH, &item.patch),
-            (Method::DELETE, &item.delete),
-        ];
-        for (method, operation) in operations {
+        for (method, operation) in operations(item) {
             if let Some(operation) = operation {
                 declared
                     .entry(path.clone())
