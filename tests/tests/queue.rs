@@ -183,6 +183,29 @@ async fn claim_then_ack_removes_the_task_for_good() {
 }
 
 #[tokio::test]
+async fn a_popped_task_takes_its_delivery_count_with_it() {
+    // A claim counts a delivery; the lease lapses, the task goes back, and a plain pop takes
+    // it for good: its count must go too, or the deliveries hash keeps it forever.
+    let app = TestApp::new().await;
+    app.post("/queue/d", task("once", "t")).await;
+    let r = app.post("/queue/d/claim?visibility=30", json!(null)).await;
+    let receipt = r.body["receipt"].as_str().unwrap().to_owned();
+    let mut conn = app.redis_conn().await;
+    let () = conn
+        .zadd("demo_api:queue:{d}:leases", &receipt, 0)
+        .await
+        .unwrap();
+    let r = app.get("/queue/d").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["task"]["id"], "once", "{r:?}");
+    assert_eq!(
+        app.keys("demo_api:queue:{d}:*").await,
+        Vec::<String>::new(),
+        "a popped task left state behind"
+    );
+}
+
+#[tokio::test]
 async fn unacked_claim_returns_to_the_head_after_its_visibility_timeout() {
     let app = TestApp::new().await;
     app.post("/queue/v", task("first", "t")).await;

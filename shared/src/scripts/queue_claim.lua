@@ -21,7 +21,7 @@ if not payload then
   idem_record = false
   return nil
 end
-local deadline = now + tonumber(ARGV[2])
+local deadline = clock() + tonumber(ARGV[2])
 local deliveries = redis.call('HINCRBY', KEYS[5], payload, 1)
 if deliveries >= tonumber(ARGV[3]) then
   redis.call('SADD', KEYS[6], ARGV[1])

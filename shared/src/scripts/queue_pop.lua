@@ -36,7 +36,7 @@ else
   end
   if taken > 0 then popped = redis.call('LPOP', KEYS[1], taken) end
 end
-if #popped > 0 then
+if #popped > 0 and not idle then
   -- A popped task is gone for good: so is its delivery count (if it was ever claimed).
   redis.call('HDEL', KEYS[5], unpack(popped))
 end

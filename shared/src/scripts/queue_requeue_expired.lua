@@ -13,31 +13,45 @@
 --          the claim's max_deliveries)
 -- KEYS[7]  dead letters list
 -- KEYS[8]  scheduled sorted set: '<token>|<payload>' -> due time (ms, Redis clock)
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
--- Bounded per call, so one call never blocks Redis for long; the rest go on the next call.
-local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
--- Latest deadline first: the task claimed first ends up at the very head.
-for i = #expired, 1, -1 do
-  local receipt = expired[i]
-  local payload = redis.call('HGET', KEYS[3], receipt)
-  if payload then
-    redis.call('LREM', KEYS[2], 1, payload)
-    if redis.call('SREM', KEYS[6], receipt) == 1 then
-      redis.call('RPUSH', KEYS[7], payload)
-      redis.call('HDEL', KEYS[5], payload)
-    else
-      redis.call('LPUSH', KEYS[1], payload)
-    end
+-- `idle`: no claim out, nothing scheduled and no delivery count kept (Redis deletes an empty
+-- hash or sorted set), as for a queue whose tasks are only pushed and popped. Then there is
+-- nothing to requeue, and the time (ms, Redis clock, read on first use) and the two range
+-- reads are skipped: one EXISTS instead of three commands.
+local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   end
-  redis.call('HDEL', KEYS[3], receipt)
-  redis.call('ZREM', KEYS[4], receipt)
-  redis.call('SREM', KEYS[6], receipt)
+  return now
 end
-local due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now, 'LIMIT', 0, 1000)
-for _, member in ipairs(due) do
-  redis.call('RPUSH', KEYS[1], string.sub(member, string.find(member, '|', 1, true) + 1))
-end
-if #due > 0 then
-  redis.call('ZREM', KEYS[8], unpack(due))
+local idle = redis.call('EXISTS', KEYS[4], KEYS[8], KEYS[5]) == 0
+if not idle then
+  clock()
+  -- Bounded per call, so one call never blocks Redis for long; the rest go on the next call.
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', now, 'LIMIT', 0, 1000)
+  -- Latest deadline first: the task claimed first ends up at the very head.
+  for i = #expired, 1, -1 do
+    local receipt = expired[i]
+    local payload = redis.call('HGET', KEYS[3], receipt)
+    if payload then
+      redis.call('LREM', KEYS[2], 1, payload)
+      if redis.call('SREM', KEYS[6], receipt) == 1 then
+        redis.call('RPUSH', KEYS[7], payload)
+        redis.call('HDEL', KEYS[5], payload)
+      else
+        redis.call('LPUSH', KEYS[1], payload)
+      end
+    end
+    redis.call('HDEL', KEYS[3], receipt)
+    redis.call('ZREM', KEYS[4], receipt)
+    redis.call('SREM', KEYS[6], receipt)
+  end
+  local due = redis.call('ZRANGEBYSCORE', KEYS[8], '-inf', now, 'LIMIT', 0, 1000)
+  for _, member in ipairs(due) do
+    redis.call('RPUSH', KEYS[1], string.sub(member, string.find(member, '|', 1, true) + 1))
+  end
+  if #due > 0 then
+    redis.call('ZREM', KEYS[8], unpack(due))
+  end
 end

@@ -2,7 +2,8 @@
 -- Each policy is fixed_window, sliding_window, token_bucket or gcra; the request weighs
 -- `cost` units in every one. First every policy is read and asked whether `cost` fits;
 -- only if all fit (and mode is 'check') is the cost counted, in all of them. A refused
--- request therefore counts against none. Time comes from Redis (TIME), never the caller.
+-- request therefore counts against none (a fixed window counts at once and takes the units
+-- back on a refusal: the same outcome, as no one sees inside a script). Time comes from Redis (TIME), never the caller.
 -- KEYS[1]    the caller's index: sorted set of the caller's limiter keys, scored by the
 --            millisecond each expires (DELETE /rate-limit/{user_id} reads it)
 -- KEYS[2..]  one limiter key per policy (all share the caller's hash tag)
@@ -20,10 +21,17 @@ local TRIM = 100
 local counting = ARGV[1] == 'check'
 local nonce = ARGV[2]
 local cost = tonumber(ARGV[3])
-local t = redis.call('TIME')
 -- Whole microseconds (exact in Lua's doubles until 2^53 µs, the year 2255), always printed
--- with %d: Lua's own number-to-string keeps 14 digits, 100 µs here.
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+-- with %d: Lua's own number-to-string keeps 14 digits, 100 µs here. Read once, and only
+-- when a step needs it (clock()): a fixed-window check that creates no key never does.
+local now
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+  end
+  return now
+end
 local function fmt(n) return string.format('%d', n) end
 
 local policies = {}
@@ -37,36 +45,55 @@ end
 
 -- Only the algorithms this call uses get their functions defined: a script's body runs on
 -- every call, and defining all four algorithms' functions cost Redis about 1 µs a call.
--- (Tables cost Redis about 0.1 µs each per call, so the unused algorithms get none either.)
+-- (Tables cost Redis about 0.1 µs each per call, so the unused algorithms get none either;
+-- loops are numeric, as ipairs costs a function call per step.)
 local used = {}
-for _, p in ipairs(policies) do used[p.algorithm] = true end
+for i = 1, #policies do used[policies[i].algorithm] = true end
 local algorithms = {}
 
 -- Fixed window: a counter with a TTL (INCRBY + PEXPIRE). Redis expires a key once its
 -- clock is past the deadline, so the counter gets window - 1 ms: it then lives exactly
--- `window`, and PTTL + 1 ms is when the next window opens.
+-- `window`, and PTTL + 1 ms is when the next window opens. A check counts first and takes
+-- the units back if any policy refuses (in this one script nobody sees the difference):
+-- two commands for the common answer instead of three. The key's deadline is set once,
+-- when the key is born, so that is the only time the index must list it (`born`).
 if used.fixed_window then
   local fixed = {}
   algorithms.fixed_window = fixed
   function fixed.peek(p)
-    p.count = tonumber(redis.call('GET', p.key) or '0')
-    p.pttl = redis.call('PTTL', p.key)
-    p.fits = p.count + cost <= p.limit
-  end
-  function fixed.commit(p)
-    p.count = redis.call('INCRBY', p.key, cost)
-    if p.pttl < 0 then
-      p.pttl = p.window_ms - 1
-      redis.call('PEXPIRE', p.key, p.pttl)
+    if counting then
+      p.count = redis.call('INCRBY', p.key, cost)
+      p.pttl = redis.call('PTTL', p.key)
+      p.fits = p.count <= p.limit
+    else
+      p.count = tonumber(redis.call('GET', p.key) or '0')
+      p.pttl = redis.call('PTTL', p.key)
+      p.fits = p.count + cost <= p.limit
     end
   end
-  function fixed.repair(p)
-    -- A counter that lost its TTL (PERSIST by hand): never leave it immortal.
+  -- A counter without a TTL (born in this call, or PERSISTed by hand): never leave it immortal.
+  local function expire(p)
     if p.pttl == -1 then
       p.pttl = p.window_ms - 1
+      p.born = true
       redis.call('PEXPIRE', p.key, p.pttl)
     end
   end
+  fixed.commit = expire
+  function fixed.repair(p)
+    if counting then
+      p.count = p.count - cost
+      if p.count <= 0 and p.pttl == -1 then
+        -- Born in this call (or a zero kept by hand): nothing to keep.
+        redis.call('DEL', p.key)
+        p.count, p.pttl = 0, -2
+        return
+      end
+      redis.call('DECRBY', p.key, cost)
+    end
+    expire(p)
+  end
+  function fixed.listed(p) return p.born end
   function fixed.answer(p)
     local reset = p.window_ms
     if p.pttl >= 0 then reset = p.pttl + 1 end
@@ -88,6 +115,7 @@ if used.sliding_window then
   local sliding = {}
   algorithms.sliding_window = sliding
   function sliding.peek(p)
+    clock()
     p.window_us = p.window_ms * 1000
     p.expired = redis.call('ZCOUNT', p.key, '-inf', fmt(now - p.window_us))
     if counting and p.expired > 0 then
@@ -141,6 +169,7 @@ if used.token_bucket then
   local bucket = {}
   algorithms.token_bucket = bucket
   function bucket.peek(p)
+    clock()
     local state = redis.call('HMGET', p.key, 'tokens', 'ts')
     p.exists = state[2] ~= false
     p.tokens = tonumber(state[1]) or p.limit
@@ -196,6 +225,7 @@ if used.gcra then
   local gcra = {}
   algorithms.gcra = gcra
   function gcra.peek(p)
+    clock()
     p.t = math.ceil(p.window_ms * 1000 / p.limit)
     p.burst = p.limit * p.t
     p.tat = math.max(tonumber(redis.call('GET', p.key) or '0'), now)
@@ -224,7 +254,8 @@ if used.gcra then
 end
 
 local allowed = 1
-for _, p in ipairs(policies) do
+for i = 1, #policies do
+  local p = policies[i]
   p.impl = algorithms[p.algorithm]
   if not p.impl then return redis.error_reply('unknown algorithm ' .. tostring(p.algorithm)) end
   p.impl.peek(p)
@@ -234,7 +265,8 @@ if counting then
   -- A refusal changed nothing: inside the idempotency envelope it is not recorded, so a keyed
   -- retry asks again (and may be admitted); an admission is recorded and replayed.
   if allowed == 0 then idem_record = false end
-  for _, p in ipairs(policies) do
+  for i = 1, #policies do
+    local p = policies[i]
     if allowed == 1 then p.impl.commit(p) else p.impl.repair(p) end
   end
   -- Keep every limiter key listed in the caller's index, scored no earlier than the key
@@ -244,17 +276,26 @@ if counting then
   -- with one window of headroom, so it is rewritten about once a window, not on every call
   -- (one ZSCORE a policy instead of a write). Only then are expired entries trimmed (at most
   -- TRIM) and the index's own life extended to its latest entry.
-  local now_ms = math.floor(now / 1000)
+  -- A fixed-window key is listed when born (its deadline never moves), the others when their
+  -- entry falls short of the bound.
+  local function bound(p) return math.floor(clock() / 1000) + p.window_ms + 1 + math.ceil(p.limit / 1000) end
   local listed = false
-  for _, p in ipairs(policies) do
-    local bound = now_ms + p.window_ms + 1 + math.ceil(p.limit / 1000)
-    local score = tonumber(redis.call('ZSCORE', KEYS[1], p.key))
-    if not score or score < bound then
-      redis.call('ZADD', KEYS[1], fmt(bound + p.window_ms), p.key)
+  for i = 1, #policies do
+    local p = policies[i]
+    local list
+    if p.impl.listed then
+      list = p.impl.listed(p)
+    else
+      local score = tonumber(redis.call('ZSCORE', KEYS[1], p.key))
+      list = not score or score < bound(p)
+    end
+    if list then
+      redis.call('ZADD', KEYS[1], fmt(bound(p) + p.window_ms), p.key)
       listed = true
     end
   end
   if listed then
+    local now_ms = math.floor(clock() / 1000)
     local stale = redis.call('ZCOUNT', KEYS[1], '-inf', fmt(now_ms))
     if stale > 0 then redis.call('ZREMRANGEBYRANK', KEYS[1], 0, math.min(stale, TRIM) - 1) end
     local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
@@ -262,7 +303,8 @@ if counting then
   end
 end
 local out = {allowed}
-for _, p in ipairs(policies) do
+for i = 1, #policies do
+  local p = policies[i]
   local current, remaining, reset, retry = p.impl.answer(p)
   local fits = 0
   if p.fits then fits = 1 end

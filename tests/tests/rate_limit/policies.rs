@@ -413,3 +413,27 @@ async fn the_index_keeps_listing_keys_whose_expiry_moves_forward() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(app.keys("*{mover}*").await.is_empty(), "keys of mover left");
 }
+
+#[tokio::test]
+async fn a_refused_request_leaves_no_fixed_window_key_behind() {
+    // A fixed window counts first and takes the units back when another policy refuses: a
+    // counter born in the refused call must go again (no window opened, no key without TTL).
+    let app = TestApp::new().await;
+    let tight = json!({"limit": 1, "window": 3600, "algorithm": "gcra"});
+    let r = app
+        .post("/rate-limit/check", multi("refusee", json!([tight])))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let both = json!([tight, {"name": "fresh", "limit": 10, "window": 60}]);
+    let r = app.post("/rate-limit/check", multi("refusee", both)).await;
+    r.assert_problem(429, None);
+    assert_eq!(r.body["violated-policies"], json!(["p1"]), "{r:?}");
+    let key = app.state.keys.rate_limit("fixed_window", 60, "refusee");
+    assert!(
+        !app.keys("*{refusee}*").await.contains(&key),
+        "{key} was left behind by a refusal"
+    );
+    let r = app.get(&status("refusee", 10, 60, "fixed_window")).await;
+    assert_eq!(r.body["current_count"], 0, "{r:?}");
+    assert_eq!(r.body["reset_in_seconds"], 60, "{r:?}");
+}
