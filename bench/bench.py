@@ -3,7 +3,10 @@
 
 In one run, on this machine, all on loopback:
   * redis-benchmark -t get,set -c 64 against a private redis-server: the ceiling;
-  * webdis (a generic HTTP-to-Redis gateway) GET and SET, when installed;
+  * webdis (a generic HTTP-to-Redis gateway) GET and SET, when installed, and webdis running
+    the runner's own Lua scripts: EVALSHA of rate_limit.lua (one fixed window, as the rate-limit
+    row), and RPUSH alternating with EVALSHA of the pop script (as the queue row) -- the same
+    Redis work per request, so those two rows can be compared on like terms too;
   * the local runner (release build): GET /cache/{key}, POST /cache, GET /users/{id},
     GET /rate-limit/check, POST then GET /queue/tasks;
 each driven by wrk at 64 connections, with requests/s, p50, p99 and errors, plus the runner's
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
@@ -112,7 +116,27 @@ WRK_LUA = {
              '    return wrk.format("POST", "/queue/tasks", {["Content-Type"] = "application/json"}, '
              '\'{"id": "t", "title": "bench"}\')\n'
              '  end\n  return wrk.format("GET", "/queue/tasks")\nend\n',
+    # webdis: RPUSH of a task, then EVALSHA of the runner's pop script (its path is in
+    # WEBDIS_POP, set below once the script is loaded), alternating as the "queue" row does.
+    "webdis_queue": 'local n = 0\nrequest = function()\n  n = n + 1\n'
+                    '  if n % 2 == 1 then return wrk.format("GET", WEBDIS_PUSH) end\n'
+                    '  return wrk.format("GET", WEBDIS_POP)\nend\n',
 }
+
+SCRIPTS = os.path.join(ROOT, "shared", "src", "scripts")
+# The runner rows whose Redis work webdis also runs, and that webdis row.
+SAME_SCRIPT = {"runner GET /rate-limit/check": "webdis EVALSHA rate_limit.lua",
+               "runner POST+GET /queue/tasks": "webdis RPUSH+EVALSHA queue pop"}
+
+
+def plain_script(*files):
+    """A script as the runner loads it without an Idempotency-Key (shared/src/scripts.rs,
+    `plain!`): `local idem_record = true` and then the files, in order."""
+    text = "local idem_record = true\n"
+    for name in files:
+        with open(os.path.join(SCRIPTS, name)) as f:
+            text += f.read()
+    return text
 
 
 def parse_ms(text):
@@ -154,7 +178,7 @@ def syscall_count(counter):
     return None
 
 
-def wrk(url, duration, script=None, allow_404=False, server_pid=None, redis_pid=None):
+def wrk(url, duration, script=None, allow_404=False, server_pid=None, redis_pid=None, prelude=""):
     """One wrk row. With `server_pid`, also the server's CPU time per request (µs); with
     `redis_pid`, Redis's (what the row's commands and scripts cost Redis: the two share the
     cores, so a row whose Redis work is heavier serves fewer requests per second)."""
@@ -164,7 +188,7 @@ def wrk(url, duration, script=None, allow_404=False, server_pid=None, redis_pid=
     tmp = None
     if script:
         tmp = tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False)
-        tmp.write(WRK_LUA[script])
+        tmp.write(prelude + WRK_LUA[script])
         tmp.close()
         args += ["-s", tmp.name]
     counter = syscall_counter(server_pid) if server_pid else None
@@ -293,6 +317,35 @@ def machine():
             "redis": re.search(r"v=(\S+)", version).group(1)}
 
 
+def webdis_script_rows(webdis_port, redis_port, duration, pid, redis_pid):
+    """webdis running the runner's own scripts, with the runner rows' arguments: what the
+    rate-limit and queue rows cost Redis, behind a generic gateway."""
+    base = f"http://127.0.0.1:{webdis_port}"
+    rate = redis_cli(redis_port, "SCRIPT", "LOAD", plain_script("rate_limit.lua")).strip()
+    # KEYS: the caller's index and one fixed-window counter; ARGV: check, no nonce (a fixed
+    # window reads none), cost 1, and the row's policy (limit 1000000, window 1 s).
+    check = f"{base}/EVALSHA/{rate}/2/bench:rl:index/bench:rl:fixed/check/-/1/fixed_window/1000000/1000"
+    pop = redis_cli(redis_port, "SCRIPT", "LOAD",
+                    plain_script("queue_requeue_expired.lua", "queue_pop.lua")).strip()
+    keys = "/".join(f"bench:q:{k}" for k in
+                    ["pending", "processing", "claims", "leases", "deliveries", "final", "dead", "scheduled"])
+    # ARGV: one task, a byte budget and the per-task framing, as the runner's pop of one.
+    pop_path = f"/EVALSHA/{pop}/8/{keys}/1/1000000/8"
+    task = urllib.parse.quote(json.dumps({"id": "t", "title": "bench", "created_at": "2026-01-01T00:00:00Z"}),
+                              safe="")
+    push_path = f"/RPUSH/bench:q:pending/{task}"
+    # The same head start as the runner's queue, so pops never find the queue empty.
+    redis_cli(redis_port, "DEL", "bench:q:pending")
+    redis_cli(redis_port, "EVAL", "for i = 1, 100000 do redis.call('RPUSH', KEYS[1], ARGV[1]) end",
+              "1", "bench:q:pending", urllib.parse.unquote(task))
+    prelude = f'WEBDIS_PUSH = "{push_path}"\nWEBDIS_POP = "{pop_path}"\n'
+    return [
+        ("webdis EVALSHA rate_limit.lua", wrk(check, duration, server_pid=pid, redis_pid=redis_pid)),
+        ("webdis RPUSH+EVALSHA queue pop",
+         wrk(base, duration, "webdis_queue", server_pid=pid, redis_pid=redis_pid, prelude=prelude)),
+    ]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=int, default=10, help="seconds per wrk row (default 10)")
@@ -345,6 +398,7 @@ def main():
                                                args.duration, server_pid=pid, redis_pid=redis_pid)))
                 rows.append(("webdis SET", wrk(f"http://127.0.0.1:{webdis_port}/SET/bench:webdis2/value",
                                                args.duration, server_pid=pid, redis_pid=redis_pid)))
+                rows += webdis_script_rows(webdis_port, redis_port, args.duration, pid, redis_pid)
             os.unlink(conf.name)
 
         runner_rows, results["runner_peak_rss_mb"], scale_results = measure_runner(
@@ -373,12 +427,18 @@ def main():
     webdis = {r[0]: r[1] for r in rows}
     table = []
     for name, r in rows:
+        # Every row against webdis GET (SET for writes), as the targets are stated; the two
+        # scripted rows also against webdis running the same script (same Redis work).
         ref = webdis.get("webdis SET") if ("POST" in name or "SET" in name) else webdis.get("webdis GET")
+        same = webdis.get(SAME_SCRIPT.get(name))
         ceil = ceiling["SET"] if ("POST" in name or "SET" in name) else ceiling["GET"]
         cpu, ref_cpu = r.get("cpu_us_per_request"), (ref or {}).get("cpu_us_per_request")
+        same_cpu = (same or {}).get("cpu_us_per_request")
         table.append({"row": name, **{k: v for k, v in r.items() if k != "raw"},
                       "vs_webdis": r["rps"] / ref["rps"] if ref else None,
                       "cpu_vs_webdis": cpu / ref_cpu if (cpu and ref_cpu) else None,
+                      "vs_webdis_same_script": r["rps"] / same["rps"] if same else None,
+                      "cpu_vs_webdis_same_script": cpu / same_cpu if (cpu and same_cpu) else None,
                       "vs_ceiling": r["rps"] / ceil["rps"]})
         if r.get("raw"):
             print(f"--- {name}: errors or non-2xx ---\n{r['raw']}", file=sys.stderr)
@@ -442,6 +502,12 @@ def render(results):
                    f"{fmt(r.get('cpu_us_per_request'), '.1f')} | {fmt(r.get('cpu_vs_webdis'), '.2f')} | "
                    f"{fmt(r.get('syscalls_per_request'), '.1f')} | "
                    f"{fmt(r.get('redis_cpu_us_per_request'), '.1f')} |")
+    same = [r for r in results["rows"] if r.get("vs_webdis_same_script") is not None]
+    if same:
+        out += ["", "The scripted rows against webdis running the same script (the same Redis work "
+                    "per request):", "", "| row | req/s × webdis | CPU × webdis |", "|---|---:|---:|"]
+        out += [f"| {r['row']} | {r['vs_webdis_same_script']:.2f} | "
+                f"{fmt(r.get('cpu_vs_webdis_same_script'), '.2f')} |" for r in same]
     out += ["", f"Runner peak RSS under this load: {results['runner_peak_rss_mb']:.1f} MB", "",
             "| Lambda function | binary (stripped) | cold start to first response (median) |",
             "|---|---:|---:|"]

@@ -114,12 +114,17 @@ impl Keys {
         ]
     }
 
+    /// The pending list of a queue, the first of [`Keys::queue`] (a plain push needs no other).
+    pub fn queue_pending(&self, name: &str) -> String {
+        tagged(&self.prefix, "queue:", name)
+    }
+
     /// The eight keys of a queue, all tagged `{name}` for Redis Cluster, in the order the
     /// scripts take them: pending list, processing list, claims hash, leases sorted set,
     /// deliveries hash, final claims set, dead letters list, scheduled sorted set (see
     /// `queue_requeue_expired.lua`).
     pub fn queue(&self, name: &str) -> [String; 8] {
-        let base = tagged(&self.prefix, "queue:", name);
+        let base = self.queue_pending(name);
         [
             base.clone(),
             format!("{base}:processing"),

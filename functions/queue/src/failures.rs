@@ -15,12 +15,11 @@ use shared::{
     idempotency::Outcome,
     models::{
         ids::QueueName,
-        json_or_string,
         queue::{
             DELAY_MS, DeadCleared, DeadPage, DeadReplayed, NackClaim, OFFSET, PAGE_LIMIT,
             PageQuery, REPLAY_IDS, REPLAY_LOOK, REPLAY_MOST, ReplayDead, TaskNacked,
         },
-        random_token,
+        random_token, raw_json_or_string,
     },
     scripts,
 };
@@ -70,7 +69,7 @@ pub(crate) async fn nack_task(
     };
     Ok(nacked.respond(Json(TaskNacked {
         message,
-        task: json_or_string(task),
+        task: raw_json_or_string(&task),
         returned_to,
         deliveries,
         visible_at_ms: (due > 0).then_some(due),
@@ -110,7 +109,7 @@ pub(crate) async fn dead_page(
     Ok(Json(DeadPage {
         dead_tasks,
         next_offset: offset + tasks.len() as u64,
-        tasks: tasks.into_iter().map(json_or_string).collect(),
+        tasks: tasks.iter().map(|t| raw_json_or_string(t)).collect(),
         offset,
         limit,
     }))

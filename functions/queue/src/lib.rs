@@ -37,7 +37,7 @@ use shared::{
     idempotency::Outcome,
     models::{
         ids::QueueName,
-        json_or_string, now_rfc3339,
+        now_rfc3339,
         queue::{
             AckClaim, BATCH, BATCH_POP, BatchQuery, BatchQueued, BatchScheduled, ClaimQuery,
             DELAY_MS, MAX_DELIVERIES, MAX_DESCRIPTION_CHARS, MAX_TITLE_CHARS, NewTask, OFFSET,
@@ -45,7 +45,7 @@ use shared::{
             TaskBatch, TaskClaimed, TaskPopped, TaskQueued, TaskScheduled, TasksPopped,
             VISIBILITY_SECS,
         },
-        random_token,
+        random_token, raw_json_or_string,
     },
     scripts,
     scripts::WriteScript,
@@ -148,7 +148,7 @@ async fn append(
     name: &str,
     payloads: &[String],
 ) -> Result<Outcome<u64>, ApiError> {
-    let [pending, ..] = state.keys.queue(name);
+    let pending = state.keys.queue_pending(name);
     if idempotency.is_keyed() {
         return idempotency
             .run(state, &scripts::QUEUE_PUSH, &pending, |s| {
@@ -231,7 +231,7 @@ async fn pop_one(state: AppState, name: QueueName) -> Result<Json<TaskPopped>, A
     let (remaining_tasks, mut tasks) = pop(&state, &name, 1).await?;
     let task = tasks.pop().ok_or_else(|| empty(&name))?;
     Ok(Json(TaskPopped {
-        task: json_or_string(task),
+        task: raw_json_or_string(&task),
         remaining_tasks,
     }))
 }
@@ -445,7 +445,7 @@ async fn pop_batch(
         return Err(empty(&name));
     }
     Ok(Json(TasksPopped {
-        tasks: tasks.into_iter().map(json_or_string).collect(),
+        tasks: tasks.iter().map(|t| raw_json_or_string(t)).collect(),
         remaining_tasks,
     }))
 }
@@ -483,7 +483,7 @@ async fn peek_queue(
     let next_offset = offset + tasks.len() as u64;
     Ok(Json(QueuePage {
         queue_length,
-        tasks: tasks.into_iter().map(json_or_string).collect(),
+        tasks: tasks.iter().map(|t| raw_json_or_string(t)).collect(),
         offset,
         limit,
         next_offset,
@@ -542,7 +542,7 @@ async fn claim_task(
         }
     }
     Ok(claimed.respond(Json(TaskClaimed {
-        task: json_or_string(task.clone()),
+        task: raw_json_or_string(task),
         receipt: receipt.clone(),
         visible_again_at_ms: *visible_again_at_ms,
         remaining_tasks: *remaining_tasks,
@@ -582,6 +582,6 @@ async fn ack_task(
     Ok(acked.respond(Json(TaskAcked {
         message: format!("Task '{}' acknowledged", task_id(&task)),
         receipt: body.receipt.into(),
-        task: json_or_string(task),
+        task: raw_json_or_string(&task),
     })))
 }

@@ -19,15 +19,10 @@ pub fn ttl_from_redis(ttl: i64) -> Option<u64> {
     u64::try_from(ttl).ok()
 }
 
-/// Reads a JSON document stored by this API. A value some other client wrote that is not
-/// JSON is handed back as a JSON string rather than failing the request.
-pub fn json_or_string(text: String) -> serde_json::Value {
-    serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
-}
-
-/// [`json_or_string`] keeping the stored text itself: a cache value is handed back byte for
-/// byte (a number is not re-encoded through `f64`), and only text that is not JSON becomes a
-/// JSON string.
+/// Reads a JSON document stored by this API, keeping the stored text itself: a cache value
+/// or a task is handed back byte for byte (a number is not re-encoded through `f64`, and
+/// nothing is parsed into a tree only to be written out again). A value some other client
+/// wrote that is not JSON is handed back as a JSON string rather than failing the request.
 pub fn raw_json_or_string(text: &str) -> Box<serde_json::value::RawValue> {
     serde_json::from_str(text)
         .unwrap_or_else(|_| serde_json::value::to_raw_value(text).unwrap_or_default())

@@ -1,7 +1,7 @@
 //! Bodies of the `queue` function.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::value::RawValue;
 
 use utoipa::{
     PartialSchema, ToSchema,
@@ -215,7 +215,8 @@ pub struct BatchScheduled {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskPopped {
     /// The oldest task, now removed.
-    pub task: Value,
+    #[schema(value_type = serde_json::Value)]
+    pub task: Box<RawValue>,
     /// Tasks still waiting.
     pub remaining_tasks: u64,
 }
@@ -251,7 +252,8 @@ fn default_batch() -> u64 {
 pub struct TasksPopped {
     /// The tasks, oldest first, now removed: fewer than `count` when the queue ran out or
     /// their size reached the answer's byte budget (`remaining_tasks` tells which).
-    pub tasks: Vec<Value>,
+    #[schema(value_type = Vec<serde_json::Value>)]
+    pub tasks: Vec<Box<RawValue>>,
     /// Tasks still waiting.
     pub remaining_tasks: u64,
 }
@@ -281,7 +283,8 @@ pub struct QueuePage {
     /// All tasks waiting (not just this page).
     pub queue_length: u64,
     /// This page, head first.
-    pub tasks: Vec<Value>,
+    #[schema(value_type = Vec<serde_json::Value>)]
+    pub tasks: Vec<Box<RawValue>>,
     /// As asked.
     pub offset: u64,
     /// As asked.
@@ -301,7 +304,8 @@ pub struct DeadPage {
     /// All dead letters (not just this page).
     pub dead_tasks: u64,
     /// This page, oldest first.
-    pub tasks: Vec<Value>,
+    #[schema(value_type = Vec<serde_json::Value>)]
+    pub tasks: Vec<Box<RawValue>>,
     /// As asked.
     pub offset: u64,
     /// As asked.
@@ -371,7 +375,8 @@ pub struct TaskNacked {
     /// Human sentence.
     pub message: String,
     /// The task given back.
-    pub task: Value,
+    #[schema(value_type = serde_json::Value)]
+    pub task: Box<RawValue>,
     /// Where it went: `queued` (head of the queue), `scheduled` (visible at
     /// `visible_at_ms`) or `dead` (that claim was its last allowed delivery).
     pub returned_to: String,
@@ -419,7 +424,8 @@ fn default_visibility() -> u64 {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TaskClaimed {
     /// The task, now in the processing list.
-    pub task: Value,
+    #[schema(value_type = serde_json::Value)]
+    pub task: Box<RawValue>,
     /// Pass it to `ack` once the task is done.
     pub receipt: String,
     /// When the claim lapses (Unix ms, Redis clock).
@@ -447,5 +453,6 @@ pub struct TaskAcked {
     /// The receipt.
     pub receipt: String,
     /// The acked task.
-    pub task: Value,
+    #[schema(value_type = serde_json::Value)]
+    pub task: Box<RawValue>,
 }
