@@ -2,8 +2,9 @@
 -- Each policy is fixed_window, sliding_window, token_bucket or gcra; the request weighs
 -- `cost` units in every one. First every policy is read and asked whether `cost` fits;
 -- only if all fit (and mode is 'check') is the cost counted, in all of them. A refused
--- request therefore counts against none (a fixed window counts at once and takes the units
--- back on a refusal: the same outcome, as no one sees inside a script). Time comes from Redis (TIME), never the caller.
+-- request therefore counts against none (a fixed window checked alone counts at once and
+-- takes the units back on a refusal: the same outcome, as no one sees inside a script).
+-- Time comes from Redis (TIME), never the caller.
 -- KEYS[1]    the caller's index: sorted set of the caller's limiter keys, scored by the
 --            millisecond each expires (DELETE /rate-limit/{user_id} reads it)
 -- KEYS[2..]  one limiter key per policy (all share the caller's hash tag)
@@ -53,15 +54,20 @@ local algorithms = {}
 
 -- Fixed window: a counter with a TTL (INCRBY + PEXPIRE). Redis expires a key once its
 -- clock is past the deadline, so the counter gets window - 1 ms: it then lives exactly
--- `window`, and PTTL + 1 ms is when the next window opens. A check counts first and takes
--- the units back if any policy refuses (in this one script nobody sees the difference):
--- two commands for the common answer instead of three. The key's deadline is set once,
--- when the key is born, so that is the only time the index must list it (`born`).
+-- `window`, and PTTL + 1 ms is when the next window opens. A check of this one policy counts
+-- first and takes the units back if it refuses (in one script nobody sees the difference):
+-- two commands for the common answer instead of three. With several policies every one is
+-- read before any is written, so that a read that fails (a key some other client made a
+-- string or another type) leaves nothing counted: Redis does not undo a failed script's
+-- writes. The key's deadline is set when it is born, and its index entry then covers its
+-- whole life: later calls only make sure the entry is there (one ZSCORE, no TIME), in case
+-- the index was lost (deleted, or evicted under a volatile-* maxmemory policy).
 if used.fixed_window then
   local fixed = {}
   algorithms.fixed_window = fixed
   function fixed.peek(p)
-    if counting then
+    if counting and #policies == 1 then
+      p.counted = true
       p.count = redis.call('INCRBY', p.key, cost)
       p.pttl = redis.call('PTTL', p.key)
       p.fits = p.count <= p.limit
@@ -79,9 +85,15 @@ if used.fixed_window then
       redis.call('PEXPIRE', p.key, p.pttl)
     end
   end
-  fixed.commit = expire
+  function fixed.commit(p)
+    if not p.counted then
+      p.count = redis.call('INCRBY', p.key, cost)
+      if p.pttl == -2 then p.pttl = -1 end -- born now, without a TTL yet
+    end
+    expire(p)
+  end
   function fixed.repair(p)
-    if counting then
+    if p.counted then
       p.count = p.count - cost
       if p.count <= 0 and p.pttl == -1 then
         -- Born in this call (or a zero kept by hand): nothing to keep.
@@ -93,7 +105,7 @@ if used.fixed_window then
     end
     expire(p)
   end
-  function fixed.listed(p) return p.born end
+  function fixed.listed(p) return p.born or not redis.call('ZSCORE', KEYS[1], p.key) end
   function fixed.answer(p)
     local reset = p.window_ms
     if p.pttl >= 0 then reset = p.pttl + 1 end

@@ -437,3 +437,81 @@ async fn a_refused_request_leaves_no_fixed_window_key_behind() {
     assert_eq!(r.body["current_count"], 0, "{r:?}");
     assert_eq!(r.body["reset_in_seconds"], 60, "{r:?}");
 }
+
+#[tokio::test]
+async fn a_check_that_fails_midway_counts_nowhere() {
+    // Redis does not undo a failed script's writes: with several policies every one is read
+    // before any is counted, so a key another client broke fails the call and counts nothing.
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let broken = app.state.keys.rate_limit("fixed_window", 120, "broken");
+    let () = redis::cmd("SET")
+        .arg(&broken)
+        .arg("abc")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let both = json!([{"limit": 5, "window": 60}, {"limit": 5, "window": 120}]);
+    for _ in 0..3 {
+        let r = app
+            .post("/rate-limit/check", multi("broken", both.clone()))
+            .await;
+        assert_eq!(r.status, 500, "{r:?}");
+    }
+    let first = app.state.keys.rate_limit("fixed_window", 60, "broken");
+    assert!(
+        !app.keys("*{broken}*").await.contains(&first),
+        "{first} was counted by calls that failed"
+    );
+}
+
+#[tokio::test]
+async fn a_lost_index_is_rebuilt_so_a_reset_still_finds_the_counter() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    assert_eq!(
+        app.get(&check("lost", 3, 60, "fixed_window")).await.status,
+        200
+    );
+    let index = app.state.keys.rate_limit_index("lost");
+    let () = redis::cmd("DEL")
+        .arg(&index)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        app.get(&check("lost", 3, 60, "fixed_window")).await.status,
+        200
+    );
+    let r = app.delete("/rate-limit/lost").await;
+    assert_eq!(r.body["deleted_keys"], 1, "{r:?}");
+    assert!(app.keys("*{lost}*").await.is_empty(), "keys of lost left");
+    assert_eq!(
+        app.get(&check("lost", 3, 60, "fixed_window")).await.status,
+        200
+    );
+}
+
+#[tokio::test]
+async fn every_key_a_multi_policy_check_writes_expires() {
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    let policies: Vec<Value> = ALGORITHMS
+        .iter()
+        .map(|a| json!({"limit": 5, "window": 60, "algorithm": a}))
+        .collect();
+    let r = app
+        .post("/rate-limit/check", multi("mortal", json!(policies)))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let keys = app.keys("*{mortal}*").await;
+    assert_eq!(keys.len(), ALGORITHMS.len() + 1, "{keys:?}");
+    for key in keys {
+        let pttl: i64 = redis::cmd("PTTL")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        assert!(pttl > 0, "{key} has no TTL ({pttl})");
+    }
+}
