@@ -367,3 +367,31 @@ async fn bad_tasks_and_parameters_are_422_naming_the_field() {
     let r = app.get("/queue/q/all").await;
     assert_eq!(r.body["queue_length"], 0, "a rejected task was pushed");
 }
+
+#[tokio::test]
+async fn a_task_that_is_not_utf8_is_handed_out_not_lost() {
+    // Another client pushed raw bytes: the pop must hand the task out (its invalid bytes as
+    // U+FFFD), not remove it and fail with a 500.
+    let app = TestApp::new().await;
+    let mut conn = app.redis_conn().await;
+    for name in ["bytes", "bytes2"] {
+        let () = redis::cmd("RPUSH")
+            .arg(format!("demo_api:queue:{{{name}}}"))
+            .arg(&b"{\"id\":\"\xff\xfe\"}"[..])
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+    }
+    let r = app.get("/queue/bytes/all").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = app.get("/queue/bytes").await;
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body["task"]["id"], "\u{fffd}\u{fffd}", "{r:?}");
+    let r = app.post("/queue/bytes2/claim", json!(null)).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    let receipt = r.body["receipt"].as_str().unwrap().to_owned();
+    let r = app
+        .post("/queue/bytes2/ack", json!({"receipt": receipt}))
+        .await;
+    assert_eq!(r.status, 200, "{r:?}");
+}

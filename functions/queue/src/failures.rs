@@ -14,6 +14,7 @@ use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
     models::{
+        StoredText,
         ids::QueueName,
         queue::{
             DELAY_MS, DeadCleared, DeadPage, DeadReplayed, NackClaim, OFFSET, PAGE_LIMIT,
@@ -46,7 +47,7 @@ pub(crate) async fn nack_task(
     ApiJson(body): ApiJson<NackClaim>,
 ) -> Result<Response, ApiError> {
     let delay_ms = DELAY_MS.check("delay_ms", body.delay_ms.unwrap_or(0))?;
-    let nacked: Outcome<Option<(String, String, u64, u64)>> =
+    let nacked: Outcome<Option<(StoredText, String, u64, u64)>> =
         on_queue(&state, &idempotency, &scripts::QUEUE_NACK, &name, |s| {
             s.arg(body.receipt.as_str())
                 .arg(delay_ms)
@@ -96,7 +97,7 @@ pub(crate) async fn dead_page(
     let offset = OFFSET.check("offset", query.offset)?;
     let keys = state.keys.queue(&name);
     let mut redis = state.redis.clone();
-    let (dead_tasks, tasks, _, _): (u64, Vec<String>, u64, u64) = scripts::QUEUE_PEEK
+    let (dead_tasks, tasks, _, _): (u64, Vec<StoredText>, u64, u64) = scripts::QUEUE_PEEK
         .key(&keys)
         .arg(offset)
         .arg(limit)

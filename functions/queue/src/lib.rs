@@ -36,6 +36,7 @@ use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
     models::{
+        StoredText,
         ids::QueueName,
         now_rfc3339,
         queue::{
@@ -216,7 +217,7 @@ async fn schedule(
 }
 
 /// Runs `queue_pop.lua` for up to `count` tasks.
-async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<String>), ApiError> {
+async fn pop(state: &AppState, name: &str, count: u64) -> Result<(u64, Vec<StoredText>), ApiError> {
     let mut redis = state.redis.clone();
     Ok(scripts::QUEUE_POP
         .key(&state.keys.queue(name))
@@ -471,7 +472,7 @@ async fn peek_queue(
     let limit = PAGE_LIMIT.check("limit", query.limit)?;
     let offset = OFFSET.check("offset", query.offset)?;
     let mut redis = state.redis.clone();
-    let (queue_length, tasks, scheduled_tasks, dead_tasks): (u64, Vec<String>, u64, u64) =
+    let (queue_length, tasks, scheduled_tasks, dead_tasks): (u64, Vec<StoredText>, u64, u64) =
         scripts::QUEUE_PEEK
             .key(&state.keys.queue(&name))
             .arg(offset)
@@ -494,7 +495,7 @@ async fn peek_queue(
 
 /// What `queue_claim.lua` answers: payload, lease deadline (ms), tasks left, receipt,
 /// deliveries.
-type Claim = (String, u64, u64, String, u64);
+type Claim = (StoredText, u64, u64, String, u64);
 
 /// `POST /queue/{name}/claim?visibility=&max_deliveries=`: takes the head task without
 /// losing it.
@@ -568,7 +569,7 @@ async fn ack_task(
     ApiPath(name): ApiPath<QueueName>,
     ApiJson(body): ApiJson<AckClaim>,
 ) -> Result<Response, ApiError> {
-    let acked: Outcome<Option<String>> =
+    let acked: Outcome<Option<StoredText>> =
         on_queue(&state, &idempotency, &scripts::QUEUE_ACK, &name, |s| {
             s.arg(body.receipt.as_str());
         })

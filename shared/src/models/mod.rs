@@ -19,6 +19,33 @@ pub fn ttl_from_redis(ttl: i64) -> Option<u64> {
     u64::try_from(ttl).ok()
 }
 
+/// Text a client stored, read even when it is not UTF-8 (redis-rs refuses it as a `String`):
+/// its invalid bytes become U+FFFD. A task some other client pushed as raw bytes is then
+/// handed out, altered, rather than popped and lost behind a 500.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredText(pub String);
+
+impl redis::FromRedisValue for StoredText {
+    fn from_redis_value(v: redis::Value) -> Result<Self, redis::ParsingError> {
+        match v {
+            redis::Value::BulkString(bytes) => {
+                Ok(Self(String::from_utf8(bytes).unwrap_or_else(|e| {
+                    String::from_utf8_lossy(e.as_bytes()).into_owned()
+                })))
+            }
+            other => String::from_redis_value(other).map(Self),
+        }
+    }
+}
+
+impl std::ops::Deref for StoredText {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
 /// Reads a JSON document stored by this API, keeping the stored text itself: a cache value
 /// or a task is handed back byte for byte (a number is not re-encoded through `f64`, and
 /// nothing is parsed into a tree only to be written out again). A value some other client
