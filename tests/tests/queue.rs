@@ -182,6 +182,16 @@ async fn claim_then_ack_removes_the_task_for_good() {
         .assert_problem(404, None);
 }
 
+/// Ends the lease of claim `receipt` on queue `name` now, as if its visibility timeout had
+/// passed (rather than sleeping through it).
+async fn lapse(app: &TestApp, name: &str, receipt: &str) {
+    let mut conn = app.redis_conn().await;
+    let () = conn
+        .zadd(format!("demo_api:queue:{{{name}}}:leases"), receipt, 0)
+        .await
+        .unwrap();
+}
+
 #[tokio::test]
 async fn a_popped_task_takes_its_delivery_count_with_it() {
     // A claim counts a delivery; the lease lapses, the task goes back, and a plain pop takes
@@ -190,11 +200,7 @@ async fn a_popped_task_takes_its_delivery_count_with_it() {
     app.post("/queue/d", task("once", "t")).await;
     let r = app.post("/queue/d/claim?visibility=30", json!(null)).await;
     let receipt = r.body["receipt"].as_str().unwrap().to_owned();
-    let mut conn = app.redis_conn().await;
-    let () = conn
-        .zadd("demo_api:queue:{d}:leases", &receipt, 0)
-        .await
-        .unwrap();
+    lapse(&app, "d", &receipt).await;
     let r = app.get("/queue/d").await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["task"]["id"], "once", "{r:?}");
@@ -213,11 +219,7 @@ async fn unacked_claim_returns_to_the_head_after_its_visibility_timeout() {
     let r = app.post("/queue/v/claim?visibility=30", json!(null)).await;
     let stale = r.body["receipt"].as_str().unwrap().to_owned();
     // The consumer dies. Let its lease lapse now rather than sleeping 30 s.
-    let mut conn = app.redis_conn().await;
-    let () = conn
-        .zadd("demo_api:queue:{v}:leases", &stale, 0)
-        .await
-        .unwrap();
+    lapse(&app, "v", &stale).await;
 
     // Back at the head, ahead of "second".
     let r = app.get("/queue/v/all").await;
