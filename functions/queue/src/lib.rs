@@ -329,7 +329,7 @@ async fn pop_default(State(state): State<AppState>) -> Result<Json<TaskPopped>, 
 #[utoipa::path(
     delete,
     path = "/queue/{name}",
-    summary = "Clear a queue (waiting and claimed tasks)",
+    summary = "Clear a queue (waiting, claimed, scheduled and dead tasks)",
     params(QueueName),
     responses(
         (status = 200, description = "Cleared", body = QueueCleared)
@@ -458,7 +458,9 @@ async fn pop_batch(
     summary = "View tasks without removing them (paged)",
     description = "Removes no task, but it is not a pure read: like every call that hands \
         tasks out, it first moves claims whose visibility timeout lapsed back to the head of \
-        the queue (a state change, so no HEAD and `Cache-Control: no-store`).",
+        the queue (or to the dead letters, when it was the task's last allowed delivery) and \
+        due scheduled tasks to its tail (a state change, so no HEAD and \
+        `Cache-Control: no-store`).",
     params(QueueName, PageQuery),
     responses(
         (status = 200, description = "One page; `queue_length` is the total", body = QueuePage)
