@@ -298,7 +298,11 @@ identifier! {
     /// Whose rate limits `DELETE /rate-limit/{user_id}` resets: read back through the path,
     /// so a caller whose id a front door would change cannot be reset by URL.
     RateLimitCaller: "user_id", Path, example = Some("user123"),
-    description = format!("Whose limits to reset: {}.", path_rule())
+    description = format!(
+        "Whose limits to reset: {}; not `check` or `status`, whose paths are routes (such a \
+         caller's keys expire with their windows).",
+        path_rule()
+    )
 }
 
 impl Default for Glob {
