@@ -57,9 +57,8 @@ local algorithms = {}
 -- `window`, and PTTL + 1 ms is when the next window opens. A check of this one policy counts
 -- first and takes the units back if it refuses (in one script nobody sees the difference):
 -- two commands for the common answer instead of three. With several policies every one is
--- read before any is written, so that a read that fails (a key some other client made a
--- string or another type) leaves nothing counted: Redis does not undo a failed script's
--- writes. The key's deadline is set when it is born, and its index entry then covers its
+-- read before any is written, and the counting is `count`, run before other writes (see the
+-- main loop: Redis does not undo a failed script's writes). The key's deadline is set when it is born, and its index entry then covers its
 -- whole life: later calls only make sure the entry is there (one ZSCORE, no TIME), in case
 -- the index was lost (deleted, or evicted under a volatile-* maxmemory policy).
 if used.fixed_window then
@@ -85,13 +84,15 @@ if used.fixed_window then
       redis.call('PEXPIRE', p.key, p.pttl)
     end
   end
-  function fixed.commit(p)
-    if not p.counted then
-      p.count = redis.call('INCRBY', p.key, cost)
-      if p.pttl == -2 then p.pttl = -1 end -- born now, without a TTL yet
-    end
-    expire(p)
+  -- Counts a policy checked among others, before any other policy is written (see below):
+  -- the error of an INCRBY that fails, or nil.
+  function fixed.count(p)
+    local n = redis.pcall('INCRBY', p.key, cost)
+    if type(n) == 'table' then return n end
+    p.count, p.counted = n, true
+    if p.pttl == -2 then p.pttl = -1 end -- born now, without a TTL yet
   end
+  fixed.commit = expire
   function fixed.repair(p)
     if p.counted then
       p.count = p.count - cost
@@ -105,7 +106,7 @@ if used.fixed_window then
     end
     expire(p)
   end
-  function fixed.listed(p) return p.born or not redis.call('ZSCORE', KEYS[1], p.key) end
+  function fixed.listed(p) return p.born or not p.entry end
   function fixed.answer(p)
     local reset = p.window_ms
     if p.pttl >= 0 then reset = p.pttl + 1 end
@@ -265,11 +266,15 @@ if used.gcra then
   end
 end
 
+-- Redis does not undo a failed script's writes, so everything that can fail on what a key
+-- holds (another client's text or type in a limiter key or the index) is read first: each
+-- policy's index entry, then its state.
 local allowed = 1
 for i = 1, #policies do
   local p = policies[i]
   p.impl = algorithms[p.algorithm]
   if not p.impl then return redis.error_reply('unknown algorithm ' .. tostring(p.algorithm)) end
+  if counting then p.entry = tonumber(redis.call('ZSCORE', KEYS[1], p.key)) end
   p.impl.peek(p)
   if not p.fits then allowed = 0 end
 end
@@ -277,6 +282,21 @@ if counting then
   -- A refusal changed nothing: inside the idempotency envelope it is not recorded, so a keyed
   -- retry asks again (and may be admitted); an admission is recorded and replayed.
   if allowed == 0 then idem_record = false end
+  -- The one write that can still fail on a key's content is a fixed window's INCRBY ('1.5'
+  -- reads as a number in Lua; a count past 2^63): those go first, and one that fails takes
+  -- back what the others counted before anything else is written.
+  if allowed == 1 then
+    for i = 1, #policies do
+      local p = policies[i]
+      local failed = p.impl.count and not p.counted and p.impl.count(p)
+      if failed then
+        for j = 1, i - 1 do
+          if policies[j].counted then policies[j].impl.repair(policies[j]) end
+        end
+        return failed
+      end
+    end
+  end
   for i = 1, #policies do
     local p = policies[i]
     if allowed == 1 then p.impl.commit(p) else p.impl.repair(p) end
@@ -298,8 +318,7 @@ if counting then
     if p.impl.listed then
       list = p.impl.listed(p)
     else
-      local score = tonumber(redis.call('ZSCORE', KEYS[1], p.key))
-      list = not score or score < bound(p)
+      list = not p.entry or p.entry < bound(p)
     end
     if list then
       redis.call('ZADD', KEYS[1], fmt(bound(p) + p.window_ms), p.key)

@@ -440,29 +440,48 @@ async fn a_refused_request_leaves_no_fixed_window_key_behind() {
 
 #[tokio::test]
 async fn a_check_that_fails_midway_counts_nowhere() {
-    // Redis does not undo a failed script's writes: with several policies every one is read
-    // before any is counted, so a key another client broke fails the call and counts nothing.
+    // Redis does not undo a failed script's writes: a key another client broke must fail the
+    // call before anything is counted, wherever it sits among the policies. Text fails the
+    // read; "1.5" reads as a number in Lua but fails INCRBY; a string index fails ZSCORE.
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
-    let broken = app.state.keys.rate_limit("fixed_window", 120, "broken");
-    let () = redis::cmd("SET")
-        .arg(&broken)
-        .arg("abc")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let both = json!([{"limit": 5, "window": 60}, {"limit": 5, "window": 120}]);
-    for _ in 0..3 {
-        let r = app
-            .post("/rate-limit/check", multi("broken", both.clone()))
-            .await;
-        assert_eq!(r.status, 500, "{r:?}");
+    let gcra = json!({"limit": 5, "window": 60, "algorithm": "gcra"});
+    let fixed = |window: u64| json!({"limit": 5, "window": window});
+    let cases = [
+        (
+            "text",
+            "fixed_window:120",
+            "abc",
+            json!([fixed(60), fixed(120)]),
+        ),
+        (
+            "decimal",
+            "fixed_window:120",
+            "1.5",
+            json!([gcra, fixed(60), fixed(120)]),
+        ),
+        ("index", "index", "abc", json!([fixed(60)])),
+    ];
+    for (user, broken, value, policies) in cases {
+        let broken = format!("demo_api:ratelimit:{{{user}}}:{broken}");
+        let () = redis::cmd("SET")
+            .arg(&broken)
+            .arg(value)
+            .query_async(&mut conn)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let r = app
+                .post("/rate-limit/check", multi(user, policies.clone()))
+                .await;
+            assert_eq!(r.status, 500, "{user}: {r:?}");
+        }
+        assert_eq!(
+            app.keys(&format!("*{{{user}}}*")).await,
+            [broken],
+            "{user}: calls that failed counted somewhere"
+        );
     }
-    let first = app.state.keys.rate_limit("fixed_window", 60, "broken");
-    assert!(
-        !app.keys("*{broken}*").await.contains(&first),
-        "{first} was counted by calls that failed"
-    );
 }
 
 #[tokio::test]
