@@ -19,6 +19,8 @@ pub const RESPONSE_PAYLOAD_LIMIT: usize = 6 * 1024 * 1024;
 /// body travels as a JSON string inside the response payload, where every `"` and `\` is
 /// escaped, so a body can grow to twice its size there (base64, for binary bodies, only
 /// to 4/3): half the limit, less room for the envelope, headers and the body's other fields.
+/// A task that can grow on the way out (control bytes escaped, bytes that are not UTF-8
+/// answered as U+FFFD) counts four times its length (`queue_requeue_expired.lua`).
 /// Applied by the runner too, so no answer works locally that would fail on Lambda.
 pub const RESPONSE_BODY_BUDGET: usize = RESPONSE_PAYLOAD_LIMIT / 2 - 64 * 1024;
 

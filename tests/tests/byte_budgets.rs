@@ -34,6 +34,22 @@ async fn fill(app: &TestApp, queue: &str, fill: char) {
     }
 }
 
+/// Queues [`TASKS`] tasks another client pushed straight into Redis: `{"id":..,"title":"..."}`
+/// with a title of 12,000 `byte`s, stored as they are (bytes that are not UTF-8, or control
+/// bytes that make the text no JSON): 3 MB stored, more once answered.
+async fn fill_raw(app: &TestApp, queue: &str, byte: u8) {
+    let mut conn = app.redis_conn().await;
+    for i in 0..TASKS {
+        let mut task = format!("{{\"id\":\"t{i:04}\",\"title\":\"").into_bytes();
+        task.extend(std::iter::repeat_n(byte, 12_000));
+        task.extend(b"\"}");
+        let _: usize = conn
+            .rpush(format!("demo_api:queue:{{{queue}}}"), task)
+            .await
+            .unwrap();
+    }
+}
+
 fn ids(tasks: &Value) -> Vec<String> {
     api_tests::strings(tasks, "id")
 }
@@ -97,13 +113,18 @@ async fn queue_pages_stop_at_the_byte_budget() {
 }
 
 /// On Lambda the whole response payload (the body as an escaped JSON string inside the
-/// envelope) stays under the limit, also for tasks made of quotes, which escaping doubles.
+/// envelope) stays under the limit, also for tasks made of quotes, which escaping doubles,
+/// and for tasks another client stored that grow on the way out.
 #[tokio::test]
 async fn lambda_answers_stay_under_the_payload_limit() {
     let app = TestApp::new().await;
     let queue = shared::http::finish(queue::router(app.state.clone()), &app.state.config);
-    for (name, fill_char) in [("euro", '€'), ("quotes", '"')] {
-        fill(&app, name, fill_char).await;
+    fill(&app, "euro", '€').await;
+    fill(&app, "quotes", '"').await;
+    // Answered larger than stored: U+FFFD (3 bytes) per byte, a 6-byte escape per byte.
+    fill_raw(&app, "not-utf8", 0xff).await;
+    fill_raw(&app, "control", 0x01).await;
+    for name in ["euro", "quotes", "not-utf8", "control"] {
         for path in [format!("/queue/{name}/all"), format!("/queue/{name}/batch")] {
             let query: &[(&str, &str)] = if path.ends_with("/all") {
                 &[("limit", "1000")]

@@ -3,7 +3,7 @@
 -- (the first task is always included, so paging always moves on).
 -- ARGV[1]  offset (0 = head)
 -- ARGV[2]  limit
--- ARGV[3]  byte budget of the tasks (each counted as its length + ARGV[4])
+-- ARGV[3]  byte budget of the tasks (each counted by answer_bytes)
 -- ARGV[4]  bytes counted per task on top of its length
 -- ARGV[5]  which list: 1 the queue (the default), 7 the dead letters
 -- Returns  {length of that list, {payload...}, scheduled tasks, dead letters}
@@ -23,7 +23,7 @@ while #page < limit and not done do
     done = true -- the end of the list
   end
   for _, task in ipairs(chunk) do
-    local size = #task + per_task
+    local size = answer_bytes(task, per_task)
     if #page > 0 and bytes + size > budget then
       done = true
       break

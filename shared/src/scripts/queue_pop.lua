@@ -3,7 +3,7 @@
 -- script, so nothing is removed that the reply then cannot carry (a Lambda reply over its
 -- payload limit fails after the pop). The first task is always taken, so a queue never sticks.
 -- ARGV[1]  how many, at most
--- ARGV[2]  byte budget of the tasks (each counted as its length + ARGV[3])
+-- ARGV[2]  byte budget of the tasks (each counted by answer_bytes)
 -- ARGV[3]  bytes counted per task on top of its length (separators, the reply's framing)
 -- Returns  {remaining, {payload...}}
 local count = tonumber(ARGV[1])
@@ -25,7 +25,7 @@ else
       done = true -- the end of the list
     end
     for _, task in ipairs(chunk) do
-      local size = #task + per_task
+      local size = answer_bytes(task, per_task)
       if taken > 0 and bytes + size > budget then
         done = true
         break

@@ -13,6 +13,15 @@
 --          the claim's max_deliveries)
 -- KEYS[7]  dead letters list
 -- KEYS[8]  scheduled sorted set: '<token>|<payload>' -> due time (ms, Redis clock)
+-- What a task handed out adds to the answer's byte budget (the pop and the peek keep it):
+-- its length plus `per_task`, and four times its length when it holds control bytes or
+-- bytes past ASCII. Those can grow on the way out: a control byte in text that is not JSON
+-- becomes a 6-byte escape, a byte that is not UTF-8 a 3-byte U+FFFD; the budget itself
+-- already allows the answer to double inside the Lambda response payload.
+local function answer_bytes(task, per_task)
+  if string.find(task, '[%z\1-\31\128-\255]') then return #task * 4 + per_task end
+  return #task + per_task
+end
 -- `idle`: no claim out, nothing scheduled and no delivery count kept (Redis deletes an empty
 -- hash or sorted set), as for a queue whose tasks are only pushed and popped. Then there is
 -- nothing to requeue, and the time (ms, Redis clock, read on first use) and the two range
