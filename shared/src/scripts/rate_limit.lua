@@ -58,9 +58,10 @@ local algorithms = {}
 -- first and takes the units back if it refuses (in one script nobody sees the difference):
 -- two commands for the common answer instead of three. With several policies every one is
 -- read before any is written, and the counting is `count`, run before other writes (see the
--- main loop: Redis does not undo a failed script's writes). The key's deadline is set when it is born, and its index entry then covers its
--- whole life: later calls only make sure the entry is there (one ZSCORE, no TIME), in case
--- the index was lost (deleted, or evicted under a volatile-* maxmemory policy).
+-- main loop: Redis does not undo a failed script's writes). The key's deadline is set when
+-- it is born, and its index entry then covers its whole life: later calls only make sure
+-- the entry is there (the ZSCORE every policy reads, no TIME), in case the index was lost
+-- (deleted, or evicted under a volatile-* maxmemory policy).
 if used.fixed_window then
   local fixed = {}
   algorithms.fixed_window = fixed
@@ -308,9 +309,11 @@ if counting then
   -- with one window of headroom, so it is rewritten about once a window, not on every call
   -- (one ZSCORE a policy instead of a write). Only then are expired entries trimmed (at most
   -- TRIM) and the index's own life extended to its latest entry.
-  -- A fixed-window key is listed when born (its deadline never moves), the others when their
-  -- entry falls short of the bound.
-  local function bound(p) return math.floor(clock() / 1000) + p.window_ms + 1 + math.ceil(p.limit / 1000) end
+  -- A fixed-window key is listed when born (its deadline never moves) or missing from the
+  -- index, the others when their entry falls short of the bound.
+  local function bound(p)
+    return math.floor(clock() / 1000) + p.window_ms + 1 + math.ceil(p.limit / 1000)
+  end
   local listed = false
   for i = 1, #policies do
     local p = policies[i]
