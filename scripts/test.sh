@@ -20,13 +20,13 @@ echo "==> cargo clippy --workspace --all-targets --locked -- -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> cfn-lint template.yaml"
 "$PY_TOOLS/bin/cfn-lint" template.yaml
-echo "==> cargo test --workspace --locked"
-cargo test --workspace --locked
+echo "==> cargo test --workspace --locked --no-fail-fast (every failure reported, not only the first)"
+cargo test --workspace --locked --no-fail-fast
 # Every endpoint and every Lua script, on a 3-primary/3-replica cluster per test. The tests
 # that stop "the" Redis skip themselves there (tests/tests/cluster.rs covers the cluster's
 # own failure modes; tests/tests/sentinel.rs the Sentinel failover, in the run above).
 echo "==> API_TEST_REDIS=cluster cargo test (the API tests on Redis Cluster)"
-API_TEST_REDIS=cluster cargo test --locked -p api-tests \
+API_TEST_REDIS=cluster cargo test --locked --no-fail-fast -p api-tests \
   --test cache --test users --test rate_limit --test lock --test queue --test stats --test stats_patterns \
   --test seed_examples --test idempotency --test http_methods --test contract --test contract_routes \
   --test cache_conditional --test queue_failures --test semaphore
