@@ -214,6 +214,29 @@ async fn state_changing_gets_are_never_cached() {
     }
 }
 
+/// Every problem, on any route and of any status, is `no-store`: it is about a moment.
+#[tokio::test]
+async fn problems_are_never_cached() {
+    let app = app().await;
+    let purge = Method::from_bytes(b"PURGE").unwrap();
+    let problems = [
+        (Method::GET, "/cache/absent", 404),
+        (Method::GET, "/rate-limit/status?user_id=h&limit=0", 422),
+        (Method::GET, "/cache/k?ttl=abc", 422),
+        (Method::GET, "/no/such/route", 404),
+        (purge, "/cache/k", 405),
+    ];
+    for (method, path, status) in problems {
+        let r = app.call(method.clone(), path, None).await;
+        assert_eq!(r.status, status, "{method} {path}: {r:?}");
+        assert_eq!(
+            r.header("cache-control"),
+            "no-store",
+            "{method} {path}: {r:?}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn options_and_unknown_methods_change_nothing_on_every_route() {
     let (app, mut conn, before) = app_and_snapshot().await;
