@@ -76,14 +76,16 @@ pub fn app_sharing(state: AppState, in_flight: Arc<Semaphore>) -> Router {
     };
     // One `Router::layer` call for the runner's layers (each call boxes every route once
     // more). Outermost the metrics, so that the in-flight cap's 503s are timed and counted
-    // too; then the request id is set, the request logged, the id copied to the answer, and
-    // the in-flight cap applied.
-    shared::http::finish(routes, &state.config).layer(
+    // too; then the request id is set, the request logged, the id copied to the answer, CORS
+    // (taken out of `finish` to sit here: the cap's 503s carry its headers too, and a
+    // preflight is answered without taking a slot), and the in-flight cap applied.
+    shared::http::finish_inside_cors(routes, &state.config).layer(
         ServiceBuilder::new()
             .option_layer(metrics.then_some(HttpMetricsLayer))
             .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
             .layer(AccessLogLayer::new(REQUEST_ID))
             .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+            .option_layer(shared::http::cors(&state.config.cors_allow_origins))
             .layer(in_flight),
     )
 }

@@ -157,7 +157,13 @@ fn past_the_connection_cap_new_connections_wait_for_a_free_slot() {
 #[test]
 fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
     let redis = private_redis(&[]);
-    let runner = runner(&redis, &[("MAX_IN_FLIGHT_REQUESTS", "2")]);
+    let runner = runner(
+        &redis,
+        &[
+            ("MAX_IN_FLIGHT_REQUESTS", "2"),
+            ("CORS_ALLOW_ORIGINS", "https://app.example"),
+        ],
+    );
     let port = runner.port;
     let holders: Vec<_> = ["a", "b"]
         .into_iter()
@@ -182,10 +188,29 @@ fn past_the_in_flight_cap_requests_get_503_and_memory_stays_bounded() {
     }
     // The cap is the process's, whichever server thread a connection lands on: each of
     // these (a new connection each, spread over the threads) finds it full.
+    // Its 503s carry the CORS headers, so a browser's page can read them (and back off).
     for _ in 0..4 {
-        let answer = request(port, "GET /health HTTP/1.1\r\n", b"");
+        let answer = request(
+            port,
+            "GET /health HTTP/1.1\r\nOrigin: https://app.example\r\n",
+            b"",
+        );
         assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.contains("access-control-allow-origin: https://app.example"),
+            "{answer}"
+        );
+        assert!(lower.contains("access-control-expose-headers"), "{answer}");
     }
+    // A preflight is answered without a slot.
+    let preflight = request(
+        port,
+        "OPTIONS /cache HTTP/1.1\r\nOrigin: https://app.example\r\n\
+         Access-Control-Request-Method: POST\r\n",
+        b"",
+    );
+    assert!(preflight.starts_with("HTTP/1.1 200"), "{preflight}");
     let peak_before = peak_rss_kib(&runner);
     let body = vec![b'x'; 1 << 20];
     let flood: Vec<_> = (0..100)

@@ -37,6 +37,17 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// Adds the fallbacks and layers shared by every deployment of a router. Call it once, on
 /// the final (merged) router.
 pub fn finish(router: Router, config: &Config) -> Router {
+    layered(router, config, cors(&config.cors_allow_origins))
+}
+
+/// [`finish`] without its outermost layer, CORS, for a server that puts layers of its own
+/// between the two (the runner's in-flight cap, whose `503`s a browser must be able to read
+/// too): it then adds [`cors`] itself, outside them.
+pub fn finish_inside_cors(router: Router, config: &Config) -> Router {
+    layered(router, config, None)
+}
+
+fn layered(router: Router, config: &Config, cors: Option<CorsLayer>) -> Router {
     let admission = Arc::new(admit::Admission {
         key: config.api_key.clone(),
         time_limit: config.request_timeout,
@@ -44,16 +55,16 @@ pub fn finish(router: Router, config: &Config) -> Router {
     });
     // The layers in one `Router::layer` call: each call wraps every route in one more boxed
     // service, cloned and allocated per request; a `ServiceBuilder` composes them without.
-    // Outermost CORS, so a preflight is answered before the API key, routing and the method
-    // guard (a browser sends no credentials with it), and every answer, errors included,
-    // carries the headers a browser needs to read it. Then the panic catcher, the body limit
-    // and the four checks every request passes (`admit`).
+    // Outermost (in `finish`) CORS, so a preflight is answered before the API key, routing
+    // and the method guard (a browser sends no credentials with it), and every answer, errors
+    // included, carries the headers a browser needs to read it. Then the panic catcher, the
+    // body limit and the four checks every request passes (`admit`).
     router
         .fallback(no_route)
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(
             ServiceBuilder::new()
-                .option_layer(cors(&config.cors_allow_origins))
+                .option_layer(cors)
                 .layer(CatchPanicLayer::custom(panic_response))
                 .layer(DefaultBodyLimit::max(config.max_body_bytes))
                 .layer(admit::AdmitLayer(admission)),
