@@ -42,7 +42,6 @@ fn unreachable_explicit_redis_is_a_clear_start_up_error() {
         .env("REDIS_CONNECT_TIMEOUT_MS", "200")
         // Every log line there is, on stdout (where logs go), and the fatal error on stderr.
         .env("RUST_LOG", "trace")
-        .env("NO_COLOR", "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -110,13 +109,7 @@ fn starts_its_own_redis_and_stops_on(signal_name: &str) {
 
 #[test]
 fn demo_command_tours_a_private_api_and_exits_zero() {
-    let out = Command::new(BIN)
-        .arg("demo")
-        .env_remove("REDIS_URL")
-        .env("DEFAULT_REDIS_PORT", free_port().to_string())
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = demo().output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -126,8 +119,56 @@ fn demo_command_tours_a_private_api_and_exits_zero() {
     assert!(stdout.contains("Tour complete."), "{stdout}");
     assert!(
         !stdout.contains('\u{1b}'),
-        "NO_COLOR must strip the colours"
+        "colour codes in a log written to a pipe: {stdout}"
     );
+}
+
+/// The log is coloured for a person at a terminal (a pseudo-terminal from util-linux's
+/// `script`, part of every Debian install) unless `NO_COLOR` is set, and plain text when
+/// written to a pipe or a file. (A start-up that fails at once, with its debug lines.)
+#[test]
+fn the_log_is_coloured_only_at_a_terminal_without_no_color() {
+    let cases = [
+        (true, None, true),
+        (true, Some("1"), false),
+        (false, None, false),
+    ];
+    for (terminal, no_color, coloured) in cases {
+        let mut command = if terminal {
+            let mut script = Command::new("script");
+            // -q: no "Script started" lines; -e: the runner's exit status; the typescript
+            // goes nowhere (what the terminal showed comes back on stdout).
+            script.args(["-qec", BIN, "/dev/null"]);
+            script
+        } else {
+            Command::new(BIN)
+        };
+        command
+            .env("REDIS_URL", "redis://127.0.0.1:1/0")
+            .env("REDIS_CONNECT_TIMEOUT_MS", "200")
+            .env("RUST_LOG", "debug")
+            .env_remove("NO_COLOR");
+        if let Some(value) = no_color {
+            command.env("NO_COLOR", value);
+        }
+        let out = command.output().unwrap();
+        let shown = String::from_utf8_lossy(&out.stdout);
+        let case = format!("terminal: {terminal}, NO_COLOR={no_color:?}");
+        assert_eq!(out.status.code(), Some(1), "{case}: {shown}");
+        assert!(shown.contains("connecting to Redis"), "{case}: {shown}");
+        assert_eq!(shown.contains('\u{1b}'), coloured, "{case}: {shown}");
+    }
+}
+
+/// `local-runner demo` on a private Redis (nothing on the default port).
+fn demo() -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .arg("demo")
+        .env_remove("REDIS_URL")
+        .env_remove("NO_COLOR")
+        .env("DEFAULT_REDIS_PORT", free_port().to_string());
+    command
 }
 
 #[test]

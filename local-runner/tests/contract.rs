@@ -24,11 +24,7 @@ fn start(redis: &RedisProcess, env: &[(&str, &str)]) -> Runner {
 fn a_wrong_password_prints_what_the_readme_shows() {
     let redis = private_redis(&["--requirepass", "right-pass"]);
     let url = format!("redis://user:wrong-pass@127.0.0.1:{}/0", redis.port());
-    let out = Command::new(BIN)
-        .env("REDIS_URL", &url)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
+    let out = Command::new(BIN).env("REDIS_URL", &url).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8(out.stderr).unwrap();
     let expected = format!(
@@ -122,7 +118,6 @@ fn demo(args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     command
         .arg("demo")
         .args(args)
-        .env("NO_COLOR", "1")
         .env_remove("API_KEY")
         .env_remove("REDIS_URL");
     for (k, v) in env {

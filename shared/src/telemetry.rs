@@ -10,6 +10,8 @@
 //! (<https://docs.aws.amazon.com/lambda/latest/dg/monitoring-cloudwatchlogs-log-level.html>),
 //! so the two agree.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// Installs the global subscriber at `info`. Safe to call more than once (later calls do
@@ -32,7 +34,15 @@ pub fn init_with_default(default: &str) {
             .with_ansi(false)
             .try_init();
     } else {
-        let _ = fmt().with_env_filter(filter).with_target(false).try_init();
+        // Colours only for a person at a terminal: a log redirected to a file or piped to
+        // another program gets plain text (and `NO_COLOR`, https://no-color.org, is honoured).
+        let colour =
+            std::io::stdout().is_terminal() && lookup("NO_COLOR").is_none_or(|v| v.is_empty());
+        let _ = fmt()
+            .with_env_filter(filter)
+            .with_target(false)
+            .with_ansi(colour)
+            .try_init();
     }
 }
 

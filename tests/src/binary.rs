@@ -133,7 +133,6 @@ impl Runner {
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .env("PORT", port.to_string())
-            .env("NO_COLOR", "1")
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

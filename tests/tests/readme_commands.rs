@@ -117,6 +117,8 @@ fn standalone_as_the_quick_start_shows() {
         "{}",
         runner.log()
     );
+    // Written to a pipe, as when redirected to a file: plain text, no colour codes.
+    assert!(!runner.log().contains('\u{1b}'), "{}", runner.log());
 }
 
 #[test]
@@ -257,7 +259,6 @@ fn demo(command: &str, extra_env: &[(&str, &str)]) -> String {
     );
     let mut run = Command::new(binary::runner_bin());
     run.env_clear()
-        .env("NO_COLOR", "1")
         .envs(extra_env.iter().copied())
         .args(&words[6..]);
     for inherited in ["PATH", "HOME", "REDIS_SERVER_BIN"] {

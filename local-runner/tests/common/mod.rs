@@ -57,7 +57,7 @@ impl Drop for Runner {
     }
 }
 
-/// Starts the runner on a free port with `env` (over `NO_COLOR=1`, `RUST_LOG=info` and no
+/// Starts the runner on a free port with `env` (over `RUST_LOG=info` and no
 /// `REDIS_URL`) and returns once it logs that it listens; its later log is drained so that
 /// it never blocks on a full pipe.
 pub(crate) fn start_runner(env: &[(&str, &str)]) -> Runner {
@@ -65,7 +65,6 @@ pub(crate) fn start_runner(env: &[(&str, &str)]) -> Runner {
     let mut child = Command::new(BIN)
         .env_remove("REDIS_URL")
         .env("PORT", port.to_string())
-        .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())

@@ -65,7 +65,6 @@ impl Runner {
             .env("PORT", port.to_string())
             .env("REDIS_CONNECT_TIMEOUT_MS", "250")
             .env("REDIS_RESPONSE_TIMEOUT_MS", "500")
-            .env("NO_COLOR", "1")
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
