@@ -158,7 +158,7 @@ where
 /// with the value sent: the parameter's range is then given by the check it did not reach.
 fn number_message(field: &str, message: &str, query: &str) -> Option<String> {
     let expected = match message {
-        "invalid digit found in string" => "a whole number, 0 or more",
+        "invalid digit found in string" => "a whole number in digits only",
         "number too large to fit in target type" => "a smaller whole number",
         "cannot parse integer from empty string" | "cannot parse float from empty string" => {
             "a number, not empty"

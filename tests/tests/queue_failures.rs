@@ -326,7 +326,7 @@ async fn bad_failure_parameters_are_422s_naming_the_field() {
     r.assert_problem(422, Some("delay_ms"));
     assert_eq!(
         r.body["detail"],
-        "delay_ms must be a whole number, 0 or more, got `-5`"
+        "delay_ms must be a whole number in digits only, got `-5`"
     );
     let many: Vec<String> = (0..101).map(|i| i.to_string()).collect();
     app.post("/queue/q/dead/replay", json!({"ids": many}))

@@ -28,7 +28,7 @@ use shared::{
     idempotency::Outcome,
     models::{
         COMPUTE_MS, CURSOR, Entry, EntryDeleted, EntryStored, GetQuery, KeyPage, KeyTtl, ListQuery,
-        PAGE, PutEntry, ReadPreconditions, TTL_SECS, WritePreconditions, XFETCH_BETA,
+        PAGE, PutEntry, ReadPreconditions, TTL_SECS, WritePreconditions, XFETCH_BETA, counted,
         ids::{Key, refuse_empty},
         raw_json_or_string, ttl_from_redis,
     },
@@ -128,7 +128,11 @@ async fn put_entry(
     let mut response = stored.respond((
         StatusCode::CREATED,
         Json(EntryStored {
-            message: format!("Value cached under '{}' for {ttl} seconds", body.key),
+            message: format!(
+                "Value cached under '{}' for {}",
+                body.key,
+                counted(ttl, "second", "seconds")
+            ),
             key: body.key.into(),
             ttl_seconds: ttl,
         }),

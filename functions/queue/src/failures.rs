@@ -14,7 +14,7 @@ use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
     models::{
-        StoredText,
+        StoredText, counted,
         ids::QueueName,
         queue::{
             DELAY_MS, DeadCleared, DeadPage, DeadReplayed, NackClaim, OFFSET, PAGE_LIMIT,
@@ -63,7 +63,8 @@ pub(crate) async fn nack_task(
     let id = task_id(&task);
     let message = match returned_to.as_str() {
         "dead" => format!(
-            "Task '{id}' moved to the dead letters of '{name}' after {deliveries} deliveries"
+            "Task '{id}' moved to the dead letters of '{name}' after {}",
+            counted(deliveries, "delivery", "deliveries")
         ),
         "scheduled" => format!("Task '{id}' back in queue '{name}' in {delay_ms} ms"),
         _ => format!("Task '{id}' back at the head of queue '{name}'"),
@@ -153,7 +154,10 @@ pub(crate) async fn replay_dead(
         .await?;
     let (moved, dead_tasks, queue_length) = replayed.value;
     Ok(replayed.respond(Json(DeadReplayed {
-        message: format!("{moved} dead letter(s) of '{name}' back in the queue"),
+        message: format!(
+            "{} of '{name}' back in the queue",
+            counted(moved, "dead letter", "dead letters")
+        ),
         replayed: moved,
         dead_tasks,
         queue_length,

@@ -36,7 +36,7 @@ use shared::{
     ApiError, ApiJson, ApiPath, ApiQuery, AppState, Idempotency,
     idempotency::Outcome,
     models::{
-        StoredText,
+        StoredText, counted,
         ids::QueueName,
         now_rfc3339,
         queue::{
@@ -417,7 +417,10 @@ async fn push_batch(
     Ok(queue_length.respond((
         StatusCode::CREATED,
         Json(BatchQueued {
-            message: format!("{} tasks added to queue '{name}'", ids.len()),
+            message: format!(
+                "{} added to queue '{name}'",
+                counted(ids.len() as u64, "task", "tasks")
+            ),
             task_ids: ids,
             queue_length: queue_length.value,
         }),

@@ -184,8 +184,9 @@ fn decision(p: &Policy, cost: u64, counted: bool, n: &[i64]) -> RateLimitDecisio
         )
     } else {
         format!(
-            "Rate limit exceeded: {} requests per {} s; retry in {retry_after_seconds} s",
-            p.limit, p.window
+            "Rate limit exceeded: {} per {} s; retry in {retry_after_seconds} s",
+            shared::models::counted(p.limit, "request", "requests"),
+            p.window
         )
     };
     RateLimitDecision {

@@ -30,6 +30,7 @@ use shared::{
     http::no_store,
     idempotency::Outcome,
     models::{
+        counted,
         ids::RateLimitCaller,
         rate_limit::{
             CheckQuery, DEFAULT_POLICY, LIMIT, MAX_POLICY_NAME_CHARS, MultiCheck, MultiDecision,
@@ -334,7 +335,10 @@ async fn delete_pages(state: &AppState, index: &str) -> Result<u64, ApiError> {
 
 fn reset_done(user_id: &str, deleted: u64) -> Response {
     let mut response = Json(RateLimitReset {
-        message: format!("Rate limits of '{user_id}' reset ({deleted} keys deleted)"),
+        message: format!(
+            "Rate limits of '{user_id}' reset ({} deleted)",
+            counted(deleted, "key", "keys")
+        ),
         user_id: user_id.to_owned(),
         deleted_keys: deleted,
     })

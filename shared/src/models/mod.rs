@@ -14,6 +14,15 @@ pub mod users;
 
 pub use cache::*;
 
+/// `n` and the noun for it in a message: "1 request", "2 requests".
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
 /// Converts a Redis `TTL`/`PTTL` answer to `Option`: negative (no expiry, or gone) is `None`.
 pub fn ttl_from_redis(ttl: i64) -> Option<u64> {
     u64::try_from(ttl).ok()
@@ -94,4 +103,16 @@ pub fn now_rfc3339() -> String {
 /// the one who was given it can release the lock or ack the task.
 pub fn random_token() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counted;
+
+    #[test]
+    fn one_is_singular_and_every_other_count_plural() {
+        assert_eq!(counted(1, "request", "requests"), "1 request");
+        assert_eq!(counted(0, "request", "requests"), "0 requests");
+        assert_eq!(counted(2, "delivery", "deliveries"), "2 deliveries");
+    }
 }
