@@ -428,6 +428,11 @@ async fn a_refused_request_leaves_no_fixed_window_key_behind() {
     let r = app.post("/rate-limit/check", multi("refusee", both)).await;
     r.assert_problem(429, None);
     assert_eq!(r.body["violated-policies"], json!(["p1"]), "{r:?}");
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(
+        detail.starts_with("Rate limit exceeded: 1 request per 3600 s; retry in "),
+        "{r:?}"
+    );
     let key = app.state.keys.rate_limit("fixed_window", 60, "refusee");
     assert!(
         !app.keys("*{refusee}*").await.contains(&key),
