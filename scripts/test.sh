@@ -32,6 +32,8 @@ API_TEST_REDIS=cluster cargo test --locked --no-fail-fast -p api-tests \
   --test cache_conditional --test queue_failures --test semaphore
 # The Lambda build of the README's Deploy section (seven fat-LTO release binaries, x86_64:
 # this machine cannot download Rust's aarch64 standard library), after the test binaries and
-# the bench's build of the same functions, on one target directory.
-echo "==> the Lambda build: cargo test --test lambda_build -- --ignored"
-PATH="$PY_TOOLS/bin:$PATH" cargo test --locked -p api-tests --test lambda_build -- --ignored
+# the bench's build of the same functions, on one target directory; then the cache
+# function's bootstrap from it, run through an emulated Lambda Runtime API.
+echo "==> the Lambda build and its bootstrap: cargo test --test lambda_build --test lambda_runtime -- --ignored"
+PATH="$PY_TOOLS/bin:$PATH" cargo test --locked --no-fail-fast -p api-tests \
+  --test lambda_build --test lambda_runtime -- --ignored

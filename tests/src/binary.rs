@@ -49,6 +49,31 @@ pub fn cargo(args: &[&str], what: &str) {
     assert!(status.success(), "{what}: cargo {args:?} failed");
 }
 
+/// Runs `scripts/lambda-build.sh --x86-64` (the README's Deploy build, for x86_64: this
+/// machine cannot download Rust's aarch64 standard library) with the cargo-lambda that
+/// scripts/test.sh installs under target/py-tools first on `PATH`; `what` names the run in a
+/// failure. The bootstraps are then at [`bootstrap`].
+pub fn lambda_build(what: &str) {
+    let command = readme::command("scripts/lambda-build.sh");
+    let mut path = vec![target_dir().join("py-tools").join("bin")];
+    path.extend(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    ));
+    let path = std::env::join_paths(path).expect("PATH");
+    let status = user_command("sh")
+        .env("PATH", &path)
+        .args(["-c", &format!("{command} --x86-64")])
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "{command} --x86-64 ({what}) failed");
+}
+
+/// Where [`lambda_build`] leaves `function`'s binary: target/lambda/<function>/bootstrap,
+/// the file template.yaml deploys.
+pub fn bootstrap(function: &str) -> PathBuf {
+    target_dir().join("lambda").join(function).join("bootstrap")
+}
+
 /// The `local-runner` binary (dev profile), built once per test process: `cargo test
 /// --workspace` has built it already, `cargo test -p api-tests` has not.
 pub fn runner_bin() -> PathBuf {

@@ -8,7 +8,7 @@
 //! aarch64-unknown-linux-gnu standard library (`rustup target add`), which the test machine
 //! cannot download.
 
-use std::{collections::BTreeSet, path::PathBuf};
+use std::collections::BTreeSet;
 
 use api_tests::binary::{self, readme};
 
@@ -36,41 +36,20 @@ fn bench_builds_with_the_script() {
 #[test]
 #[ignore = "compiles seven release binaries: scripts/test.sh runs it after the other tests"]
 fn lambda_build_leaves_a_bootstrap_for_every_function() {
-    let command = readme::command("scripts/lambda-build.sh");
     let functions = template_functions();
     assert_eq!(functions.len(), 7, "{functions:?}");
     bench_builds_with_the_script();
 
-    let tools = binary::target_dir().join("py-tools").join("bin");
-    let mut path = vec![tools];
-    path.extend(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    ));
-    let path = std::env::join_paths(path).unwrap();
-    let bootstrap = |function: &str| -> PathBuf {
-        binary::target_dir()
-            .join("lambda")
-            .join(function)
-            .join("bootstrap")
-    };
-    let run = |what: &str| {
-        let status = binary::user_command("sh")
-            .env("PATH", &path)
-            .args(["-c", &format!("{command} --x86-64")])
-            .status()
-            .unwrap();
-        assert!(status.success(), "{command} --x86-64 ({what}) failed");
-    };
     // The test binaries are built (this is one of them); then the bench's build, then the
     // user's own deploy build on the same target directory (it once failed there with
     // "File exists"). The second finds everything compiled and only places the bootstraps.
-    run("as bench/run.sh builds the functions");
+    binary::lambda_build("as bench/run.sh builds the functions");
     for function in &functions {
-        let _ = std::fs::remove_file(bootstrap(function));
+        let _ = std::fs::remove_file(binary::bootstrap(function));
     }
-    run("the deploy build after the bench's");
+    binary::lambda_build("the deploy build after the bench's");
     for function in &functions {
-        let file = bootstrap(function);
+        let file = binary::bootstrap(function);
         let head = std::fs::read(&file)
             .map(|bytes| bytes.get(..4).map(<[u8]>::to_vec))
             .unwrap_or_else(|e| panic!("{}: {e}", file.display()));

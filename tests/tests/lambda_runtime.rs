@@ -1,6 +1,8 @@
-//! End to end through the real Lambda runtime loop: the cache function's release binary
-//! runs as a process against an emulated Runtime API (`api_tests::runtime_api`), is invoked
-//! with API Gateway events, and answers through the runtime, as on AWS.
+//! End to end through the real Lambda runtime loop: the cache function's bootstrap, as the
+//! Deploy build makes it, runs as a process against an emulated Runtime API
+//! (`api_tests::runtime_api`), is invoked with API Gateway events, and answers through the
+//! runtime, as on AWS. Ignored by a plain `cargo test` (the build compiles seven release
+//! binaries): scripts/test.sh runs it in its Lambda step, after `lambda_build`.
 
 use std::{
     io::{BufRead, BufReader},
@@ -16,26 +18,13 @@ use api_tests::{
 };
 use serde_json::{Value, json};
 
-/// Builds (if needed) and locates a function's binary as it ships: the `lambda-release` profile
-/// (release, optimised for size) that scripts/lambda-build.sh uses.
+/// A function's binary as it ships: the README's Deploy build (scripts/lambda-build.sh,
+/// cargo-lambda, the `lambda-release` profile) run once per test process (a no-op when the
+/// Lambda step of scripts/test.sh has just built it), and its target/lambda/<function>/bootstrap.
 fn release_binary(name: &str) -> PathBuf {
-    // Through the harness: a nested build in the test's environment would make the next
-    // `cargo test` rebuild ring and what depends on it.
-    api_tests::binary::cargo(
-        &[
-            "build",
-            "--profile",
-            "lambda-release",
-            "--locked",
-            "--quiet",
-            "-p",
-            name,
-        ],
-        "build the function as it ships",
-    );
-    api_tests::binary::target_dir()
-        .join("lambda-release")
-        .join(name)
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| api_tests::binary::lambda_build("the functions as they ship"));
+    api_tests::binary::bootstrap(name)
 }
 
 /// The function process, killed on drop; its stdout lines are collected.
@@ -80,6 +69,7 @@ impl Drop for Function {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Lambda build: scripts/test.sh runs it in its Lambda step"]
 async fn cache_function_binary_answers_through_the_runtime_api() {
     let binary = tokio::task::spawn_blocking(|| release_binary("cache"))
         .await
@@ -257,6 +247,7 @@ fn parse_emf(line: &str) -> Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the Lambda build: scripts/test.sh runs it in its Lambda step"]
 async fn each_invocation_writes_emf_lines() {
     let binary = tokio::task::spawn_blocking(|| release_binary("cache"))
         .await
