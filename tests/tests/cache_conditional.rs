@@ -500,3 +500,48 @@ async fn legacy_strings_read_during_a_rolling_upgrade_and_as_bytes() {
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     }
 }
+
+/// A key of another type (another client's list) under a cache key: a conditional write or
+/// delete is a 412 that says so, reports no tag (not the scripts' stand-in, a NUL), and
+/// leaves the list alone.
+#[tokio::test]
+async fn a_precondition_on_a_key_of_another_type_says_so() {
+    let app = TestApp::new().await;
+    let full = app.state.keys.cache("listed");
+    let mut conn = app.redis_conn().await;
+    let () = conn.rpush(&full, "someone else's").await.unwrap();
+    let tag = "\"0000000000000000000000000000000000000000\"";
+    let cases = [
+        (Method::POST, "If-None-Match", "*"),
+        (Method::POST, "If-Match", tag),
+        (Method::DELETE, "If-Match", tag),
+    ];
+    for (method, header, value) in cases {
+        let r = match method {
+            Method::POST => put(&app, "listed", json!(1), &[(header, value)]).await,
+            _ => {
+                send(
+                    &app,
+                    method.clone(),
+                    "/cache/listed",
+                    None,
+                    &[(header, value)],
+                )
+                .await
+            }
+        };
+        r.assert_problem(412, Some(header));
+        assert_eq!(
+            r.body["current_etag"],
+            Value::Null,
+            "{method} {header}: {r:?}"
+        );
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("another Redis type"),
+            "{method} {header}: {r:?}"
+        );
+    }
+    let len: usize = conn.llen(&full).await.unwrap();
+    assert_eq!(len, 1, "the list was touched");
+}

@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
     responses(
         (status = 201, description = "Stored", body = EntryStored, headers(
             ("ETag" = String, description = "The new entry's entity tag (SHA-1 of the value's text, quoted)"))),
-        (status = 412, description = "A precondition failed: nothing was written; the problem names the header and carries `current_etag` (null when the key does not exist)")
+        (status = 412, description = "A precondition failed: nothing was written; the problem names the header and carries `current_etag` (null when the key does not exist or holds data of another type)")
     )
 )]
 async fn put_entry(
@@ -143,9 +143,24 @@ async fn put_entry(
     Ok(response)
 }
 
+/// What `cache_condition.lua` reports as the current tag of a key of another type.
+const FOREIGN_KEY_TAG: &str = "\0";
+
 /// The 412 of a write whose `header` condition failed, with the entry's current tag;
 /// `nothing` says what did not happen ("nothing was written").
 fn precondition_failed(header: &str, key: &str, current: Option<&str>, nothing: &str) -> ApiError {
+    // The scripts' stand-in tag for a key of another type (a list, a set: another client's
+    // data): it exists, and no entity tag names it, so none is reported.
+    if current == Some(FOREIGN_KEY_TAG) {
+        return ApiError::precondition_failed(
+            header,
+            format!(
+                "{header}: key '{key}' holds data of another Redis type, not a cache entry \
+                 (another client's?); {nothing}"
+            ),
+        )
+        .with("current_etag", None::<&str>);
+    }
     let detail = match (header, current) {
         ("If-None-Match", Some(tag)) => {
             format!("If-None-Match: key '{key}' exists (ETag \"{tag}\"); {nothing}")
@@ -393,7 +408,7 @@ async fn get_entry(
     responses(
         (status = 200, description = "Deleted", body = EntryDeleted),
         (status = 404, description = "Not found"),
-        (status = 412, description = "A precondition failed: nothing was deleted; the problem names the header and carries `current_etag`")
+        (status = 412, description = "A precondition failed: nothing was deleted; the problem names the header and carries `current_etag` (null when the key holds data of another type)")
     )
 )]
 async fn delete_entry(
