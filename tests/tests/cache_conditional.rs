@@ -501,47 +501,87 @@ async fn legacy_strings_read_during_a_rolling_upgrade_and_as_bytes() {
     }
 }
 
-/// A key of another type (another client's list) under a cache key: a conditional write or
-/// delete is a 412 that says so, reports no tag (not the scripts' stand-in, a NUL), and
-/// leaves the list alone.
+/// A key the API did not write under a cache key (another client's list, or a hash without
+/// the entry's fields): a conditional write or delete is a 412 that says so, reports no tag
+/// (not the scripts' stand-in, a NUL), and leaves the data alone (never merges into the
+/// hash); a read is a 409 saying the same, not a 500 (a list) or a 404 (the hash).
 #[tokio::test]
-async fn a_precondition_on_a_key_of_another_type_says_so() {
+async fn a_key_the_api_did_not_write_is_named_as_such() {
     let app = TestApp::new().await;
-    let full = app.state.keys.cache("listed");
     let mut conn = app.redis_conn().await;
-    let () = conn.rpush(&full, "someone else's").await.unwrap();
+    let list = app.state.keys.cache("listed");
+    let () = conn.rpush(&list, "someone else's").await.unwrap();
+    let hash = app.state.keys.cache("hashed");
+    let () = conn.hset(&hash, "name", "bob").await.unwrap();
     let tag = "\"0000000000000000000000000000000000000000\"";
-    let cases = [
-        (Method::POST, "If-None-Match", "*"),
-        (Method::POST, "If-Match", tag),
-        (Method::DELETE, "If-Match", tag),
-    ];
-    for (method, header, value) in cases {
-        let r = match method {
-            Method::POST => put(&app, "listed", json!(1), &[(header, value)]).await,
-            _ => {
-                send(
-                    &app,
-                    method.clone(),
-                    "/cache/listed",
-                    None,
-                    &[(header, value)],
-                )
-                .await
+    for key in ["listed", "hashed"] {
+        let cases = [
+            (Method::POST, "If-None-Match", "*"),
+            (Method::POST, "If-Match", tag),
+            (Method::DELETE, "If-Match", tag),
+        ];
+        for (method, header, value) in cases {
+            let r = match method {
+                Method::POST => put(&app, key, json!(1), &[(header, value)]).await,
+                _ => {
+                    let path = format!("/cache/{key}");
+                    send(&app, method.clone(), &path, None, &[(header, value)]).await
+                }
+            };
+            let case = format!("{key}: {method} {header}: {r:?}");
+            r.assert_problem(412, Some(header));
+            assert_eq!(r.body["current_etag"], Value::Null, "{case}");
+            let detail = r.body["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains("not a cache entry"), "{case}");
+        }
+        for method in [Method::GET, Method::HEAD] {
+            let r = send(&app, method.clone(), &format!("/cache/{key}"), None, &[]).await;
+            assert_eq!(r.status, 409, "{key}: {method}: {r:?}");
+            if method == Method::GET {
+                r.assert_problem(409, None);
+                let detail = r.body["detail"].as_str().unwrap_or_default();
+                assert!(detail.contains("not a cache entry"), "{key}: {r:?}");
             }
-        };
-        r.assert_problem(412, Some(header));
-        assert_eq!(
-            r.body["current_etag"],
-            Value::Null,
-            "{method} {header}: {r:?}"
-        );
-        let detail = r.body["detail"].as_str().unwrap_or_default();
-        assert!(
-            detail.contains("another Redis type"),
-            "{method} {header}: {r:?}"
-        );
+        }
     }
-    let len: usize = conn.llen(&full).await.unwrap();
+    let len: usize = conn.llen(&list).await.unwrap();
     assert_eq!(len, 1, "the list was touched");
+    let fields: Vec<String> = conn.hkeys(&hash).await.unwrap();
+    assert_eq!(fields, ["name"], "the hash was written into");
+    // `If-Match: *` (it exists) replaces the hash whole, as a write without a condition does.
+    let r = put(&app, "hashed", json!(2), &[("If-Match", "*")]).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let mut fields: Vec<String> = conn.hkeys(&hash).await.unwrap();
+    fields.sort();
+    assert_eq!(fields, ["e", "v"], "merged into the other client's hash");
+}
+
+/// A weak tag in `If-Match` on a delete: the 412 says nothing was deleted and carries the
+/// current tag, as every other 412 of a write.
+#[tokio::test]
+async fn a_weak_if_match_on_a_delete_says_what_did_not_happen() {
+    let app = TestApp::new().await;
+    let tag = put(&app, "wk", json!(1), &[])
+        .await
+        .header("etag")
+        .to_owned();
+    let r = send(
+        &app,
+        Method::DELETE,
+        "/cache/wk",
+        None,
+        &[("if-match", &format!("W/{tag}"))],
+    )
+    .await;
+    r.assert_problem(412, Some("If-Match"));
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("nothing was deleted"), "{r:?}");
+    assert!(detail.contains("to delete 'wk'"), "{r:?}");
+    assert_eq!(
+        format!(
+            "\"{}\"",
+            r.body["current_etag"].as_str().unwrap_or_default()
+        ),
+        tag
+    );
 }

@@ -115,7 +115,12 @@ async fn put_entry(
     };
     let (applied, etag, failed) = &stored.value;
     if *applied != 1 && failed == "If-Match" && pre.only_weak_match(etag.as_deref()) {
-        return Err(weak_if_match(&body.key));
+        return Err(weak_if_match(
+            &body.key,
+            etag.as_deref(),
+            "nothing was written",
+            "write",
+        ));
     }
     if *applied != 1 {
         return Err(precondition_failed(
@@ -154,10 +159,7 @@ fn precondition_failed(header: &str, key: &str, current: Option<&str>, nothing: 
     if current == Some(FOREIGN_KEY_TAG) {
         return ApiError::precondition_failed(
             header,
-            format!(
-                "{header}: key '{key}' holds data of another Redis type, not a cache entry \
-                 (another client's?); {nothing}"
-            ),
+            format!("{header}: {}; {nothing}", not_an_entry(key)),
         )
         .with("current_etag", None::<&str>);
     }
@@ -176,14 +178,25 @@ fn precondition_failed(header: &str, key: &str, current: Option<&str>, nothing: 
 
 /// The 412 of an `If-Match` that named the current tag, but weak (`W/"..."`): a weak tag
 /// never matches `If-Match` (RFC 9110's strong comparison), which the usual "changed since it
-/// was read" would hide.
-fn weak_if_match(key: &str) -> ApiError {
+/// was read" would hide. `nothing` and `verb` say what did not happen ("nothing was
+/// written", "write").
+fn weak_if_match(key: &str, current: Option<&str>, nothing: &str, verb: &str) -> ApiError {
     ApiError::precondition_failed(
         "If-Match",
         format!(
-            "If-Match: a weak entity tag (W/\"...\") never matches If-Match; send the entry's \
-             tag without W/ to write '{key}'"
+            "If-Match: a weak entity tag (W/\"...\") never matches If-Match; {nothing}: send \
+             the entry's tag without W/ to {verb} '{key}'"
         ),
+    )
+    .with("current_etag", current)
+}
+
+/// Why a key under the cache's prefix cannot be used as an entry: it holds data the API did
+/// not write (another Redis type, or a hash without the entry's fields).
+fn not_an_entry(key: &str) -> String {
+    format!(
+        "key '{key}' holds data that is not a cache entry (another Redis type, or a hash \
+         without the entry's fields: another client's?); DELETE /cache/{key} removes it"
     )
 }
 
@@ -203,7 +216,7 @@ type Fields = (Option<Vec<u8>>, Option<String>, Option<u64>);
 /// read again in one transaction that looks at its type and reads it both ways, so a key
 /// that turns from one to the other meanwhile (a rolling upgrade) is still read; a string's
 /// bytes are taken as UTF-8 even when they are not.
-async fn read_entry(state: &AppState, full: &str) -> Result<Option<Stored>, ApiError> {
+async fn read_entry(state: &AppState, key: &str, full: &str) -> Result<Option<Stored>, ApiError> {
     let mut redis = state.redis.clone();
     let hash: redis::RedisResult<(Fields, i64)> = redis::pipe()
         .cmd("HMGET")
@@ -213,11 +226,15 @@ async fn read_entry(state: &AppState, full: &str) -> Result<Option<Stored>, ApiE
         .query_async(&mut redis)
         .await;
     let ((text, etag, compute_ms), pttl) = match hash {
-        Err(e) if wrong_type(&e) => read_any_type(&mut redis, full).await?,
+        Err(e) if wrong_type(&e) => read_any_type(&mut redis, key, full).await?,
         other => other?,
     };
     let Some(text) = text else {
-        return Ok(None);
+        // No value: no key (PTTL -2), or a hash without the entry's fields.
+        if pttl == -2 {
+            return Ok(None);
+        }
+        return Err(ApiError::conflict(not_an_entry(key)));
     };
     Ok(Some(Stored {
         etag: etag.unwrap_or_else(|| sha1_smol::Sha1::from(&text).digest().to_string()),
@@ -265,6 +282,7 @@ async fn store(
 /// `HMGET` and `GET` fails with WRONGTYPE inside the transaction, and is ignored).
 async fn read_any_type(
     redis: &mut shared::state::Redis,
+    key: &str,
     full: &str,
 ) -> Result<(Fields, i64), ApiError> {
     let replies: Vec<redis::RedisResult<redis::Value>> = redis::pipe()
@@ -295,11 +313,7 @@ async fn read_any_type(
             (text, etag, None)
         }
         "none" => (None, None, None),
-        other => {
-            return Err(ApiError::Internal(format!(
-                "the cache key {full} holds a {other}, not a cache entry"
-            )));
-        }
+        _ => return Err(ApiError::conflict(not_an_entry(key))),
     };
     Ok((fields, pttl))
 }
@@ -339,6 +353,7 @@ fn xfetch(compute_ms: u64, beta: f64, pttl_ms: i64) -> bool {
         (status = 304, description = "Not modified: `If-None-Match` names the current ETag", headers(
             ("ETag" = String, description = "The entry's entity tag"))),
         (status = 404, description = "Not found"),
+        (status = 409, description = "The key holds data that is not a cache entry (another Redis type, or a hash without the entry's fields, e.g. another client's): `DELETE` removes it"),
         (status = 412, description = "`If-Match` does not name the current ETag")
     )
 )]
@@ -350,7 +365,7 @@ async fn get_entry(
 ) -> Result<Response, ApiError> {
     let beta = XFETCH_BETA.check("beta", query.beta)?;
     let full = state.keys.cache(&key);
-    let Some(stored) = read_entry(&state, &full).await? else {
+    let Some(stored) = read_entry(&state, &key, &full).await? else {
         return Err(ApiError::not_found(format!(
             "key '{key}' is not in the cache (never set, deleted or expired)"
         )));
@@ -427,7 +442,12 @@ async fn delete_entry(
             .await?;
         let (applied, current, failed) = &deleted.value;
         if *applied != 1 && failed == "If-Match" && pre.only_weak_match(current.as_deref()) {
-            return Err(weak_if_match(&key));
+            return Err(weak_if_match(
+                &key,
+                current.as_deref(),
+                "nothing was deleted",
+                "delete",
+            ));
         }
         if *applied != 1 {
             return Err(precondition_failed(

@@ -9,6 +9,11 @@
 -- else the script's answer {0, current entity tag (false when absent), the failed header}.
 local key = KEYS[1]
 local kind = redis.call('TYPE', key).ok
+if kind == 'hash' and redis.call('HEXISTS', key, 'e') == 0 then
+  -- A hash without an entry's tag is another client's: treated as a key of another type
+  -- (no tag names it; a write replaces it whole instead of merging into it).
+  kind = 'foreign hash'
+end
 local function failed_condition()
   if ARGV[1] == 'any' and ARGV[2] == 'any' then return nil end
   local current = false
@@ -18,7 +23,8 @@ local function failed_condition()
     -- An entry written by a version that stored plain strings: same tag as it would have now.
     current = redis.sha1hex(redis.call('GET', key))
   elseif kind ~= 'none' then
-    -- Some other client's key: it exists, and no tag can name it (tags have no NUL).
+    -- Some other client's key (another type, or a hash without a tag): it exists, and no
+    -- tag can name it (tags have no NUL).
     current = '\0'
   end
   local function listed(tags)

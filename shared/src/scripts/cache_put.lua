@@ -14,7 +14,8 @@ local refused = failed_condition()
 if refused then return refused end
 local etag = redis.sha1hex(ARGV[5])
 if kind ~= 'hash' and kind ~= 'none' then
-  -- An entry of an earlier version (a string), or a key someone else wrote.
+  -- An entry of an earlier version (a string), or a key someone else wrote (of another
+  -- type, or a hash without the entry's fields).
   redis.call('DEL', key)
 end
 -- HSET is the script's first write: Redis checks maxmemory on a script's first write only
