@@ -4,8 +4,9 @@
 //! request target over its fixed 65,534-byte limit with `414`, a head over its buffer with
 //! `431`, a malformed head with `400` — with an empty body, and closes the connection. Its
 //! answer cannot be configured, so [`ProblemIo`] sits between hyper and the socket and
-//! swaps that one answer for the same status with an RFC 9457 body, like every other error
-//! of the API.
+//! swaps that one answer for the same status with an RFC 9457 body and `Cache-Control:
+//! no-store`, like every other error of the API. (No CORS headers: the request's `Origin`
+//! was never parsed.)
 //!
 //! Hyper's automatic answer is recognised by its exact shape: a whole response head, no
 //! more than a few hundred bytes, of status 400, 414 or 431 with `connection: close` and
@@ -78,7 +79,7 @@ fn replacement(head: &[u8]) -> Option<Vec<u8>> {
     Some(
         format!(
             "HTTP/1.1 {status} {reason}\r\ncontent-type: application/problem+json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+             cache-control: no-store\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
             body.len()
         )
         .into_bytes(),
@@ -175,6 +176,11 @@ mod tests {
             "{answer}"
         );
         assert!(answer.contains("application/problem+json"));
+        // Like every problem of the API: never kept by a cache (a 414 is cacheable by default).
+        assert!(
+            answer.contains("\r\ncache-control: no-store\r\n"),
+            "{answer}"
+        );
         assert!(answer.ends_with(r#""status":414,"detail":"the request target (path and query) is longer than 65534 bytes"}"#));
         let app = b"HTTP/1.1 400 Bad Request\r\ncontent-type: application/problem+json\r\ncontent-length: 90\r\n\r\n";
         assert!(replacement(app).is_none());
