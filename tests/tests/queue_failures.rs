@@ -144,6 +144,15 @@ async fn a_delayed_push_is_invisible_until_due() {
     assert!(secs * 1000 + micros / 1000 >= due);
     // The default queue takes a delay too.
     assert_eq!(app.post("/queue?delay_ms=50", task("d")).await.status, 202);
+    // A batch of one: its message in the singular.
+    let r = app
+        .post("/queue/single/batch?delay_ms=50", json!([task("s")]))
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(
+        r.body["message"], "1 task scheduled for queue 'single' in 50 ms",
+        "{r:?}"
+    );
     // And a batch: all at once, in their order (more than 10, so "10" must not sort before "2").
     let batch: Vec<Value> = (1..=12).map(|i| task(&format!("b{i}"))).collect();
     let r = app

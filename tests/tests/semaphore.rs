@@ -289,3 +289,20 @@ async fn bad_parameters_are_422_saying_why() {
     let status = app.get("/semaphore/s").await;
     assert_eq!(status.body["holders"], json!([]), "{status:?}");
 }
+
+/// A semaphore of one permit: its refusals read right ("its only one", "1 permit").
+#[tokio::test]
+async fn refusals_of_a_single_permit_read_right() {
+    let app = TestApp::new().await;
+    assert_eq!(acquire(&app, "solo", 1, 30).await.status, 201);
+    let detail = |r: &api_tests::Reply| r.body["detail"].as_str().unwrap_or_default().to_owned();
+    let full = acquire(&app, "solo", 1, 30).await;
+    full.assert_problem(409, None);
+    assert!(detail(&full).contains("(its only one is held)"), "{full:?}");
+    let other = acquire(&app, "solo", 2, 30).await;
+    other.assert_problem(409, None);
+    assert!(
+        detail(&other).contains("is held with 1 permit, not 2"),
+        "{other:?}"
+    );
+}

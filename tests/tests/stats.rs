@@ -133,6 +133,11 @@ async fn reset_deletes_every_key_under_the_prefix_and_nothing_else() {
         app.post("/stats/reset", json!(null)).await.body["keys_deleted"],
         0
     );
+    // A count of one in the singular.
+    app.post("/cache", json!({"key": "one", "value": 1})).await;
+    let r = app.post("/stats/reset", json!(null)).await;
+    let message = r.body["message"].as_str().unwrap_or_default();
+    assert!(message.starts_with("Deleted 1 key with the "), "{r:?}");
 }
 
 #[tokio::test]

@@ -118,15 +118,21 @@ async fn acquire_permit(
             )))
         }
         0 => Err(ApiError::conflict(format!(
-            "'{name}' has no permit left (all {permits} held); one frees within {first} ms"
+            "'{name}' has no permit left ({}); one frees within {first} ms",
+            if permits == 1 {
+                "its only one is held".to_owned()
+            } else {
+                format!("all {permits} held")
+            }
         ))
         .with("name", name)
         .with("permits", permits)
         .with("retry_after_ms", first)),
         _ => Err(ApiError::conflict(format!(
-            "semaphore '{name}' is held with {first} permits, not {permits}: while anyone \
+            "semaphore '{name}' is held with {}, not {permits}: while anyone \
              holds a permit its count stays the one its holders were granted with (ask with \
-             permits={first}, or once it is free)"
+             permits={first}, or once it is free)",
+            shared::models::counted(first, "permit", "permits")
         ))
         .with("name", name)
         .with("permits", first)),

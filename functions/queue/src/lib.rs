@@ -404,8 +404,8 @@ async fn push_batch(
             StatusCode::ACCEPTED,
             Json(BatchScheduled {
                 message: format!(
-                    "{} tasks scheduled for queue '{name}' in {delay_ms} ms",
-                    ids.len()
+                    "{} scheduled for queue '{name}' in {delay_ms} ms",
+                    counted(ids.len() as u64, "task", "tasks")
                 ),
                 task_ids: ids,
                 visible_at_ms,

@@ -234,7 +234,8 @@ async fn delete_prefix(state: &AppState) -> Result<u64, ApiError> {
 fn reset_done(state: &AppState, keys_deleted: u64) -> Json<ResetDone> {
     Json(ResetDone {
         message: format!(
-            "Deleted {keys_deleted} keys with the '{}' prefix",
+            "Deleted {} with the '{}' prefix",
+            shared::models::counted(keys_deleted, "key", "keys"),
             state.keys.prefix()
         ),
         keys_deleted,
