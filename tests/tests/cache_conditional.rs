@@ -556,15 +556,21 @@ async fn a_key_the_api_did_not_write_is_named_as_such() {
     assert_eq!(fields, ["e", "v"], "merged into the other client's hash");
 }
 
-/// A weak tag in `If-Match` on a delete: the 412 says nothing was deleted and carries the
-/// current tag, as every other 412 of a write.
+/// A weak tag in `If-Match`: on a read, the 412 says it is weak (not "another ETag", naming
+/// the very tag sent); on a delete, that nothing was deleted, with the current tag, as every
+/// other 412 of a write.
 #[tokio::test]
-async fn a_weak_if_match_on_a_delete_says_what_did_not_happen() {
+async fn a_weak_if_match_says_so_on_a_read_and_a_delete() {
     let app = TestApp::new().await;
     let tag = put(&app, "wk", json!(1), &[])
         .await
         .header("etag")
         .to_owned();
+    let r = read(&app, "wk", &[("if-match", &format!("W/{tag}"))]).await;
+    r.assert_problem(412, Some("If-Match"));
+    let detail = r.body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains("a weak entity tag"), "{r:?}");
+    assert!(detail.contains("to read 'wk'"), "{r:?}");
     let r = send(
         &app,
         Method::DELETE,

@@ -118,7 +118,7 @@ async fn put_entry(
         return Err(weak_if_match(
             &body.key,
             etag.as_deref(),
-            "nothing was written",
+            "nothing was written: ",
             "write",
         ));
     }
@@ -179,12 +179,12 @@ fn precondition_failed(header: &str, key: &str, current: Option<&str>, nothing: 
 /// The 412 of an `If-Match` that named the current tag, but weak (`W/"..."`): a weak tag
 /// never matches `If-Match` (RFC 9110's strong comparison), which the usual "changed since it
 /// was read" would hide. `nothing` and `verb` say what did not happen ("nothing was
-/// written", "write").
+/// written: ", or empty for a read; "write").
 fn weak_if_match(key: &str, current: Option<&str>, nothing: &str, verb: &str) -> ApiError {
     ApiError::precondition_failed(
         "If-Match",
         format!(
-            "If-Match: a weak entity tag (W/\"...\") never matches If-Match; {nothing}: send \
+            "If-Match: a weak entity tag (W/\"...\") never matches If-Match; {nothing}send \
              the entry's tag without W/ to {verb} '{key}'"
         ),
     )
@@ -373,6 +373,9 @@ async fn get_entry(
     if let Some(tags) = &pre.if_match
         && !tags.matches_strong(&stored.etag)
     {
+        if pre.only_weak_match(Some(&stored.etag)) {
+            return Err(weak_if_match(&key, Some(&stored.etag), "", "read"));
+        }
         return Err(ApiError::precondition_failed(
             "If-Match",
             format!(
@@ -445,7 +448,7 @@ async fn delete_entry(
             return Err(weak_if_match(
                 &key,
                 current.as_deref(),
-                "nothing was deleted",
+                "nothing was deleted: ",
                 "delete",
             ));
         }
