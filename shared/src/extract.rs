@@ -195,8 +195,15 @@ where
             axum::extract::Path::<String>::from_request_parts(parts, state)
                 .await
                 .map_err(|e| ApiError::BadRequest {
-                    detail: format!("invalid path parameter: {}", e.body_text()),
-                    field: None,
+                    // The one way a one-segment `String` parameter fails: bytes that are not
+                    // UTF-8 once percent-decoded (axum's text names the route's placeholder,
+                    // not the API's field).
+                    detail: format!(
+                        "{} is not valid UTF-8 once percent-decoded ({})",
+                        T::FIELD,
+                        e.body_text()
+                    ),
+                    field: Some(T::FIELD.to_owned()),
                 })?;
         T::parse(raw).map(Self)
     }

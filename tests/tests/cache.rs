@@ -316,7 +316,7 @@ async fn bad_inputs_are_4xx_problems_naming_the_field() {
         ("/cache?cursor=-1", 422, Some("cursor")),
         ("/cache?bogus=1", 422, Some("bogus")),
         ("/cache/", 400, Some("key")),
-        ("/cache/%FF", 400, None),
+        ("/cache/%FF", 400, Some("key")),
         ("/nowhere", 404, None),
     ];
     for (path, status, field) in get_cases {
