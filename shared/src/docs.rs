@@ -138,21 +138,37 @@ fn add_to(op: &mut Operation) {
     ));
     answers.push((
         "503",
-        "Redis is unreachable or timed out (with Retry-After)",
+        "Try again shortly (`Retry-After`): Redis is unreachable, too slow, loading or failing \
+         over; or the request ran past REQUEST_TIMEOUT_MS (`outcome: unknown`: it may have \
+         been applied, retry with the same Idempotency-Key); or, on the runner, \
+         MAX_IN_FLIGHT_REQUESTS are in flight (`/problems/overloaded`: nothing was applied)",
     ));
     for (code, description) in answers {
         op.responses
             .responses
             .entry(code.to_owned())
             .or_insert_with(|| {
-                RefOr::T(
-                    ResponseBuilder::new()
-                        .description(description)
-                        .content(PROBLEM_JSON, problem_content())
-                        .build(),
-                )
+                let response = ResponseBuilder::new()
+                    .description(description)
+                    .content(PROBLEM_JSON, problem_content());
+                RefOr::T(response.build())
             });
     }
+    // Every 503 (this one, or a handler's own) carries Retry-After.
+    if let Some(RefOr::T(response)) = op.responses.responses.get_mut("503") {
+        response
+            .headers
+            .entry("Retry-After".to_owned())
+            .or_insert_with(|| RefOr::T(retry_after()));
+    }
+}
+
+/// The `Retry-After` header of a 503: seconds to wait.
+fn retry_after() -> utoipa::openapi::Header {
+    HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+        .description(Some("Seconds to wait before trying again"))
+        .build()
 }
 
 /// `application/problem+json` content: the `Problem` schema.

@@ -65,6 +65,10 @@ async fn every_operation_has_schemas_examples_and_problem_errors() {
                 responses.contains_key("503"),
                 "{at}: Redis-down answer undocumented"
             );
+            assert!(
+                responses["503"]["headers"]["Retry-After"].is_object(),
+                "{at}: the 503's Retry-After undocumented"
+            );
             if let Some(body) = op.get("requestBody") {
                 assert!(
                     body["content"]["application/json"]["schema"].is_object(),
