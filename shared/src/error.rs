@@ -42,9 +42,9 @@ pub enum ApiError {
         /// Extra members, e.g. `cache_hit: false`.
         extensions: Extensions,
     },
-    /// 405: the path exists, the method does not.
-    #[error("method not allowed")]
-    MethodNotAllowed,
+    /// 405: the path exists, the method does not (`detail` names the ones allowed).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// 409: the resource is in a state that refuses the request (a lock is held).
     #[error("{detail}")]
     Conflict {
@@ -210,7 +210,7 @@ impl ApiError {
             Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -230,7 +230,7 @@ impl ApiError {
             Self::BadRequest { .. } => "/problems/bad-request",
             Self::Unauthorized => "/problems/unauthorized",
             Self::NotFound { .. } => "/problems/not-found",
-            Self::MethodNotAllowed => "/problems/method-not-allowed",
+            Self::MethodNotAllowed(_) => "/problems/method-not-allowed",
             Self::Conflict { .. } => "/problems/conflict",
             Self::PreconditionFailed { .. } => "/problems/precondition-failed",
             Self::PayloadTooLarge { .. } => "/problems/payload-too-large",

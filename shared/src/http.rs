@@ -61,7 +61,9 @@ fn layered(router: Router, config: &Config, cors: Option<CorsLayer>) -> Router {
     // body limit and the four checks every request passes (`admit`).
     router
         .fallback(no_route)
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed here (see Allow)"))
+        })
         .layer(
             ServiceBuilder::new()
                 .option_layer(cors)
@@ -213,7 +215,9 @@ where
     // template. It also wraps each route's method fallback, but [`finish`] would later swap a
     // default fallback for its own, unwrapped: set it first, so it stays wrapped.
     router
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed(format!("{method} is not allowed here (see Allow)"))
+        })
         .route_layer(method_guard::MethodGuardLayer(table))
 }
 

@@ -252,6 +252,16 @@ async fn options_and_unknown_methods_change_nothing_on_every_route() {
             assert_eq!(snapshot(&mut conn).await, before, "{method} {path}");
             assert_405_with_allow(&r, &format!("{method} {path}"), &expected);
             r.assert_problem(405, None);
+            // The detail names what the route takes, and for OPTIONS (CORS is off here)
+            // what turns preflights on.
+            let detail = r.body["detail"].as_str().unwrap_or_default();
+            let takes = format!("it takes {}", r.header("allow"));
+            assert!(detail.contains(&takes), "{method} {path}: {detail}");
+            assert_eq!(
+                detail.contains("CORS_ALLOW_ORIGINS"),
+                method == Method::OPTIONS,
+                "{method} {path}: {detail}"
+            );
         }
     }
 }

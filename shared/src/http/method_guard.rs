@@ -79,7 +79,19 @@ where
         let uncacheable =
             route.state_changing_get && (method == Method::GET || method == Method::HEAD);
         if !route.allowed.contains(method) {
-            let mut refused = ApiError::MethodNotAllowed.into_response();
+            let allow = route.allow.to_str().unwrap_or_default();
+            // An OPTIONS reaches a route only when CORS is off (the CORS layer answers every
+            // one otherwise): a browser's preflight, most likely.
+            let hint = if method == Method::OPTIONS {
+                "; browsers' CORS preflights are answered once CORS_ALLOW_ORIGINS lists the \
+                 page's origin"
+            } else {
+                ""
+            };
+            let mut refused = ApiError::MethodNotAllowed(format!(
+                "{method} is not allowed on this route; it takes {allow}{hint}"
+            ))
+            .into_response();
             refused
                 .headers_mut()
                 .insert(header::ALLOW, route.allow.clone());
