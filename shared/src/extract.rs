@@ -108,7 +108,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             let suffix = format!(" at line {} column {}", inner.line(), inner.column());
             let message = inner.to_string();
             let message = message.strip_suffix(&suffix).unwrap_or(&message).to_owned();
-            ApiError::validation(field_name(&path, &message), message)
+            let field = field_name(&path, &message);
+            let message = in_plain_words(&field, &message);
+            ApiError::validation(field, message)
         }
     })?;
     // A deserializer stops after the first value: without this, `{...} xyz` would be taken
@@ -221,6 +223,35 @@ fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
+/// serde's messages about a body said in the API's words, the field first: "missing field
+/// `value`" is "value is required"; "invalid type: string \"60\", expected a JSON number"
+/// is "ttl must be a JSON number, got string \"60\""; the whole-number checks' "must not be
+/// negative, got -1" gets its field. Anything else (already worded by the API) is kept.
+fn in_plain_words(field: &str, message: &str) -> String {
+    if message.starts_with("missing field `") {
+        return format!("{field} is required");
+    }
+    if let Some(rest) = message.strip_prefix("invalid type: ")
+        && let Some((got, expected)) = rest.rsplit_once(", expected ")
+    {
+        // Rust's type names, as a client would say them.
+        let expected = match expected {
+            "u8" | "u16" | "u32" | "u64" | "usize" => "a whole number, 0 or more",
+            "i8" | "i16" | "i32" | "i64" | "isize" => "a whole number",
+            "f32" | "f64" => "a number",
+            other => other,
+        };
+        return format!("{field} must be {expected}, got {got}");
+    }
+    if ["must ", "is too large"]
+        .iter()
+        .any(|start| message.starts_with(start))
+    {
+        return format!("{field} {message}");
+    }
+    message.to_owned()
+}
+
 /// The name of the field an error is about. serde reports a missing field at the path of
 /// the object that lacks it (the name is in backticks in the message); an unknown field is
 /// reported at its own path.
@@ -278,6 +309,28 @@ mod tests {
         );
         assert_eq!(field_of(r#"{"key":"a""#), (400, None));
         assert_eq!(field_of("[]"), (422, Some("body".into())));
+    }
+
+    fn detail_of(json: &str) -> String {
+        match parse_json::<Body>(json.as_bytes()).unwrap_err() {
+            ApiError::Validation { detail, .. } => detail,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn serde_messages_are_said_in_the_apis_words() {
+        assert_eq!(detail_of(r#"{"ttl":1}"#), "key is required");
+        assert_eq!(
+            detail_of(r#"{"key":"a","ttl":"60"}"#),
+            "ttl must be a whole number, 0 or more, got string \"60\""
+        );
+        assert_eq!(
+            detail_of(r#"{"key":5}"#),
+            "key must be a string, got integer `5`"
+        );
+        // Unknown fields keep serde's list of the expected ones.
+        assert!(detail_of(r#"{"key":"a","nope":1}"#).starts_with("unknown field `nope`"));
     }
 
     #[test]

@@ -14,13 +14,18 @@ fn whole<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
     } else {
         let f = n.as_f64().unwrap_or(f64::NAN);
         if f.fract() != 0.0 || !f.is_finite() || f.abs() > 9.0e18 {
-            return Err(D::Error::custom(format!(
-                "invalid type: {n} is not a whole number"
-            )));
+            return Err(D::Error::custom(format!("must be a whole number, got {n}")));
         }
         f as i128
     };
-    T::try_from(value).map_err(|_| D::Error::custom(format!("{n} is out of range")))
+    // Worded to follow the field's name (`parse_json` puts it first).
+    T::try_from(value).map_err(|_| {
+        D::Error::custom(if value < 0 {
+            format!("must not be negative, got {n}")
+        } else {
+            format!("is too large, got {n}")
+        })
+    })
 }
 
 /// `u64`, required.
