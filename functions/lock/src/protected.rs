@@ -75,8 +75,8 @@ async fn write_protected(
         }))),
         0 => Err(ApiError::conflict(format!(
             "stale fencing token: {token} is older than {number}, the highest this store has \
-             seen for '{resource}'; a newer holder has written since, so this holder's lock \
-             has expired"
+             seen for '{resource}'; a newer holder has written since, so the grant that \
+             token came with has ended (expired or released)"
         ))
         .with("resource", resource)
         .with("fencing_token", token)
