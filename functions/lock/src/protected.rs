@@ -39,7 +39,7 @@ pub(crate) fn api() -> OpenApiRouter<AppState> {
     description = "Compare-and-set on the fencing token (Lua): the value is stored only if \
         `fencing_token` is at least the highest token this resource's store has seen (equal: \
         a retry of the same holder's write). An older token is a 409 `stale fencing token` \
-        naming the highest seen: its lock expired and a newer holder has written since. A \
+        naming the highest seen: its grant ended and a newer holder has written since. A \
         token the lock never issued (0, or above the resource's fencing counter) is a 409 \
         too, naming the counter. The record lives as long as the fencing counter did at the \
         write (a day past the last grant's TTL).",
