@@ -267,15 +267,16 @@ async fn a_demoted_primary_answering_readonly_is_a_503_then_recovers() {
 }
 
 #[tokio::test]
-async fn a_key_of_the_wrong_type_is_a_500_problem_not_a_crash() {
+async fn a_key_of_the_wrong_type_is_a_problem_not_a_crash() {
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
     // Someone else wrote a list where the cache keeps hashes (or strings), and a string where
-    // a profile (a hash) belongs.
+    // a profile (a hash) belongs. The cache names it (a 409, tests/cache_conditional.rs has
+    // the rest); a profile read is a 500.
     let () = conn.rpush("demo_api:cache:k", "v").await.unwrap();
     let () = conn.set("demo_api:user:u", "not a hash").await.unwrap();
     let r = app.get("/cache/k").await;
-    r.assert_problem(500, None);
+    r.assert_problem(409, None);
     assert!(!r.body.to_string().contains("WRONGTYPE"), "{r:?}");
     app.get("/users/u").await.assert_problem(500, None);
     // The API goes on.
