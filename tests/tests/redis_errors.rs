@@ -267,18 +267,33 @@ async fn a_demoted_primary_answering_readonly_is_a_503_then_recovers() {
 }
 
 #[tokio::test]
-async fn a_key_of_the_wrong_type_is_a_problem_not_a_crash() {
+async fn a_key_of_the_wrong_type_is_a_409_naming_it_not_a_crash() {
     let app = TestApp::new().await;
     let mut conn = app.redis_conn().await;
     // Someone else wrote a list where the cache keeps hashes (or strings), and a string where
-    // a profile (a hash) belongs. The cache names it (a 409, tests/cache_conditional.rs has
-    // the rest); a profile read is a 500.
+    // a profile (a hash) belongs: each read is a 409 naming it (tests/cache_conditional.rs
+    // has the cache's other cases), never Redis's own words, and DELETE removes it.
     let () = conn.rpush("demo_api:cache:k", "v").await.unwrap();
     let () = conn.set("demo_api:user:u", "not a hash").await.unwrap();
     let r = app.get("/cache/k").await;
     r.assert_problem(409, None);
     assert!(!r.body.to_string().contains("WRONGTYPE"), "{r:?}");
-    app.get("/users/u").await.assert_problem(500, None);
+    for path in ["/users/u", "/users/u?fields=name"] {
+        let r = app.get(path).await;
+        r.assert_problem(409, None);
+        let detail = r.body["detail"].as_str().unwrap_or_default();
+        assert!(
+            detail.contains("holds a Redis string, not a profile"),
+            "{r:?}"
+        );
+    }
+    assert_eq!(app.delete("/users/u").await.status, 200);
+    app.get("/users/u").await.assert_problem(404, None);
+    // The lookup counters' key broken instead: not the profile's fault, a 500.
+    let () = conn.set("demo_api:stats:profiles", "broken").await.unwrap();
+    let () = conn.hset("demo_api:user:u2", "name", "x").await.unwrap();
+    app.get("/users/u2").await.assert_problem(500, None);
+    let () = conn.del("demo_api:stats:profiles").await.unwrap();
     // The API goes on.
     let r = app
         .post("/cache", json!({"key": "other", "value": 1}))

@@ -134,7 +134,8 @@ async fn create_profile(
     params(UserId, ProfileQuery),
     responses(
         (status = 200, description = "Cache hit", body = ProfileFound),
-        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`")
+        (status = 404, description = "Cache miss: the problem carries `cache_hit: false`"),
+        (status = 409, description = "The profile's key holds another Redis type (another client's data): `DELETE` removes it")
     )
 )]
 async fn get_profile(
@@ -159,14 +160,22 @@ async fn get_profile(
     };
     pipe.ttl(&key).hincr(&stats, "lookups", 1).ignore();
     let (values, ttl): (Value, i64) = if let Some(fields) = &wanted {
-        let (values, ttl): (Vec<Option<String>>, i64) = pipe.query_async(&mut redis).await?;
+        let read = pipe.query_async(&mut redis).await;
+        let (values, ttl): (Vec<Option<String>>, i64) = match read {
+            Ok(read) => read,
+            Err(e) => return Err(read_failed(&mut redis, &key, &user_id, e).await),
+        };
         let map = fields
             .iter()
             .zip(values)
             .filter_map(|(f, v)| v.map(|v| ((*f).to_owned(), v)));
         (Value::Object(typed(map)), ttl)
     } else {
-        let (pairs, ttl): (Vec<(String, String)>, i64) = pipe.query_async(&mut redis).await?;
+        let read = pipe.query_async(&mut redis).await;
+        let (pairs, ttl): (Vec<(String, String)>, i64) = match read {
+            Ok(read) => read,
+            Err(e) => return Err(read_failed(&mut redis, &key, &user_id, e).await),
+        };
         (Value::Object(typed(pairs)), ttl)
     };
 
@@ -188,6 +197,29 @@ async fn get_profile(
         cache_hit: true,
         ttl_seconds: ttl_from_redis(ttl),
     }))
+}
+
+/// A profile read that Redis refused. `WRONGTYPE` because the profile's key holds another
+/// type (another client's data) is a 409 naming it, as the cache does; anything else
+/// (the lookup counters' key broken too, Redis away) is what the error says.
+async fn read_failed(
+    redis: &mut shared::state::Redis,
+    key: &str,
+    user_id: &str,
+    e: redis::RedisError,
+) -> ApiError {
+    if shared::error::server_code(&e).as_deref() == Some("WRONGTYPE") {
+        let kind: redis::RedisResult<String> = redis::cmd("TYPE").arg(key).query_async(redis).await;
+        if let Ok(kind) = kind
+            && kind != "hash"
+        {
+            return ApiError::conflict(format!(
+                "the key of user '{user_id}' holds a Redis {kind}, not a profile (another \
+                 client's data?); DELETE /users/{user_id} removes it"
+            ));
+        }
+    }
+    e.into()
 }
 
 /// `PATCH /users/{user_id}`: changes some fields, keeps the TTL.
